@@ -1,0 +1,255 @@
+//! The app's base manifests: a YAML file, a directory of YAML files, or a kustomize directory
+//! (its `resources` and `namespace` are read; other transformers are refused, because the
+//! final stream would then differ from what kustomize builds). Every object keeps its source
+//! so problems in base files are located too.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::{Diagnostic, Error, Result};
+use crate::yaml::{self, Kind, Node, Pos, Source};
+
+/// One object from a base file.
+#[derive(Debug, Clone)]
+pub struct BaseObject {
+    pub value: Value,
+    pub node: Node,
+    pub source: Arc<Source>,
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl BaseObject {
+    pub fn is(&self, kind: &str, name: &str) -> bool {
+        self.kind == kind && self.name == name
+    }
+
+    /// The group of the apiVersion (`""` for core).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+    }
+
+    /// A diagnostic at the value under `path` in this object's file.
+    pub fn error(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
+        self.source.error(self.node.pos_of(path), message)
+    }
+}
+
+/// The base of one environment.
+#[derive(Debug)]
+pub struct Base {
+    /// The path as resolved (plan directory joined with the plan's value).
+    pub path: PathBuf,
+    /// Whether kustomize can build it as it is (a directory with a kustomization file).
+    pub is_kustomization: bool,
+    pub objects: Vec<BaseObject>,
+}
+
+impl Base {
+    pub fn find(&self, kind: &str, name: &str) -> Option<&BaseObject> {
+        self.objects.iter().find(|o| o.is(kind, name))
+    }
+
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a BaseObject> + 'a {
+        self.objects.iter().filter(move |o| o.kind == kind)
+    }
+}
+
+const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+/// The kustomization fields whose effect canaryplan reproduces.
+const KUSTOMIZATION_FIELDS: [&str; 4] = ["apiVersion", "kind", "resources", "namespace"];
+
+pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
+    KUSTOMIZATION_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}
+
+/// Loads a base. `shown` is the path as the plan wrote it, for messages.
+pub fn load(path: &Path) -> Result<Base> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read the base", path, &e))?;
+    let mut objects = Vec::new();
+    let mut is_kustomization = false;
+    if meta.is_dir() {
+        if let Some(k) = kustomization_file(path) {
+            is_kustomization = true;
+            load_kustomization(&k, &mut objects, 0)?;
+        } else {
+            for file in yaml_files(path)? {
+                load_file(&file, &mut objects)?;
+            }
+        }
+    } else {
+        load_file(path, &mut objects)?;
+    }
+    Ok(Base {
+        path: path.to_path_buf(),
+        is_kustomization,
+        objects,
+    })
+}
+
+/// The YAML files of a directory, sorted by name, without kustomization files.
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, &e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, &e))?;
+        let p = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        if p.is_file()
+            && is_yaml
+            && !KUSTOMIZATION_FILES.contains(&name.as_str())
+            && !name.starts_with('.')
+        {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn load_kustomization(file: &Path, objects: &mut Vec<BaseObject>, depth: usize) -> Result<()> {
+    let source = Source::read(file)?;
+    let docs = yaml::parse_documents(&source)?;
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let Some(doc) = docs.first() else {
+        return Ok(());
+    };
+    let Kind::Map(entries) = &doc.kind else {
+        return Err(source
+            .error(doc.pos, "a kustomization must be a mapping")
+            .into());
+    };
+    if depth > 16 {
+        return Err(source
+            .error(doc.pos, "kustomizations nest more than 16 deep")
+            .hint("check for a cycle in `resources`")
+            .into());
+    }
+    let mut namespace = None;
+    let first = objects.len();
+    for (key, value) in entries {
+        match key.value.as_str() {
+            "resources" => {
+                let Kind::Seq(items) = &value.kind else {
+                    return Err(source
+                        .error(value.pos, "`resources` must be a list of paths")
+                        .into());
+                };
+                for item in items {
+                    let Kind::String(rel) = &item.kind else {
+                        return Err(source.error(item.pos, "a resource must be a path").into());
+                    };
+                    let p = dir.join(rel);
+                    if p.is_dir() {
+                        let Some(k) = kustomization_file(&p) else {
+                            return Err(source.error(item.pos, format!("`{rel}` is a directory without a kustomization file")).hint("kustomize needs a kustomization.yaml in every directory it reads").into());
+                        };
+                        load_kustomization(&k, objects, depth + 1)?;
+                    } else if p.is_file() {
+                        load_file(&p, objects)?;
+                    } else {
+                        return Err(source
+                            .error(item.pos, format!("resource `{rel}` does not exist"))
+                            .hint("fix the path; it is relative to the kustomization file")
+                            .into());
+                    }
+                }
+            }
+            "namespace" => {
+                if let Kind::String(ns) = &value.kind {
+                    namespace = Some(ns.clone());
+                }
+            }
+            other if KUSTOMIZATION_FIELDS.contains(&other) => {}
+            other => {
+                return Err(source
+                    .error(Pos::of(key), format!("the base kustomization uses `{other}`, which canaryplan cannot reproduce in the final stream"))
+                    .hint("keep the base to `resources` and `namespace`, and move other transformers to an overlay on top of canaryplan's output")
+                    .into());
+            }
+        }
+    }
+    if let Some(ns) = namespace {
+        for o in objects.iter_mut().skip(first) {
+            if let Some(meta) = o.value.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_file(path: &Path, objects: &mut Vec<BaseObject>) -> Result<()> {
+    let source = Source::read(path)?;
+    let docs = yaml::parse_documents(&source)?;
+    for doc in docs {
+        if matches!(doc.kind, Kind::Null) {
+            continue;
+        }
+        objects.push(object(&source, doc)?);
+    }
+    Ok(())
+}
+
+fn object(source: &Arc<Source>, node: Node) -> Result<BaseObject> {
+    if !matches!(node.kind, Kind::Map(_)) {
+        return Err(source
+            .error(
+                node.pos,
+                "a manifest must be a mapping with apiVersion, kind and metadata",
+            )
+            .into());
+    }
+    let value = node.to_value();
+    let field = |path: &str| {
+        value
+            .pointer(path)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let require = |path: &str, parts: &[&str], what: &str| {
+        field(path).filter(|s| !s.is_empty()).ok_or_else(|| {
+            Error::from(
+                source
+                    .error(node.pos_of(parts), format!("this manifest has no {what}"))
+                    .hint("every Kubernetes object needs apiVersion, kind and metadata.name"),
+            )
+        })
+    };
+    let api_version = require("/apiVersion", &["apiVersion"], "apiVersion")?;
+    let kind = require("/kind", &["kind"], "kind")?;
+    let name = require("/metadata/name", &["metadata", "name"], "metadata.name")?;
+    if kind.ends_with("List") {
+        return Err(source
+            .error(
+                node.pos_of(&["kind"]),
+                format!("`{kind}` objects are not supported in a base"),
+            )
+            .hint("list the items as separate YAML documents")
+            .into());
+    }
+    Ok(BaseObject {
+        value,
+        node,
+        source: Arc::clone(source),
+        api_version,
+        kind,
+        name,
+    })
+}

@@ -1,0 +1,627 @@
+//! Plan → checked plan: every rule about the plan file by itself (names, versions, labels,
+//! stages, weights, steps), reported all at once with positions. What comes out is plain data
+//! that the later steps can trust.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_saphyr::Spanned;
+
+use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::names;
+use crate::plan::{self, AllowFrom, Labels, Method, Plan};
+use crate::stage::{Stage, StageModel};
+use crate::yaml::{Kind, Node, Pos, Source};
+
+/// A value from the plan with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+impl<T: Clone> At<T> {
+    fn of(s: &Spanned<T>) -> At<T> {
+        At {
+            value: s.value.clone(),
+            pos: Pos::of(s),
+        }
+    }
+}
+
+/// The default weight ladder for `promote`.
+pub const DEFAULT_STEPS: [u8; 4] = [10, 25, 50, 100];
+/// The default output directory, relative to the plan.
+pub const DEFAULT_OUTPUT: &str = "canary";
+
+#[derive(Debug)]
+pub struct CheckedPlan {
+    pub source: Arc<Source>,
+    /// The plan file as given.
+    pub path: PathBuf,
+    /// The directory paths in the plan are relative to.
+    pub dir: PathBuf,
+    pub name: String,
+    pub base: At<String>,
+    pub service: At<String>,
+    pub workload: At<String>,
+    pub virtual_service: Option<At<String>>,
+    pub routes: Option<Vec<At<String>>>,
+    pub method: Method,
+    pub version_label: String,
+    pub pod_labels: Labels,
+    pub stable: Version,
+    pub canary: Version,
+    pub selector_remove: Vec<At<String>>,
+    pub selector_add: Labels,
+    pub selector_pos: Pos,
+    pub allow_from: Vec<AllowFrom>,
+    pub steps: Vec<u8>,
+    pub output: PathBuf,
+    pub environments: Vec<EnvironmentPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub version: At<String>,
+    pub image: Option<At<String>>,
+    pub container: Option<At<String>>,
+    /// Label overrides (stable only).
+    pub labels: Labels,
+    pub labels_pos: Pos,
+    pub env: Labels,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvironmentPlan {
+    pub name: At<String>,
+    pub stage: At<Stage>,
+    pub weight: Option<At<u8>>,
+    pub hosts: Vec<At<String>>,
+    /// The base for this environment, as written, relative to the plan.
+    pub base: At<String>,
+    pub model: StageModel,
+}
+
+impl CheckedPlan {
+    /// The stable copy's Deployment name.
+    pub fn stable_copy_name(&self) -> String {
+        format!("{}-{}", self.workload.value, self.stable.version.value)
+    }
+
+    pub fn output_dir(&self, env: &str) -> PathBuf {
+        self.output.join(env)
+    }
+
+    pub fn diag(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        self.source.error(pos, message)
+    }
+
+    pub fn environment(&self, name: &str) -> Option<&EnvironmentPlan> {
+        self.environments.iter().find(|e| e.name.value == name)
+    }
+}
+
+/// Reads and checks a plan file.
+pub fn load(path: &Path) -> Result<CheckedPlan> {
+    check(plan::Plan::load(path)?)
+}
+
+pub fn check(plan: Plan) -> Result<CheckedPlan> {
+    let Plan { source, file } = plan;
+    let mut d = Diagnostics::default();
+    let err = |pos: Pos, m: String| source.error(pos, m);
+
+    if file.api_version.value != plan::API_VERSION {
+        d.push(
+            err(
+                Pos::of(&file.api_version),
+                format!("unsupported apiVersion `{}`", file.api_version.value),
+            )
+            .hint(format!("use `apiVersion: {}`", plan::API_VERSION)),
+        );
+    }
+    if file.kind.value != plan::KIND {
+        d.push(
+            err(
+                Pos::of(&file.kind),
+                format!("unsupported kind `{}`", file.kind.value),
+            )
+            .hint(format!("use `kind: {}`", plan::KIND)),
+        );
+    }
+    let name = &file.metadata.name;
+    if !names::is_dns_label(&name.value) {
+        d.push(dns_label_error(&source, name, "metadata.name"));
+    }
+    let spec = &file.spec;
+    for (field, v) in [("service", &spec.service), ("workload", &spec.workload)] {
+        if !names::is_dns_label(&v.value) {
+            d.push(dns_label_error(&source, v, &format!("spec.{field}")));
+        }
+    }
+    if let Some(vs) = &spec.virtual_service {
+        if !names::is_dns_subdomain(&vs.value) {
+            d.push(
+                err(
+                    Pos::of(vs),
+                    format!("`{}` is not a valid object name", vs.value),
+                )
+                .hint("a VirtualService name is lower-case letters, digits, `-` and `.`"),
+            );
+        }
+    }
+    if spec.base.value.trim().is_empty() {
+        d.push(
+            err(Pos::of(&spec.base), "spec.base is empty".into()).hint(
+                "name the file or directory holding the app's manifests, relative to the plan",
+            ),
+        );
+    }
+
+    let method = match &spec.method {
+        None => Method::Succession,
+        Some(m) => match m.value.as_str() {
+            "succession" => Method::Succession,
+            "coexistence" => Method::Coexistence,
+            other => {
+                d.push(
+                    err(Pos::of(m), format!("unknown method `{other}`"))
+                        .hint("use `succession` (pinned stable image) or `coexistence` (one image, chosen by env)"),
+                );
+                Method::Succession
+            }
+        },
+    };
+
+    let version_label = spec
+        .version_label
+        .as_ref()
+        .map(|v| v.value.clone())
+        .unwrap_or_else(|| "version".to_string());
+    if let Some(v) = &spec.version_label {
+        if !names::is_label_key(&v.value) {
+            d.push(
+                err(
+                    Pos::of(v),
+                    format!("`{}` is not a valid label key", v.value),
+                )
+                .hint("use a key such as `version` or `example.com/version`"),
+            );
+        }
+    }
+
+    let pod_labels = labels(&source, &mut d, spec.pod_labels.as_ref(), "podLabels");
+    if let Some(pl) = &spec.pod_labels {
+        if pl.value.contains_key(&version_label) {
+            d.push(
+                err(
+                    Pos::of(pl),
+                    format!("podLabels sets `{version_label}`, the version label"),
+                )
+                .hint("remove it: canaryplan sets the version label to each version's name"),
+            );
+        }
+    }
+
+    let stable = version(&source, &mut d, &spec.stable.version, "stable.version");
+    let canary = version(&source, &mut d, &spec.canary.version, "canary.version");
+    if stable.value == canary.value {
+        d.push(
+            err(
+                canary.pos,
+                format!("stable and canary are both version `{}`", canary.value),
+            )
+            .hint("give the two versions different names, e.g. `v1` and `v2`"),
+        );
+    }
+    let stable_labels = labels(
+        &source,
+        &mut d,
+        spec.stable.labels.as_ref(),
+        "stable.labels",
+    );
+    if let Some(sl) = &spec.stable.labels {
+        if sl.value.contains_key(&version_label) {
+            d.push(
+                err(
+                    Pos::of(sl),
+                    format!("stable.labels sets `{version_label}`, the version label"),
+                )
+                .hint("remove it: the copy's version label is stable.version"),
+            );
+        }
+    }
+    let stable_env = env(&source, &mut d, spec.stable.env.as_ref(), "stable.env");
+    let canary_env = env(&source, &mut d, spec.canary.env.as_ref(), "canary.env");
+    match method {
+        Method::Succession => {
+            if spec.stable.image.is_none() {
+                d.push(
+                    err(
+                        Pos::of(&spec.stable.version),
+                        "the succession method needs stable.image, the image the stable copy keeps running".into(),
+                    )
+                    .hint("add `image: <the image stable runs today>` under stable, pinned by digest"),
+                );
+            }
+            for (e, field) in [
+                (&spec.stable.env, "stable.env"),
+                (&spec.canary.env, "canary.env"),
+            ] {
+                if let Some(e) = e {
+                    if !e.value.is_empty() {
+                        d.push(
+                            err(Pos::of(e), format!("{field} is for the coexistence method"))
+                                .hint("remove it, or set `method: coexistence`"),
+                        );
+                    }
+                }
+            }
+        }
+        Method::Coexistence => {
+            if let Some(img) = &spec.stable.image {
+                d.push(err(Pos::of(img), "stable.image is for the succession method: with coexistence both Deployments run the same image".into()).hint("remove it, or set `method: succession`"));
+            }
+            if stable_env.is_empty() && canary_env.is_empty() {
+                d.push(
+                    err(Pos::of(&spec.stable.version), "the coexistence method needs stable.env or canary.env to tell the versions apart".into())
+                        .hint("add e.g. `env: {IMPLEMENTATION: v1}` under stable and `env: {IMPLEMENTATION: v2}` under canary"),
+                );
+            }
+        }
+    }
+    if let Some(img) = &spec.stable.image {
+        if img.value.trim().is_empty() || img.value.chars().any(char::is_whitespace) {
+            d.push(
+                err(
+                    Pos::of(img),
+                    format!("`{}` is not an image reference", img.value),
+                )
+                .hint("use e.g. `registry.example/app@sha256:<digest>`"),
+            );
+        }
+    }
+
+    let (selector_remove, selector_add, selector_pos) = match &spec.selector {
+        Some(s) => {
+            let add = labels(&source, &mut d, s.add.as_ref(), "selector.add");
+            let remove: Vec<At<String>> = s.remove.iter().map(At::of).collect();
+            for r in &remove {
+                if add.contains_key(&r.value) {
+                    d.push(
+                        err(
+                            r.pos,
+                            format!("selector key `{}` is both removed and added", r.value),
+                        )
+                        .hint("list it under only one of `remove` and `add`"),
+                    );
+                }
+            }
+            let pos = s
+                .add
+                .as_ref()
+                .map(Pos::of)
+                .or_else(|| s.remove.first().map(Pos::of))
+                .unwrap_or_default();
+            (remove, add, pos)
+        }
+        None => (Vec::new(), Labels::new(), Pos::default()),
+    };
+
+    let mut allow_from = Vec::new();
+    for a in spec.allow_from.iter().flatten() {
+        for (v, what) in [
+            (&a.value.namespace, "namespace"),
+            (&a.value.service_account, "serviceAccount"),
+        ] {
+            if !names::is_dns_subdomain(v) {
+                d.push(
+                    err(
+                        Pos::of(a),
+                        format!("allowFrom {what} `{v}` is not a valid name"),
+                    )
+                    .hint("use the namespace and service account names as Kubernetes shows them"),
+                );
+            }
+        }
+        allow_from.push(a.value.clone());
+    }
+
+    let steps = steps(&source, &mut d, spec.steps.as_ref());
+
+    let output = spec
+        .output
+        .as_ref()
+        .map(|o| o.value.clone())
+        .unwrap_or_else(|| DEFAULT_OUTPUT.to_string());
+    if output.trim().is_empty() {
+        if let Some(o) = &spec.output {
+            d.push(
+                err(Pos::of(o), "spec.output is empty".into())
+                    .hint("name the directory the overlays are written to, e.g. `canary`"),
+            );
+        }
+    }
+
+    let routes = spec
+        .routes
+        .as_ref()
+        .map(|rs| rs.iter().map(At::of).collect::<Vec<_>>());
+
+    let mut environments = Vec::new();
+    if spec.environments.is_empty() {
+        d.push(
+            err(Pos::default(), "the plan has no environments".into())
+                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
+        );
+    }
+    for (env_name, e) in &spec.environments {
+        if let Some(env) = environment(&source, &mut d, env_name, e, &spec.base) {
+            environments.push(env);
+        }
+    }
+
+    d.into_result()?;
+
+    let path = source.path.as_ref().clone();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let output = dir.join(output);
+    Ok(CheckedPlan {
+        name: name.value.clone(),
+        base: At::of(&spec.base),
+        service: At::of(&spec.service),
+        workload: At::of(&spec.workload),
+        virtual_service: spec.virtual_service.as_ref().map(At::of),
+        routes,
+        method,
+        version_label,
+        pod_labels,
+        stable: Version {
+            version: stable,
+            image: spec.stable.image.as_ref().map(At::of),
+            container: spec.stable.container.as_ref().map(At::of),
+            labels: stable_labels,
+            labels_pos: spec
+                .stable
+                .labels
+                .as_ref()
+                .map(Pos::of)
+                .unwrap_or(Pos::of(&spec.stable.version)),
+            env: stable_env,
+        },
+        canary: Version {
+            version: canary,
+            image: None,
+            container: None,
+            labels: Labels::new(),
+            labels_pos: Pos::default(),
+            env: canary_env,
+        },
+        selector_remove,
+        selector_add,
+        selector_pos,
+        allow_from,
+        steps,
+        output,
+        environments,
+        path,
+        dir,
+        source,
+    })
+}
+
+fn dns_label_error(source: &Source, v: &Spanned<String>, field: &str) -> Diagnostic {
+    source
+        .error(Pos::of(v), format!("{field} `{}` is not a DNS-1123 label", v.value))
+        .hint("use at most 63 lower-case letters, digits and `-`, starting and ending with a letter or digit")
+}
+
+fn version(source: &Source, d: &mut Diagnostics, v: &Spanned<String>, field: &str) -> At<String> {
+    if !names::is_dns_label(&v.value) {
+        d.push(
+            source
+                .error(
+                    Pos::of(v),
+                    format!("{field} `{}` is not a valid version name", v.value),
+                )
+                .hint(
+                    "a version becomes a label value and part of a Deployment name: use e.g. `v1`",
+                ),
+        );
+    }
+    At::of(v)
+}
+
+fn labels(
+    source: &Source,
+    d: &mut Diagnostics,
+    l: Option<&Spanned<Labels>>,
+    field: &str,
+) -> Labels {
+    let Some(l) = l else { return Labels::new() };
+    for (k, v) in &l.value {
+        if !names::is_label_key(k) {
+            d.push(source.error(Pos::of(l), format!("{field}: `{k}` is not a valid label key")).hint("a label key is an optional DNS prefix and `/`, then up to 63 of letters, digits, `-`, `_`, `.`"));
+        }
+        if !names::is_label_value(v) {
+            d.push(source.error(Pos::of(l), format!("{field}: `{v}` (for `{k}`) is not a valid label value")).hint("a label value is up to 63 of letters, digits, `-`, `_`, `.`, starting and ending alphanumeric"));
+        }
+    }
+    l.value.clone()
+}
+
+fn env(source: &Source, d: &mut Diagnostics, e: Option<&Spanned<Labels>>, field: &str) -> Labels {
+    let Some(e) = e else { return Labels::new() };
+    for k in e.value.keys() {
+        let ok = !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !k.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            d.push(
+                source
+                    .error(
+                        Pos::of(e),
+                        format!("{field}: `{k}` is not a valid environment variable name"),
+                    )
+                    .hint("use letters, digits and `_`, not starting with a digit"),
+            );
+        }
+    }
+    e.value.clone()
+}
+
+/// An integer 0..=100 from a plan node.
+fn percent(source: &Source, node: &Node, what: &str) -> Result<u8, Diagnostic> {
+    let n = match &node.kind {
+        Kind::Number(n) => n.as_u64().filter(|v| *v <= 100),
+        _ => None,
+    };
+    n.map(|v| v as u8).ok_or_else(|| {
+        let shown = match &node.kind {
+            Kind::String(s) => format!("`{s}`"),
+            Kind::Number(n) => n.to_string(),
+            Kind::Bool(b) => b.to_string(),
+            Kind::Null => "nothing".to_string(),
+            Kind::Seq(_) | Kind::Map(_) => "a collection".to_string(),
+        };
+        source
+            .error(
+                node.pos,
+                format!("{what} is {shown}, expected an integer from 0 to 100"),
+            )
+            .hint(format!(
+                "write the percentage of traffic as a whole number, e.g. `{what}: 5`"
+            ))
+    })
+}
+
+fn steps(source: &Source, d: &mut Diagnostics, steps: Option<&Spanned<Vec<Node>>>) -> Vec<u8> {
+    let Some(steps) = steps else {
+        return DEFAULT_STEPS.to_vec();
+    };
+    let mut out: Vec<u8> = Vec::new();
+    for node in &steps.value {
+        match percent(source, node, "a step") {
+            Ok(v) => {
+                if v == 0 || out.last().is_some_and(|last| *last >= v) {
+                    d.push(source.error(node.pos, format!("step {v} does not go up from the step before it")).hint("list steps in increasing order, each from 1 to 100, e.g. `[1, 5, 25, 50, 100]`"));
+                }
+                out.push(v);
+            }
+            Err(e) => d.push(e),
+        }
+    }
+    if out.last() != Some(&100) {
+        d.push(
+            source
+                .error(Pos::of(steps), "steps must end at 100".to_string())
+                .hint("add 100 as the last step: it is the weight cleanup-1 requires"),
+        );
+    }
+    out
+}
+
+fn environment(
+    source: &Source,
+    d: &mut Diagnostics,
+    name: &Spanned<String>,
+    e: &plan::Environment,
+    base: &Spanned<String>,
+) -> Option<EnvironmentPlan> {
+    let mut ok = true;
+    if !names::is_dns_label(&name.value) {
+        ok = false;
+        d.push(
+            source
+                .error(Pos::of(name), format!("environment name `{}` is not a DNS-1123 label", name.value))
+                .hint("an environment becomes a directory name: use lower-case letters, digits and `-`, e.g. `staging`"),
+        );
+    }
+    let stage = match Stage::parse(&e.stage.value) {
+        Some(s) => s,
+        None => {
+            let names = Stage::ALL.map(Stage::name);
+            let hint = match names::did_you_mean(&e.stage.value, names) {
+                Some(s) => format!("did you mean `{s}`? stages are {}", names.join(", ")),
+                None => format!("stages are {}", names.join(", ")),
+            };
+            d.push(
+                source
+                    .error(
+                        Pos::of(&e.stage),
+                        format!("unknown stage `{}`", e.stage.value),
+                    )
+                    .hint(hint),
+            );
+            return None;
+        }
+    };
+    let weight = match &e.weight {
+        None => None,
+        Some(node) => match percent(source, node, "weight") {
+            Ok(v) => Some(At {
+                value: v,
+                pos: node.pos,
+            }),
+            Err(err) => {
+                d.push(err);
+                return None;
+            }
+        },
+    };
+    match (stage, &weight) {
+        (Stage::Shift, None) => {
+            ok = false;
+            d.push(source.error(Pos::of(&e.stage), format!("environment `{}` is at stage shift but has no weight", name.value)).hint("add `weight: 0` (all traffic on the stable copy) and raise it step by step"));
+        }
+        (Stage::Prepare | Stage::Route, Some(w)) => {
+            ok = false;
+            d.push(
+                source
+                    .error(w.pos, format!("weight {} has no effect at stage {stage}", w.value))
+                    .hint(if stage == Stage::Route {
+                        "at route all traffic goes to the canary subset, which still runs the old code; remove the weight, or set `stage: shift`"
+                    } else {
+                        "routing is untouched at prepare; remove the weight"
+                    }),
+            );
+        }
+        (Stage::Cleanup1 | Stage::Cleanup2 | Stage::Cleanup3 | Stage::Done, Some(w))
+            if w.value != 100 =>
+        {
+            ok = false;
+            d.push(
+                source
+                    .error(w.pos, format!("stage {stage} needs weight 100, but the weight is {}", w.value))
+                    .hint("cleanup starts only after all traffic is on the canary: set `stage: shift` and promote to 100 first"),
+            );
+        }
+        _ => {}
+    }
+    let mut hosts = Vec::new();
+    for h in e.hosts.iter().flatten() {
+        if !names::is_host(&h.value) {
+            ok = false;
+            d.push(
+                source
+                    .error(Pos::of(h), format!("`{}` is not a valid host", h.value))
+                    .hint("use a DNS name such as `app.example.com` or `*.example.com`"),
+            );
+        }
+        hosts.push(At::of(h));
+    }
+    let env_base = e.base.as_ref().map(At::of).unwrap_or_else(|| At::of(base));
+    ok.then(|| EnvironmentPlan {
+        name: At::of(name),
+        stage: At {
+            value: stage,
+            pos: Pos::of(&e.stage),
+        },
+        model: StageModel::new(stage, weight.as_ref().map(|w| w.value)),
+        weight,
+        hosts,
+        base: env_base,
+    })
+}

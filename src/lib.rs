@@ -1,0 +1,201 @@
+//! canaryplan renders canary-release manifests for GitOps. Data flows one way:
+//!
+//! plan file (`plan`) → checked plan (`check`) → stage model per environment (`stage`) →
+//! objects (`objects`, checked by `safety`) → output (`output`: overlay, stream, diff).
+//!
+//! The library never prints and never exits; the binary owns the terminal.
+
+pub mod argocd;
+pub mod base;
+pub mod check;
+pub mod error;
+pub mod names;
+pub mod objects;
+pub mod output;
+pub mod plan;
+pub mod safety;
+pub mod selector;
+pub mod stage;
+pub mod templates;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use check::CheckedPlan;
+use error::Diagnostics;
+pub use error::{Diagnostic, Error, Result};
+use output::overlay::{self, DiskState, File};
+pub use stage::{Stage, StageModel};
+pub use templates::Templates;
+
+/// What a render is for: the overlay needs a base kustomize can build and is checked against
+/// the overlay on disk; the stream (Argo CD, `--stdout`) needs neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Overlay,
+    Stream,
+}
+
+/// One environment of one plan, rendered in memory and checked.
+#[derive(Debug)]
+pub struct EnvironmentRender {
+    pub plan: PathBuf,
+    pub environment: String,
+    pub model: StageModel,
+    /// `<output>/<environment>`.
+    pub dir: PathBuf,
+    /// The overlay's files (empty in stream mode).
+    pub files: Vec<File>,
+    /// The final objects: base with every patch applied, plus the new resources.
+    pub objects: Vec<Value>,
+    /// What the overlay on disk renders, if there is one.
+    pub on_disk: Option<DiskState>,
+}
+
+/// Renders the environments `only` (all when empty) of a checked plan, in memory.
+pub fn render_plan(
+    plan: &CheckedPlan,
+    only: &[String],
+    templates: &Templates,
+    mode: Mode,
+) -> Result<Vec<EnvironmentRender>> {
+    let mut d = Diagnostics::default();
+    for name in only {
+        if plan.environment(name).is_none() {
+            let names: Vec<&str> = plan
+                .environments
+                .iter()
+                .map(|e| e.name.value.as_str())
+                .collect();
+            let hint = match names::did_you_mean(name, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`? the plan has {}", names.join(", ")),
+                None => format!("the plan has {}", names.join(", ")),
+            };
+            d.push(
+                Diagnostic::new(format!("the plan has no environment `{name}`"))
+                    .in_file(&plan.path)
+                    .hint(hint),
+            );
+        }
+    }
+    d.into_result()?;
+    let mut d = Diagnostics::default();
+    let mut bases: HashMap<PathBuf, base::Base> = HashMap::new();
+    let mut out = Vec::new();
+    for env in plan
+        .environments
+        .iter()
+        .filter(|e| only.is_empty() || only.contains(&e.name.value))
+    {
+        let base_path = plan.dir.join(&env.base.value);
+        if !bases.contains_key(&base_path) {
+            let loaded =
+                base::load(&base_path).map_err(|e| locate_missing_base(plan, env, &base_path, e));
+            match d.take(loaded) {
+                Some(b) => {
+                    bases.insert(base_path.clone(), b);
+                }
+                None => continue,
+            }
+        }
+        let Some(base) = bases.get(&base_path) else {
+            continue;
+        };
+        if let Some(r) = d.take(render_environment(plan, env, base, templates, mode)) {
+            out.push(r);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+fn locate_missing_base(
+    plan: &CheckedPlan,
+    env: &check::EnvironmentPlan,
+    path: &Path,
+    e: Error,
+) -> Error {
+    if path.exists() {
+        return e;
+    }
+    plan.diag(
+        env.base.pos,
+        format!("the base `{}` does not exist", env.base.value),
+    )
+    .hint(format!(
+        "the path is relative to the plan file; looked for {}",
+        path.display()
+    ))
+    .into()
+}
+
+fn render_environment(
+    plan: &CheckedPlan,
+    env: &check::EnvironmentPlan,
+    base: &base::Base,
+    templates: &Templates,
+    mode: Mode,
+) -> Result<EnvironmentRender> {
+    let cx = objects::Context::new(plan, env, base, templates)?;
+    let rendered = objects::render(&cx)?;
+    let objects = output::stream::final_objects(base, &rendered)?;
+    safety::check(&cx, &objects)?;
+    let dir = plan.output_dir(&env.name.value);
+    let (files, on_disk) = match mode {
+        Mode::Stream => (Vec::new(), None),
+        Mode::Overlay => {
+            if !base.is_kustomization {
+                return Err(plan
+                    .diag(env.base.pos, format!("the base `{}` is not a kustomize directory, so an overlay cannot reference it", env.base.value))
+                    .hint("add a kustomization.yaml listing the base's files under `resources:`, or use `render --stdout`")
+                    .into());
+            }
+            let on_disk = overlay::read_state(&dir)?;
+            overlay::check_transition(plan, env, on_disk)?;
+            (overlay::files(plan, env, &base.path, &rendered)?, on_disk)
+        }
+    };
+    Ok(EnvironmentRender {
+        plan: plan.path.clone(),
+        environment: env.name.value.clone(),
+        model: env.model.clone(),
+        dir,
+        files,
+        objects,
+        on_disk,
+    })
+}
+
+/// Loads, checks and renders several plans; every problem in every plan is reported together.
+pub fn render_plans(
+    paths: &[PathBuf],
+    only: &[String],
+    templates: &Templates,
+    mode: Mode,
+) -> Result<Vec<EnvironmentRender>> {
+    let mut d = Diagnostics::default();
+    let mut out = Vec::new();
+    for p in paths {
+        let Some(plan) = d.take(check::load(p)) else {
+            continue;
+        };
+        if let Some(r) = d.take(render_plan(&plan, only, templates, mode)) {
+            out.extend(r);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+/// Writes rendered overlays. Call only once everything rendered without error, so that a
+/// refused render writes nothing.
+pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<Vec<(PathBuf, overlay::Written)>> {
+    let mut written = Vec::new();
+    for r in renders {
+        written.push((r.dir.clone(), overlay::write(&r.dir, &r.files)?));
+    }
+    Ok(written)
+}

@@ -1,0 +1,358 @@
+//! Stage model → objects: for one environment, the new resources and the patches its stage
+//! needs. Each routing or workload feature is a `Component` in its own module; adding one
+//! (header routes, Gateway API, an export) means adding a module to `COMPONENTS`, nothing else.
+
+mod authorization;
+mod destination_rule;
+mod service;
+mod virtual_service;
+
+pub use virtual_service::ROUTE_KINDS;
+mod workload;
+
+use serde_json::{Value, json};
+
+use crate::base::{Base, BaseObject};
+use crate::check::{CheckedPlan, EnvironmentPlan};
+use crate::error::{Diagnostics, Result};
+use crate::plan::Labels;
+use crate::selector;
+use crate::stage::StageModel;
+use crate::templates::Templates;
+
+/// Argo CD applies lower waves first and waits for them to be healthy: what a route depends
+/// on (subsets, the stable copy) goes before the VirtualService that uses it.
+pub const SYNC_WAVE: (&str, &str) = ("argocd.argoproj.io/sync-wave", "-1");
+
+/// A new object, written to the overlay as its own file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub file: String,
+    /// What it is made from, for the file's header comment.
+    pub from: String,
+    pub object: Value,
+}
+
+/// The object a patch applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+impl Target {
+    pub fn of(o: &BaseObject) -> Target {
+        Target {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+            namespace: o.namespace().map(str::to_string),
+        }
+    }
+
+    pub fn matches(&self, v: &Value) -> bool {
+        let s = |p: &str| v.pointer(p).and_then(Value::as_str);
+        s("/kind") == Some(&self.kind)
+            && s("/metadata/name") == Some(&self.name)
+            && s("/metadata/namespace") == self.namespace.as_deref()
+    }
+
+    /// `metadata` naming the target, for merge patches.
+    fn metadata(&self) -> Value {
+        let mut m = json!({ "name": self.name });
+        if let (Some(ns), Some(obj)) = (&self.namespace, m.as_object_mut()) {
+            obj.insert("namespace".into(), Value::String(ns.clone()));
+        }
+        m
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchBody {
+    /// A strategic merge patch that only touches maps, so it means the same as a JSON merge
+    /// patch (RFC 7386); holds the whole patch object.
+    Merge(Value),
+    /// RFC 6902 operations.
+    Json(Vec<Value>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    pub file: String,
+    pub from: String,
+    pub target: Target,
+    pub body: PatchBody,
+}
+
+impl Patch {
+    /// A merge patch on `target` whose body below `metadata` is `fields`.
+    pub fn merge(file: String, from: String, target: Target, fields: Value) -> Patch {
+        let mut obj = json!({
+            "apiVersion": target.api_version,
+            "kind": target.kind,
+            "metadata": target.metadata(),
+        });
+        if let (Some(o), Some(f)) = (obj.as_object_mut(), fields.as_object()) {
+            for (k, v) in f {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        Patch {
+            file,
+            from,
+            target,
+            body: PatchBody::Merge(obj),
+        }
+    }
+}
+
+/// Everything one environment's stage adds to its base.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Rendered {
+    pub resources: Vec<Resource>,
+    pub patches: Vec<Patch>,
+}
+
+/// What every component may read: the plan, the environment, its base and facts derived
+/// once from them (the two versions' pod labels, the stable copy's selector, the host).
+pub struct Context<'a> {
+    pub plan: &'a CheckedPlan,
+    pub env: &'a EnvironmentPlan,
+    pub model: &'a StageModel,
+    pub base: &'a Base,
+    pub templates: &'a Templates,
+    pub service: &'a BaseObject,
+    pub workload: &'a BaseObject,
+    /// Namespace of new objects: the workload's, when base sets one.
+    pub namespace: Option<String>,
+    /// The Service's host as routes and subsets name it.
+    pub host: String,
+    /// Pod labels of the original Deployment in base.
+    pub original_pod_labels: Labels,
+    /// Pod labels of the original Deployment (the canary) once patched.
+    pub canary_pod_labels: Labels,
+    /// Pod labels of the stable copy.
+    pub stable_pod_labels: Labels,
+    /// The stable copy's `spec.selector`.
+    pub stable_selector: Value,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        plan: &'a CheckedPlan,
+        env: &'a EnvironmentPlan,
+        base: &'a Base,
+        templates: &'a Templates,
+    ) -> Result<Context<'a>> {
+        let mut d = Diagnostics::default();
+        let service = find(plan, base, "Service", &plan.service, &mut d);
+        let workload = find(plan, base, "Deployment", &plan.workload, &mut d);
+        d.into_result()?;
+        let (Some(service), Some(workload)) = (service, workload) else {
+            return Err(plan.diag(plan.workload.pos, "base objects missing").into());
+        };
+        let namespace = workload.namespace().map(str::to_string);
+        let host = match service.namespace() {
+            Some(ns) => format!("{}.{ns}.svc.cluster.local", service.name),
+            None => service.name.clone(),
+        };
+        let original_pod_labels =
+            selector::labels_of(workload.value.pointer("/spec/template/metadata/labels"));
+        let mut canary_pod_labels = original_pod_labels.clone();
+        canary_pod_labels.insert(
+            plan.version_label.clone(),
+            plan.canary.version.value.clone(),
+        );
+        canary_pod_labels.extend(plan.pod_labels.clone());
+        let mut stable_pod_labels = original_pod_labels.clone();
+        stable_pod_labels.extend(plan.stable.labels.clone());
+        stable_pod_labels.insert(
+            plan.version_label.clone(),
+            plan.stable.version.value.clone(),
+        );
+        stable_pod_labels.extend(plan.pod_labels.clone());
+
+        // The copy is a new Deployment, so its selector is ours to choose: the original's,
+        // with the plan's overrides and the version label, which keeps it off the original's pods.
+        let mut stable_selector = workload
+            .value
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let mut match_labels = selector::labels_of(stable_selector.get("matchLabels"));
+        match_labels.extend(plan.stable.labels.clone());
+        match_labels.insert(
+            plan.version_label.clone(),
+            plan.stable.version.value.clone(),
+        );
+        if let Some(obj) = stable_selector.as_object_mut() {
+            obj.insert("matchLabels".into(), selector::to_value(&match_labels));
+        }
+        Ok(Context {
+            plan,
+            env,
+            model: &env.model,
+            base,
+            templates,
+            service,
+            workload,
+            namespace,
+            host,
+            original_pod_labels,
+            canary_pod_labels,
+            stable_pod_labels,
+            stable_selector,
+        })
+    }
+
+    /// Whether a route destination host names the Service (short, namespaced or full name).
+    pub fn is_service_host(&self, host: &str) -> bool {
+        let name = &self.service.name;
+        let Some(rest) = host.strip_prefix(name.as_str()) else {
+            return false;
+        };
+        if rest.is_empty() {
+            return true;
+        }
+        match self.service.namespace() {
+            Some(ns) => [
+                format!(".{ns}"),
+                format!(".{ns}.svc"),
+                format!(".{ns}.svc.cluster.local"),
+            ]
+            .contains(&rest.to_string()),
+            // Without a namespace in base, any namespace-qualified form may be ours.
+            None => {
+                let parts: Vec<&str> = rest.trim_start_matches('.').split('.').collect();
+                rest.starts_with('.')
+                    && (parts.len() == 1
+                        || parts.get(1..) == Some(&["svc"])
+                        || parts.get(1..) == Some(&["svc", "cluster", "local"]))
+            }
+        }
+    }
+
+    /// `metadata.namespace` for a new object, when there is one.
+    pub fn namespace_value(&self) -> Value {
+        self.namespace
+            .as_ref()
+            .map(|n| Value::String(n.clone()))
+            .unwrap_or(Value::Null)
+    }
+
+    /// Template values every template sees, plus `extra`.
+    pub fn template_context(&self, name: &str, extra: Value) -> Value {
+        let mut c = json!({
+            "name": name,
+            "namespace": self.namespace_value(),
+            "plan": self.plan.name,
+            "environment": self.env.name.value,
+            "stage": self.model.stage.name(),
+        });
+        if let (Some(o), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        c
+    }
+
+    /// A base object name checked to be safe as part of a file name.
+    pub fn file_part(&self, o: &BaseObject) -> Result<String> {
+        if crate::names::is_dns_subdomain(&o.name) {
+            Ok(o.name.clone())
+        } else {
+            Err(o
+                .error(
+                    &["metadata", "name"],
+                    format!("`{}` is not a valid Kubernetes object name", o.name),
+                )
+                .hint("object names are lower-case letters, digits, `-` and `.`")
+                .into())
+        }
+    }
+}
+
+fn find<'a>(
+    plan: &CheckedPlan,
+    base: &'a Base,
+    kind: &str,
+    name: &crate::check::At<String>,
+    d: &mut Diagnostics,
+) -> Option<&'a BaseObject> {
+    let found = base.find(kind, &name.value);
+    if found.is_none() {
+        let others: Vec<&str> = base.of_kind(kind).map(|o| o.name.as_str()).collect();
+        let hint = match crate::names::did_you_mean(&name.value, others.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if others.is_empty() => format!(
+                "the base has no {kind}; add its manifest to {}",
+                base.path.display()
+            ),
+            None => format!("the base has {kind} {}", others.join(", ")),
+        };
+        d.push(
+            plan.diag(
+                name.pos,
+                format!(
+                    "{kind} `{}` is not in the base {}",
+                    name.value,
+                    base.path.display()
+                ),
+            )
+            .hint(hint),
+        );
+    }
+    found
+}
+
+/// One step of rendering: adds resources and patches for its part of the stage.
+pub trait Component {
+    fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()>;
+}
+
+/// Every component, in the order their files are listed in the overlay.
+pub const COMPONENTS: &[&dyn Component] = &[
+    &workload::Workload,
+    &destination_rule::Subsets,
+    &virtual_service::Routes,
+    &service::Selector,
+    &authorization::Policies,
+];
+
+/// Renders one environment.
+pub fn render(cx: &Context<'_>) -> Result<Rendered> {
+    let mut out = Rendered::default();
+    let mut d = Diagnostics::default();
+    for c in COMPONENTS {
+        d.take(c.render(cx, &mut out));
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+/// Removes fields the cluster sets, which must not be copied into a new object.
+pub fn strip_server_fields(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "managedFields",
+            "selfLink",
+            "ownerReferences",
+        ] {
+            m.remove(k);
+        }
+        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            a.remove("deployment.kubernetes.io/revision");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! VirtualService routes: the routes whose destination is the Service (or the plan's named
+//! routes) are split between the two subsets; every other field and route is left alone. When
+//! the base has no VirtualService for the Service, one is generated for the mesh host.
+
+use serde_json::{Value, json};
+
+use super::{Component, Context, Patch, PatchBody, Rendered, Resource, Target};
+use crate::base::BaseObject;
+use crate::error::{Diagnostic, Result};
+use crate::stage::Routing;
+use crate::templates::Identity;
+
+pub struct Routes;
+
+/// The route kinds of a VirtualService that carry weighted destinations.
+pub const ROUTE_KINDS: [&str; 3] = ["http", "tcp", "tls"];
+
+/// The VirtualService of base to patch: the one the plan names, else the one routing to the
+/// Service. `None`: the base has none and one is generated.
+pub fn in_base<'a>(cx: &Context<'a>) -> Result<Option<&'a BaseObject>> {
+    if let Some(name) = &cx.plan.virtual_service {
+        return cx.base.find("VirtualService", &name.value).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = cx.base.of_kind("VirtualService").map(|v| v.name.as_str()).collect();
+            let hint = match crate::names::did_you_mean(&name.value, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if names.is_empty() => "the base has no VirtualService: remove `virtualService` to have one generated".to_string(),
+                None => format!("the base has VirtualService {}", names.join(", ")),
+            };
+            cx.plan
+                .diag(name.pos, format!("VirtualService `{}` is not in the base", name.value))
+                .hint(hint)
+                .into()
+        });
+    }
+    let routing: Vec<&BaseObject> = cx
+        .base
+        .of_kind("VirtualService")
+        .filter(|vs| !routes_to_service(cx, vs).is_empty())
+        .collect();
+    match routing.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        many => {
+            let names: Vec<&str> = many.iter().map(|v| v.name.as_str()).collect();
+            Err(cx
+                .plan
+                .diag(
+                    cx.plan.service.pos,
+                    format!(
+                        "several VirtualServices route to {}: {}",
+                        cx.host,
+                        names.join(", ")
+                    ),
+                )
+                .hint("name the one to patch with `virtualService:` in the plan spec")
+                .into())
+        }
+    }
+}
+
+/// `(kind, index)` of every route with a destination that is the Service.
+pub fn routes_to_service(cx: &Context<'_>, vs: &BaseObject) -> Vec<(&'static str, usize)> {
+    let mut found = Vec::new();
+    for kind in ROUTE_KINDS {
+        let Some(routes) = vs
+            .value
+            .pointer(&format!("/spec/{kind}"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for (i, r) in routes.iter().enumerate() {
+            let hits = r
+                .get("route")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|d| {
+                    d.pointer("/destination/host")
+                        .and_then(Value::as_str)
+                        .is_some_and(|h| cx.is_service_host(h))
+                });
+            if hits {
+                found.push((kind, i));
+            }
+        }
+    }
+    found
+}
+
+/// The routes to change: the plan's named http routes, or every route to the Service.
+fn selected_routes(cx: &Context<'_>, vs: &BaseObject) -> Result<Vec<(&'static str, usize)>> {
+    let all = routes_to_service(cx, vs);
+    let Some(named) = &cx.plan.routes else {
+        if all.is_empty() {
+            return Err(vs
+                .error(
+                    &["spec"],
+                    format!("VirtualService {} has no route to {}", vs.name, cx.host),
+                )
+                .hint("route to the Service in base, or name another VirtualService in the plan")
+                .into());
+        }
+        return Ok(all);
+    };
+    let http = vs.value.pointer("/spec/http").and_then(Value::as_array);
+    let mut out = Vec::new();
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    for n in named {
+        let index = http
+            .into_iter()
+            .flatten()
+            .position(|r| r.get("name").and_then(Value::as_str) == Some(&n.value));
+        match index {
+            Some(i) if all.contains(&("http", i)) => out.push(("http", i)),
+            Some(_) => errors.push(
+                cx.plan
+                    .diag(
+                        n.pos,
+                        format!(
+                            "route `{}` of VirtualService {} does not go to {}",
+                            n.value, vs.name, cx.host
+                        ),
+                    )
+                    .hint("name only routes whose destination is the Service"),
+            ),
+            None => {
+                let names: Vec<&str> = http
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.get("name").and_then(Value::as_str))
+                    .collect();
+                errors.push(
+                    cx.plan
+                        .diag(
+                            n.pos,
+                            format!(
+                                "VirtualService {} has no http route named `{}`",
+                                vs.name, n.value
+                            ),
+                        )
+                        .hint(if names.is_empty() {
+                            "its http routes have no names; add `name:` to them in base".to_string()
+                        } else {
+                            format!("its routes are {}", names.join(", "))
+                        }),
+                );
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors.into())
+    }
+}
+
+/// The new destinations of one route, from its current single destination to the Service.
+fn split(
+    cx: &Context<'_>,
+    vs: &BaseObject,
+    kind: &str,
+    i: usize,
+    routing: Routing,
+) -> Result<Value> {
+    let path = [kind.to_string(), i.to_string()];
+    let at = |extra: &[&str]| {
+        let mut p: Vec<&str> = vec!["spec", &path[0], &path[1]];
+        p.extend_from_slice(extra);
+        vs.source.error(vs.node.pos_of(&p), String::new())
+    };
+    let dests = vs
+        .value
+        .pointer(&format!("/spec/{kind}/{i}/route"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let [dest] = dests.as_slice() else {
+        let mut d = at(&["route"]);
+        d.message = format!(
+            "route {kind}[{i}] of VirtualService {} already splits traffic between {} destinations",
+            vs.name,
+            dests.len()
+        );
+        return Err(d.hint("canaryplan splits routes with one destination, the Service; give this route one destination in base").into());
+    };
+    if dest.pointer("/destination/subset").is_some() {
+        let mut d = at(&["route", "0", "destination", "subset"]);
+        d.message = format!(
+            "route {kind}[{i}] of VirtualService {} already names a subset",
+            vs.name
+        );
+        return Err(d
+            .hint("remove the subset in base: canaryplan adds the version subsets")
+            .into());
+    }
+    let with = |version: &str, weight: Option<u8>| {
+        let mut d = dest.clone();
+        if let Some(dst) = d.get_mut("destination").and_then(Value::as_object_mut) {
+            dst.insert("subset".into(), Value::String(version.to_string()));
+        }
+        if let Some(o) = d.as_object_mut() {
+            o.remove("weight");
+            if let Some(w) = weight {
+                o.insert("weight".into(), json!(w));
+            }
+        }
+        d
+    };
+    let stable = &cx.plan.stable.version.value;
+    let canary = &cx.plan.canary.version.value;
+    Ok(match routing {
+        Routing::Split(w) => json!([with(stable, Some(w.stable)), with(canary, Some(w.canary))]),
+        Routing::CanaryOnly => json!([with(canary, None)]),
+    })
+}
+
+impl Component for Routes {
+    fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
+        let vs = in_base(cx)?;
+        let Some(routing) = cx.model.routing else {
+            return Ok(());
+        };
+        let hosts: Vec<&str> = cx.env.hosts.iter().map(|h| h.value.as_str()).collect();
+        match vs {
+            Some(vs) => {
+                let mut ops = Vec::new();
+                for (kind, i) in selected_routes(cx, vs)? {
+                    let route = split(cx, vs, kind, i, routing)?;
+                    ops.push(json!({"op": "replace", "path": format!("/spec/{kind}/{i}/route"), "value": route}));
+                }
+                if !hosts.is_empty() {
+                    ops.push(json!({"op": "replace", "path": "/spec/hosts", "value": hosts}));
+                }
+                out.patches.push(Patch {
+                    file: format!("patch-virtualservice-{}.yaml", cx.file_part(vs)?),
+                    from: format!("routes to {} split by version", cx.host),
+                    target: Target::of(vs),
+                    body: PatchBody::Json(ops),
+                });
+            }
+            None => {
+                let name = cx.service.name.clone();
+                let ports = cx
+                    .service
+                    .value
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                if ports > 1 {
+                    return Err(cx
+                        .plan
+                        .diag(cx.plan.service.pos, format!("Service {name} has {ports} ports and the base has no VirtualService for it"))
+                        .hint("add a VirtualService with a route per port to base; canaryplan then splits its routes")
+                        .into());
+                }
+                let mut all_hosts = vec![cx.host.as_str()];
+                all_hosts.extend(hosts.iter().filter(|h| **h != cx.host));
+                let route = match routing {
+                    Routing::Split(w) => {
+                        let d = |v: &str, w: u8| json!({"destination": {"host": cx.host, "subset": v}, "weight": w});
+                        json!([
+                            d(&cx.plan.stable.version.value, w.stable),
+                            d(&cx.plan.canary.version.value, w.canary)
+                        ])
+                    }
+                    Routing::CanaryOnly => {
+                        json!([{"destination": {"host": cx.host, "subset": cx.plan.canary.version.value}}])
+                    }
+                };
+                let context =
+                    cx.template_context(&name, json!({"hosts": all_hosts, "route": route}));
+                let object = cx.templates.render(
+                    "virtual-service.yaml.j2",
+                    &context,
+                    &Identity {
+                        api_version: "networking.istio.io/v1",
+                        kind: "VirtualService",
+                        name: &name,
+                    },
+                )?;
+                if cx.base.find("VirtualService", &name).is_some() {
+                    return Err(cx
+                        .plan
+                        .diag(
+                            cx.plan.service.pos,
+                            format!(
+                                "the base has a VirtualService `{name}` that does not route to {}",
+                                cx.host
+                            ),
+                        )
+                        .hint("name it with `virtualService:` in the plan, or rename it")
+                        .into());
+                }
+                out.resources.push(Resource {
+                    file: format!("virtualservice-{name}.yaml"),
+                    from: format!("the mesh route to Service {name}, split by version"),
+                    object,
+                });
+            }
+        }
+        Ok(())
+    }
+}

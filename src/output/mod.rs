@@ -1,0 +1,5 @@
+//! Objects → output: the kustomize overlay on disk, the final manifest stream, and the diff
+//! between what would be written and what is there.
+
+pub mod overlay;
+pub mod stream;

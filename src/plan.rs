@@ -1,0 +1,221 @@
+//! The plan file, `canaryplan.io/v1alpha1`, exactly as users write it. Field names are a
+//! contract (see product.md). Unknown fields are errors. Values keep their positions so later
+//! checks can point at them; `check` turns this into a `CheckedPlan`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::error::Result;
+use crate::yaml::{self, Node, Source};
+
+pub const API_VERSION: &str = "canaryplan.io/v1alpha1";
+pub const KIND: &str = "CanaryPlan";
+/// The plan read when no path is given.
+pub const DEFAULT_PLAN: &str = "canaryplan.yaml";
+
+/// A label map (`key: value`), in the order written.
+pub type Labels = IndexMap<String, String>;
+
+/// A canary release plan: which Service and Deployment, the versions, and per environment the
+/// stage and weight to render.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "CanaryPlan", extend("$id" = "https://canaryplan.io/schemas/v1alpha1/canaryplan.json"))]
+pub struct PlanFile {
+    /// Always `canaryplan.io/v1alpha1`.
+    #[schemars(with = "String", extend("const" = "canaryplan.io/v1alpha1"))]
+    pub api_version: Spanned<String>,
+    /// Always `CanaryPlan`.
+    #[schemars(with = "String", extend("const" = "CanaryPlan"))]
+    pub kind: Spanned<String>,
+    pub metadata: Metadata,
+    pub spec: Spec,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// The plan's name, a DNS-1123 label.
+    #[schemars(
+        with = "String",
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(max = 63)
+    )]
+    pub name: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// File or directory (relative to the plan) holding the app's manifests.
+    #[schemars(with = "String")]
+    pub base: Spanned<String>,
+    /// The Service in base that receives the traffic.
+    #[schemars(with = "String")]
+    pub service: Spanned<String>,
+    /// The Deployment in base that becomes the canary.
+    #[schemars(with = "String")]
+    pub workload: Spanned<String>,
+    /// The VirtualService in base to patch; absent: the one routing to the Service, or a
+    /// generated one for the mesh-internal host when base has none.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub virtual_service: Option<Spanned<String>>,
+    /// Only these named http routes; default: every http/tcp/tls route to the Service host.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub routes: Option<Vec<Spanned<String>>>,
+    /// `succession` (default): the stable copy pins the last stable image. `coexistence`: one
+    /// image, the version chosen by environment variables.
+    #[serde(default)]
+    #[schemars(with = "Option<Method>")]
+    pub method: Option<Spanned<String>>,
+    /// Pod label that tells subsets apart (default: `version`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub version_label: Option<Spanned<String>>,
+    /// Labels added to the pods of both versions.
+    #[serde(default)]
+    #[schemars(with = "Option<Labels>")]
+    pub pod_labels: Option<Spanned<Labels>>,
+    pub stable: Stable,
+    pub canary: Canary,
+    /// Service selector patch applied while both versions serve.
+    #[serde(default)]
+    pub selector: Option<SelectorPatch>,
+    /// Sources allowed to reach the stable copy (an AuthorizationPolicy).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<AllowFrom>>")]
+    pub allow_from: Option<Vec<Spanned<AllowFrom>>>,
+    /// The weight ladder `promote` walks, ascending, ending at 100.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<u8>>")]
+    pub steps: Option<Spanned<Vec<Node>>>,
+    /// Overlays are written to `<output>/<environment>/` (relative to the plan; default `canary`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub output: Option<Spanned<String>>,
+    /// Per environment: the stage and weight to render.
+    #[schemars(with = "IndexMap<String, Environment>")]
+    pub environments: IndexMap<Spanned<String>, Environment>,
+}
+
+/// How the stable version is kept running next to the canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Succession,
+    Coexistence,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stable {
+    /// The stable version's name, e.g. `v1`; the copy is `<workload>-<version>`.
+    #[schemars(with = "String")]
+    pub version: Spanned<String>,
+    /// Succession: the image pinned on the copy's main container (a digest is best).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub image: Option<Spanned<String>>,
+    /// The main container's name; default: the first container.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub container: Option<Spanned<String>>,
+    /// Label overrides that make the copy's selector disjoint from the original's.
+    #[serde(default)]
+    #[schemars(with = "Option<Labels>")]
+    pub labels: Option<Spanned<Labels>>,
+    /// Coexistence: environment variables that select the stable implementation.
+    #[serde(default)]
+    #[schemars(with = "Option<Labels>")]
+    pub env: Option<Spanned<Labels>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    /// The canary version's name, e.g. `v2`.
+    #[schemars(with = "String")]
+    pub version: Spanned<String>,
+    /// Coexistence: environment variables that select the canary implementation.
+    #[serde(default)]
+    #[schemars(with = "Option<Labels>")]
+    pub env: Option<Spanned<Labels>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectorPatch {
+    /// Selector keys removed while both versions serve.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub remove: Vec<Spanned<String>>,
+    /// Selector entries added while both versions serve.
+    #[serde(default)]
+    #[schemars(with = "Option<Labels>")]
+    pub add: Option<Spanned<Labels>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AllowFrom {
+    pub namespace: String,
+    pub service_account: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Hosts of the VirtualService in this environment.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub hosts: Option<Vec<Spanned<String>>>,
+    /// The stage to render.
+    #[schemars(with = "crate::stage::Stage")]
+    pub stage: Spanned<String>,
+    /// Percent of traffic on the canary (stage `shift`), an integer 0..100.
+    #[serde(default)]
+    #[schemars(with = "Option<u8>", range(max = 100))]
+    pub weight: Option<Node>,
+    /// A base for this environment only (relative to the plan).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub base: Option<Spanned<String>>,
+}
+
+/// A parsed plan file and the text it came from.
+#[derive(Debug)]
+pub struct Plan {
+    pub source: Arc<Source>,
+    pub file: PlanFile,
+}
+
+impl Plan {
+    pub fn load(path: &Path) -> Result<Plan> {
+        let source = Source::read(path)?;
+        Plan::parse(source)
+    }
+
+    pub fn parse(source: Arc<Source>) -> Result<Plan> {
+        if source.text.trim().is_empty() {
+            return Err(source
+                .error(yaml::Pos::default(), "the plan file is empty")
+                .hint("start from `canaryplan init`, or see the plan format in the README")
+                .into());
+        }
+        let file = yaml::parse_one::<PlanFile>(&source)?;
+        Ok(Plan { source, file })
+    }
+}
+
+/// The JSON Schema of the plan file, derived from the types that parse it.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(PlanFile);
+    serde_json::to_value(&schema).unwrap_or_default()
+}

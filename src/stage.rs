@@ -1,0 +1,217 @@
+//! The stages of a canary release and, for one environment, the stage model: which pieces a
+//! stage renders and the traffic weights. Everything downstream asks the model, never the
+//! stage name, so a new stage or piece changes this file only.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// The pinned stable copy and the original's pod labels; routing untouched.
+    Prepare,
+    /// Subsets, the route patch sending everything to the canary subset (still old code),
+    /// the Service selector patch and the copy's AuthorizationPolicy.
+    Route,
+    /// As `route`, with `100 - weight` to stable and `weight` to canary.
+    Shift,
+    /// After weight 100: the stable route, selector patch, copy and its policy go.
+    #[serde(rename = "cleanup-1")]
+    Cleanup1,
+    /// The route patch goes; the base VirtualService serves again.
+    #[serde(rename = "cleanup-2")]
+    Cleanup2,
+    /// The DestinationRule goes.
+    #[serde(rename = "cleanup-3")]
+    Cleanup3,
+    /// Nothing beyond the base.
+    Done,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Prepare,
+        Stage::Route,
+        Stage::Shift,
+        Stage::Cleanup1,
+        Stage::Cleanup2,
+        Stage::Cleanup3,
+        Stage::Done,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Prepare => "prepare",
+            Stage::Route => "route",
+            Stage::Shift => "shift",
+            Stage::Cleanup1 => "cleanup-1",
+            Stage::Cleanup2 => "cleanup-2",
+            Stage::Cleanup3 => "cleanup-3",
+            Stage::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.name() == s)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn next(self) -> Option<Stage> {
+        Stage::ALL.get(self.index() + 1).copied()
+    }
+
+    /// What moving to this stage changes, in one line, for `status` and commit messages.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Stage::Prepare => {
+                "the pinned stable copy is added and the original's pods get the version labels"
+            }
+            Stage::Route => {
+                "subsets, a route patch (all traffic to the canary subset, still old code), the Service selector patch and the copy's AuthorizationPolicy are added"
+            }
+            Stage::Shift => "traffic is split between the stable copy and the canary by weight",
+            Stage::Cleanup1 => {
+                "the stable route, the Service selector patch, the stable copy and its AuthorizationPolicy are removed"
+            }
+            Stage::Cleanup2 => "the VirtualService patch is removed",
+            Stage::Cleanup3 => "the DestinationRule is removed",
+            Stage::Done => "nothing beyond the base remains; the plan can be deleted",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Traffic percentages per version; they always sum to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Weights {
+    pub stable: u8,
+    pub canary: u8,
+}
+
+/// How the routes to the Service look at a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// Both subsets, by weight.
+    Split(Weights),
+    /// Only the canary subset.
+    CanaryOnly,
+}
+
+/// What one environment's stage renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageModel {
+    pub stage: Stage,
+    /// The plan's weight, where the stage has one.
+    pub weight: Option<u8>,
+    /// The pinned stable copy `<workload>-<stable.version>`.
+    pub stable_copy: bool,
+    /// The version label (and pod labels) on the original Deployment's pods.
+    pub canary_pod_labels: bool,
+    /// DestinationRule subsets for both versions.
+    pub subsets: bool,
+    /// The route patch, if routes are changed.
+    pub routing: Option<Routing>,
+    /// The Service selector patch that selects both versions.
+    pub service_selector: bool,
+    /// AuthorizationPolicies that let traffic reach the stable copy.
+    pub stable_authorization: bool,
+}
+
+impl StageModel {
+    /// The model for `stage`; `weight` is the canary's percentage at `shift`.
+    pub fn new(stage: Stage, weight: Option<u8>) -> StageModel {
+        use Stage::*;
+        let at = |stages: &[Stage]| stages.contains(&stage);
+        let routing = match stage {
+            Route => Some(Routing::Split(Weights {
+                stable: 0,
+                canary: 100,
+            })),
+            Shift => {
+                let canary = weight.unwrap_or(0).min(100);
+                Some(Routing::Split(Weights {
+                    stable: 100 - canary,
+                    canary,
+                }))
+            }
+            Cleanup1 => Some(Routing::CanaryOnly),
+            _ => None,
+        };
+        StageModel {
+            stage,
+            weight,
+            stable_copy: at(&[Prepare, Route, Shift]),
+            // Kept while any route names the canary subset (make-before-break).
+            canary_pod_labels: at(&[Prepare, Route, Shift, Cleanup1]),
+            // Subsets outlive every route that names them: removed only at cleanup-3.
+            subsets: at(&[Route, Shift, Cleanup1, Cleanup2]),
+            routing,
+            service_selector: at(&[Route, Shift]),
+            stable_authorization: at(&[Route, Shift]),
+        }
+    }
+
+    /// The weights traffic is split by, as `status` shows them.
+    pub fn weights(&self) -> Weights {
+        match self.routing {
+            Some(Routing::Split(w)) => w,
+            // Without a split everything reaches the original Deployment.
+            Some(Routing::CanaryOnly) | None => Weights {
+                stable: 0,
+                canary: 100,
+            },
+        }
+    }
+
+    /// Whether a route names the stable subset.
+    pub fn routes_stable(&self) -> bool {
+        matches!(self.routing, Some(Routing::Split(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn make_before_break_holds_across_every_transition() {
+        // A subset is defined whenever a route names it, in this stage and in both
+        // neighbours (the sync order between two stages is not guaranteed).
+        for pair in Stage::ALL.windows(2) {
+            let (a, b) = (
+                StageModel::new(pair[0], Some(100)),
+                StageModel::new(pair[1], Some(100)),
+            );
+            for m in [&a, &b] {
+                if m.routing.is_some() {
+                    assert!(a.subsets && b.subsets, "{} -> {}", a.stage, b.stage);
+                }
+                // Traffic on the stable subset needs the copy on both sides.
+                if let Some(Routing::Split(w)) = m.routing {
+                    if w.stable > 0 {
+                        assert!(a.stable_copy && b.stable_copy, "{} -> {}", a.stage, b.stage);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stage_names_round_trip() {
+        for s in Stage::ALL {
+            assert_eq!(Stage::parse(s.name()), Some(s));
+        }
+        assert_eq!(Stage::parse("shfit"), None);
+    }
+}

@@ -1,0 +1,332 @@
+//! Reading and writing YAML. Input is parsed with budgets (size, depth, aliases) into `Node`s
+//! that remember where every value came from, so later steps can point at the line a problem
+//! is on; output is written so that every consumer reads each string as a string.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use serde_saphyr::Spanned;
+
+use crate::error::{Diagnostic, Error, Location, Result};
+
+/// Largest input file read, in bytes. Manifests and plans are small; a larger file is a mistake
+/// or an attack, and refusing it early keeps every run fast and bounded in memory.
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+/// Deepest nesting accepted. Kubernetes objects stay far below this.
+pub const MAX_DEPTH: usize = 128;
+
+/// An input file held in memory, for locating errors and showing the offending line.
+#[derive(Debug)]
+pub struct Source {
+    pub path: Arc<PathBuf>,
+    pub text: String,
+}
+
+impl Source {
+    /// Reads a file, refusing what is too large or not UTF-8.
+    pub fn read(path: &Path) -> Result<Arc<Source>> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, &e))?;
+        if meta.is_dir() {
+            return Err(Diagnostic::new("is a directory, expected a YAML file")
+                .in_file(path)
+                .into());
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(Diagnostic::new(format!(
+                "file is {} bytes, more than the {} bytes canaryplan reads",
+                meta.len(),
+                MAX_FILE_BYTES
+            ))
+            .in_file(path)
+            .hint("split the manifests into several files")
+            .into());
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, &e))?;
+        Source::from_bytes(path, bytes)
+    }
+
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Arc<Source>> {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let before = e
+                .as_bytes()
+                .get(..e.utf8_error().valid_up_to())
+                .unwrap_or(&[]);
+            let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+            let column = before.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
+            Diagnostic::new("file is not valid UTF-8")
+                .at(Some(Location {
+                    file: Arc::new(path.to_path_buf()),
+                    line,
+                    column,
+                }))
+                .hint("save the file as UTF-8")
+        })?;
+        Ok(Arc::new(Source {
+            path: Arc::new(path.to_path_buf()),
+            text,
+        }))
+    }
+
+    pub fn from_text(path: &Path, text: String) -> Arc<Source> {
+        Arc::new(Source {
+            path: Arc::new(path.to_path_buf()),
+            text,
+        })
+    }
+
+    /// A diagnostic at `at` in this file, with the line it points at.
+    pub fn error(&self, at: Pos, message: impl Into<String>) -> Diagnostic {
+        let mut d = Diagnostic::new(message);
+        if at.line == 0 {
+            return d.in_file(&self.path);
+        }
+        d.location = Some(Location::new(&self.path, at.line, at.column));
+        d.source_line = self
+            .text
+            .lines()
+            .nth(at.line.saturating_sub(1) as usize)
+            .map(|l| l.trim_end_matches('\r').to_string());
+        d
+    }
+
+    /// Turns a YAML parser error into a located diagnostic.
+    pub fn parse_error(&self, err: &serde_saphyr::Error) -> Diagnostic {
+        let plain = err.without_snippet().to_string();
+        let message = match plain.rfind(" at line ") {
+            Some(i) => plain.get(..i).unwrap_or(&plain).to_string(),
+            None => plain,
+        };
+        let at = err
+            .location()
+            .map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            })
+            .unwrap_or_default();
+        let hint = hint_for_parse_error(&message);
+        let d = self.error(at, message);
+        match hint {
+            Some(h) => d.hint(h),
+            None => d,
+        }
+    }
+}
+
+fn hint_for_parse_error(message: &str) -> Option<&'static str> {
+    if message.contains("unknown field") {
+        Some("check the spelling; the plan format is listed by `canaryplan schema`")
+    } else if message.contains("duplicate mapping key") {
+        Some("remove one of the two entries")
+    } else if message.contains("budget") || message.contains("depth") || message.contains("alias") {
+        Some("the input nests too deeply or expands too many aliases; write it out plainly")
+    } else {
+        None
+    }
+}
+
+/// A line and column, from 1; line 0 means unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Pos {
+    pub fn of<T>(s: &Spanned<T>) -> Pos {
+        Pos {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        }
+    }
+}
+
+/// Parser options shared by every input: duplicate keys are errors, and the budgets bound
+/// the work an alias bomb or a deeply nested document can cause.
+pub fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_documents = 10_000;
+    budget.max_nodes = 1_000_000;
+    let mut opts = serde_saphyr::Options::default();
+    opts.budget = Some(budget);
+    opts.with_snippet = false;
+    opts
+}
+
+/// A YAML value with the position it came from.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub pos: Pos,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Spanned<String>, Node)>),
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = Spanned::<Kind>::deserialize(d)?;
+        Ok(Node {
+            pos: Pos::of(&s),
+            kind: s.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(KindVisitor)
+    }
+}
+
+struct KindVisitor;
+
+impl<'de> Visitor<'de> for KindVisitor {
+    type Value = Kind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Kind, E> {
+        Ok(Kind::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Kind, E> {
+        Ok(Kind::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Kind, E> {
+        Ok(Kind::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Kind, E> {
+        serde_json::Number::from_f64(v)
+            .map(Kind::Number)
+            .ok_or_else(|| E::custom("infinite or NaN numbers are not supported"))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Kind, E> {
+        Ok(Kind::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Kind, E> {
+        Ok(Kind::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Kind, E> {
+        Ok(Kind::Null)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Kind, E> {
+        Ok(Kind::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Kind, D::Error> {
+        Kind::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Kind, A::Error> {
+        let mut items = Vec::new();
+        while let Some(x) = a.next_element()? {
+            items.push(x);
+        }
+        Ok(Kind::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> std::result::Result<Kind, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((k, v)) = a.next_entry()? {
+            entries.push((k, v));
+        }
+        Ok(Kind::Map(entries))
+    }
+}
+
+impl Node {
+    /// The plain value, for manipulation.
+    pub fn to_value(&self) -> Value {
+        match &self.kind {
+            Kind::Null => Value::Null,
+            Kind::Bool(b) => Value::Bool(*b),
+            Kind::Number(n) => Value::Number(n.clone()),
+            Kind::String(s) => Value::String(s.clone()),
+            Kind::Seq(items) => Value::Array(items.iter().map(Node::to_value).collect()),
+            Kind::Map(entries) => {
+                let mut m = Map::with_capacity(entries.len());
+                for (k, v) in entries {
+                    m.insert(k.value.clone(), v.to_value());
+                }
+                Value::Object(m)
+            }
+        }
+    }
+
+    /// Where the value at `path` (keys and indices) starts, or the nearest parent that exists.
+    pub fn pos_of(&self, path: &[&str]) -> Pos {
+        let mut node = self;
+        let mut key_pos = self.pos;
+        for part in path {
+            let next = match &node.kind {
+                Kind::Map(entries) => {
+                    entries
+                        .iter()
+                        .find(|(k, _)| k.value == *part)
+                        .map(|(k, v)| {
+                            key_pos = Pos::of(k);
+                            v
+                        })
+                }
+                Kind::Seq(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => return key_pos,
+            }
+        }
+        // A null value (`key:`) has no position of its own; point at its key.
+        if node.pos.line == 0 {
+            key_pos
+        } else {
+            node.pos
+        }
+    }
+}
+
+/// Parses every document of a YAML stream.
+pub fn parse_documents(source: &Source) -> Result<Vec<Node>> {
+    serde_saphyr::from_multiple_with_options::<Node>(&source.text, options())
+        .map_err(|e| source.parse_error(&e).into())
+}
+
+/// Parses a single document into `T`.
+pub fn parse_one<T: serde::de::DeserializeOwned>(source: &Source) -> Result<T> {
+    serde_saphyr::from_str_with_options::<T>(&source.text, options())
+        .map_err(|e| source.parse_error(&e).into())
+}
+
+/// Writes one value as a YAML document (without `---`), quoting every string a YAML 1.1
+/// reader could take for something else (`yes`, `on`, `0755`, dates...).
+pub fn to_yaml(value: &Value) -> String {
+    let mut opts = serde_saphyr::SerializerOptions::default();
+    // Long single-line strings (image digests, URLs) stay on one line; only strings that
+    // contain newlines become `|` blocks.
+    opts.folded_wrap_chars = usize::MAX / 2;
+    // A `serde_json::Value` always serialises; keep the error visible rather than panic.
+    serde_saphyr::to_string_with_options(value, opts)
+        .unwrap_or_else(|e| format!("# cannot serialise: {e}\n"))
+}
+
+/// Writes objects as one YAML stream.
+pub fn to_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
+    let mut out = String::new();
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&to_yaml(v));
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! Test helpers: copy a fixture (plan + base) to a scratch directory, run the real binary in
+//! it, and read what it wrote — the way a user would.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const FIXTURES: [&str; 4] = ["runbook", "multi-route", "no-virtualservice", "coexistence"];
+pub const STAGES: [&str; 7] = [
+    "prepare",
+    "route",
+    "shift",
+    "cleanup-1",
+    "cleanup-2",
+    "cleanup-3",
+    "done",
+];
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+/// A scratch copy of a fixture; the plan's rendered output is left out.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn fixture(name: &str) -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixture_dir(name), dir.path());
+        for out in ["gap", "canary", "rendered"] {
+            let _ = std::fs::remove_dir_all(dir.path().join(out));
+        }
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn plan(&self) -> PathBuf {
+        self.path().join("canaryplan.yaml")
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Edits the plan text.
+    pub fn edit_plan(&self, f: impl FnOnce(&str) -> String) {
+        let text = self.read("canaryplan.yaml");
+        self.write("canaryplan.yaml", &f(&text));
+    }
+
+    /// Sets every environment to `stage`, with a weight where the stage needs one.
+    pub fn set_stage(&self, stage: &str) {
+        self.edit_plan(|t| set_stage(t, stage));
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_in(self.path(), args, &[])
+    }
+
+    /// Every file below `rel`, as `=== path` headers and contents, sorted.
+    pub fn tree(&self, rel: &str) -> String {
+        let mut files = Vec::new();
+        walk(&self.path().join(rel), &mut files);
+        files.sort();
+        let mut out = String::new();
+        for f in files {
+            let name = f.strip_prefix(self.path()).unwrap().display().to_string();
+            out.push_str(&format!(
+                "=== {name}\n{}",
+                std::fs::read_to_string(&f).unwrap()
+            ));
+        }
+        out
+    }
+
+    /// The output directories of every environment, relative to the scratch directory.
+    pub fn overlays(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        for out in ["gap", "canary", "rendered"] {
+            if let Ok(entries) = std::fs::read_dir(self.path().join(out)) {
+                for e in entries {
+                    let p = e.unwrap().path();
+                    if p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                        dirs.push(p);
+                    }
+                }
+            }
+        }
+        dirs.sort();
+        dirs
+    }
+}
+
+/// Rewrites `stage:` lines and drops `weight:` lines; at `shift` every environment gets the
+/// weight it had, or 50.
+pub fn set_stage(text: &str, stage: &str) -> String {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if trimmed.starts_with("weight:") {
+            continue;
+        }
+        if trimmed.starts_with("stage:") {
+            out.push(format!("{indent}stage: {stage}"));
+            if stage == "shift" {
+                let old = lines[i + 1..]
+                    .iter()
+                    .take_while(|l| l.starts_with(indent) && !l.trim_start().starts_with("stage:"))
+                    .find_map(|l| l.trim_start().strip_prefix("weight:"))
+                    .map(|w| w.trim().to_string())
+                    .unwrap_or_else(|| "50".into());
+                out.push(format!("{indent}weight: {old}"));
+            }
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    out.join("\n") + "\n"
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(&self) -> &Self {
+        assert_eq!(
+            self.code, 2,
+            "expected exit 2\nstderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "nothing goes to stdout on error, got:\n{}",
+            self.stdout
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_canaryplan"))
+}
+
+pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).current_dir(dir);
+    for k in [
+        "PARAM_ENVIRONMENT",
+        "ARGOCD_APP_PARAMETERS",
+        "ARGOCD_ENV_CANARYPLAN_ENV",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_ACTIONS",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Parses a YAML stream into JSON values.
+pub fn parse_stream(text: &str) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple::<serde_json::Value>(text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Each fixture rendered at each stage (fresh, without an overlay on disk).
+pub fn every_stage() -> Vec<(String, String, Scratch)> {
+    let mut out = Vec::new();
+    for f in FIXTURES {
+        for s in STAGES {
+            let scratch = Scratch::fixture(f);
+            scratch.set_stage(s);
+            scratch.run(&["render"]).ok();
+            out.push((f.to_string(), s.to_string(), scratch));
+        }
+    }
+    out
+}
+
+/// The environment names of a scratch plan.
+pub fn environments(s: &Scratch) -> Vec<String> {
+    s.overlays()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
