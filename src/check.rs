@@ -140,16 +140,16 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             d.push(dns_label_error(&source, v, &format!("spec.{field}")));
         }
     }
-    if let Some(vs) = &spec.virtual_service {
-        if !names::is_dns_subdomain(&vs.value) {
-            d.push(
-                err(
-                    Pos::of(vs),
-                    format!("`{}` is not a valid object name", vs.value),
-                )
-                .hint("a VirtualService name is lower-case letters, digits, `-` and `.`"),
-            );
-        }
+    if let Some(vs) = &spec.virtual_service
+        && !names::is_dns_subdomain(&vs.value)
+    {
+        d.push(
+            err(
+                Pos::of(vs),
+                format!("`{}` is not a valid object name", vs.value),
+            )
+            .hint("a VirtualService name is lower-case letters, digits, `-` and `.`"),
+        );
     }
     if spec.base.value.trim().is_empty() {
         d.push(
@@ -179,29 +179,29 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         .as_ref()
         .map(|v| v.value.clone())
         .unwrap_or_else(|| "version".to_string());
-    if let Some(v) = &spec.version_label {
-        if !names::is_label_key(&v.value) {
-            d.push(
-                err(
-                    Pos::of(v),
-                    format!("`{}` is not a valid label key", v.value),
-                )
-                .hint("use a key such as `version` or `example.com/version`"),
-            );
-        }
+    if let Some(v) = &spec.version_label
+        && !names::is_label_key(&v.value)
+    {
+        d.push(
+            err(
+                Pos::of(v),
+                format!("`{}` is not a valid label key", v.value),
+            )
+            .hint("use a key such as `version` or `example.com/version`"),
+        );
     }
 
     let pod_labels = labels(&source, &mut d, spec.pod_labels.as_ref(), "podLabels");
-    if let Some(pl) = &spec.pod_labels {
-        if pl.value.contains_key(&version_label) {
-            d.push(
-                err(
-                    Pos::of(pl),
-                    format!("podLabels sets `{version_label}`, the version label"),
-                )
-                .hint("remove it: canaryplan sets the version label to each version's name"),
-            );
-        }
+    if let Some(pl) = &spec.pod_labels
+        && pl.value.contains_key(&version_label)
+    {
+        d.push(
+            err(
+                Pos::of(pl),
+                format!("podLabels sets `{version_label}`, the version label"),
+            )
+            .hint("remove it: canaryplan sets the version label to each version's name"),
+        );
     }
 
     let stable = version(&source, &mut d, &spec.stable.version, "stable.version");
@@ -221,16 +221,16 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         spec.stable.labels.as_ref(),
         "stable.labels",
     );
-    if let Some(sl) = &spec.stable.labels {
-        if sl.value.contains_key(&version_label) {
-            d.push(
-                err(
-                    Pos::of(sl),
-                    format!("stable.labels sets `{version_label}`, the version label"),
-                )
-                .hint("remove it: the copy's version label is stable.version"),
-            );
-        }
+    if let Some(sl) = &spec.stable.labels
+        && sl.value.contains_key(&version_label)
+    {
+        d.push(
+            err(
+                Pos::of(sl),
+                format!("stable.labels sets `{version_label}`, the version label"),
+            )
+            .hint("remove it: the copy's version label is stable.version"),
+        );
     }
     let stable_env = env(&source, &mut d, spec.stable.env.as_ref(), "stable.env");
     let canary_env = env(&source, &mut d, spec.canary.env.as_ref(), "canary.env");
@@ -249,13 +249,13 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
                 (&spec.stable.env, "stable.env"),
                 (&spec.canary.env, "canary.env"),
             ] {
-                if let Some(e) = e {
-                    if !e.value.is_empty() {
-                        d.push(
-                            err(Pos::of(e), format!("{field} is for the coexistence method"))
-                                .hint("remove it, or set `method: coexistence`"),
-                        );
-                    }
+                if let Some(e) = e
+                    && !e.value.is_empty()
+                {
+                    d.push(
+                        err(Pos::of(e), format!("{field} is for the coexistence method"))
+                            .hint("remove it, or set `method: coexistence`"),
+                    );
                 }
             }
         }
@@ -271,16 +271,16 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             }
         }
     }
-    if let Some(img) = &spec.stable.image {
-        if img.value.trim().is_empty() || img.value.chars().any(char::is_whitespace) {
-            d.push(
-                err(
-                    Pos::of(img),
-                    format!("`{}` is not an image reference", img.value),
-                )
-                .hint("use e.g. `registry.example/app@sha256:<digest>`"),
-            );
-        }
+    if let Some(img) = &spec.stable.image
+        && (img.value.trim().is_empty() || img.value.chars().any(char::is_whitespace))
+    {
+        d.push(
+            err(
+                Pos::of(img),
+                format!("`{}` is not an image reference", img.value),
+            )
+            .hint("use e.g. `registry.example/app@sha256:<digest>`"),
+        );
     }
 
     let (selector_remove, selector_add, selector_pos) = match &spec.selector {
@@ -335,13 +335,13 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         .as_ref()
         .map(|o| o.value.clone())
         .unwrap_or_else(|| DEFAULT_OUTPUT.to_string());
-    if output.trim().is_empty() {
-        if let Some(o) = &spec.output {
-            d.push(
-                err(Pos::of(o), "spec.output is empty".into())
-                    .hint("name the directory the overlays are written to, e.g. `canary`"),
-            );
-        }
+    if output.trim().is_empty()
+        && let Some(o) = &spec.output
+    {
+        d.push(
+            err(Pos::of(o), "spec.output is empty".into())
+                .hint("name the directory the overlays are written to, e.g. `canary`"),
+        );
     }
 
     let routes = spec

@@ -64,28 +64,28 @@ pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
                 ("the canary", Some(&canary_pods)),
                 ("the stable copy", stable_pods.as_ref()),
             ] {
-                if let Some(pods) = pods {
-                    if !selector::map_matches(&sel, pods) {
-                        d.push(
+                if let Some(pods) = pods
+                    && !selector::map_matches(&sel, pods)
+                {
+                    d.push(
                             plan.diag(plan.selector_pos, format!("the patched selector of Service {} ({}) does not select {what}'s pods ({})", cx.service.name, show(&sel), show(pods)))
                                 .hint("change `selector.remove`/`selector.add` so the Service selects labels both versions share, e.g. the podLabels"),
                         );
-                    }
                 }
             }
-        } else if let Some(stable_pods) = &stable_pods {
-            if selector::map_matches(&sel, stable_pods) {
-                d.push(
-                    plan.diag(
-                        plan.stable.labels_pos,
-                        format!(
-                            "Service {} selects the stable copy's pods before routing is set up",
-                            cx.service.name
-                        ),
-                    )
-                    .hint("override a key of the Service selector in stable.labels"),
-                );
-            }
+        } else if let Some(stable_pods) = &stable_pods
+            && selector::map_matches(&sel, stable_pods)
+        {
+            d.push(
+                plan.diag(
+                    plan.stable.labels_pos,
+                    format!(
+                        "Service {} selects the stable copy's pods before routing is set up",
+                        cx.service.name
+                    ),
+                )
+                .hint("override a key of the Service selector in stable.labels"),
+            );
         }
     }
 

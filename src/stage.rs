@@ -198,10 +198,10 @@ mod tests {
                     assert!(a.subsets && b.subsets, "{} -> {}", a.stage, b.stage);
                 }
                 // Traffic on the stable subset needs the copy on both sides.
-                if let Some(Routing::Split(w)) = m.routing {
-                    if w.stable > 0 {
-                        assert!(a.stable_copy && b.stable_copy, "{} -> {}", a.stage, b.stage);
-                    }
+                if let Some(Routing::Split(w)) = m.routing
+                    && w.stable > 0
+                {
+                    assert!(a.stable_copy && b.stable_copy, "{} -> {}", a.stage, b.stage);
                 }
             }
         }

@@ -156,11 +156,11 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
                 spec.pointer(&container_path),
                 &cx.plan.stable.env,
             );
-            if !ops.is_empty() {
-                if let Ok(p) = serde_json::from_value::<json_patch::Patch>(Value::Array(ops)) {
-                    // The operations were built against this very container; they apply.
-                    let _ = json_patch::patch(&mut spec, &p);
-                }
+            if !ops.is_empty()
+                && let Ok(p) = serde_json::from_value::<json_patch::Patch>(Value::Array(ops))
+            {
+                // The operations were built against this very container; they apply.
+                let _ = json_patch::patch(&mut spec, &p);
             }
         }
     }

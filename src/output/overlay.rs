@@ -110,10 +110,10 @@ pub fn files(
         "metadata": {"name": format!("{}-{}", plan.name, env.name.value), "annotations": annotations},
         "resources": resources,
     });
-    if !patches.is_empty() {
-        if let Some(o) = k.as_object_mut() {
-            o.insert("patches".into(), Value::Array(patches));
-        }
+    if !patches.is_empty()
+        && let Some(o) = k.as_object_mut()
+    {
+        o.insert("patches".into(), Value::Array(patches));
     }
     files.push(File {
         name: KUSTOMIZATION.into(),

@@ -1,0 +1,192 @@
+//! Every object canaryplan renders validates against the published schemas in
+//! `../shared/schemas`: Istio CRDs (their `openAPIV3Schema`, made strict so unknown fields
+//! fail) and the strict Kubernetes JSON schemas for Service, Deployment and Namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn schemas_dir() -> PathBuf {
+    let dir = root().join("../shared/schemas");
+    assert!(
+        dir.is_dir(),
+        "the published schemas are expected at {} (shared/ beside the checkout)",
+        dir.display()
+    );
+    dir
+}
+
+/// OpenAPI v3 (CRD flavour) → JSON Schema, strict: objects with properties reject others.
+fn strict(schema: &Value) -> Value {
+    let Some(obj) = schema.as_object() else {
+        return schema.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in obj {
+        match k.as_str() {
+            "properties" => {
+                let props = v
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(p, s)| (p.clone(), strict(s)))
+                    .collect();
+                out.insert(k.clone(), Value::Object(props));
+            }
+            "items" | "additionalProperties" if v.is_object() => {
+                out.insert(k.clone(), strict(v));
+            }
+            "allOf" | "anyOf" | "oneOf" => {
+                // CRD schemas use these only to state required-field combinations.
+                out.insert(
+                    k.clone(),
+                    Value::Array(v.as_array().unwrap().iter().map(strict).collect()),
+                );
+            }
+            "nullable"
+            | "x-kubernetes-int-or-string"
+            | "x-kubernetes-preserve-unknown-fields"
+            | "format" => {}
+            k if k.starts_with("x-kubernetes") => {}
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if obj.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
+        out.remove("type");
+        out.insert("type".into(), json!(["integer", "string"]));
+    }
+    if obj.get("nullable") == Some(&json!(true))
+        && let Some(t) = out.get("type").and_then(Value::as_str).map(str::to_string)
+    {
+        out.insert("type".into(), json!([t, "null"]));
+    }
+    let preserve = obj.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    if obj.contains_key("properties") && !preserve && !obj.contains_key("additionalProperties") {
+        out.insert("additionalProperties".into(), json!(false));
+    }
+    Value::Object(out)
+}
+
+struct Schemas {
+    by_gvk: HashMap<String, jsonschema::Validator>,
+}
+
+impl Schemas {
+    fn load() -> Schemas {
+        let dir = schemas_dir();
+        let mut by_gvk = HashMap::new();
+        for file in [
+            "istio-crds.yaml",
+            "argo-rollouts-rollout-crd.yaml",
+            "gateway-api-httproutes-crd.yaml",
+            "kruise-rollouts-crd.yaml",
+        ] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            for crd in parse_stream(&text) {
+                if crd["kind"] != "CustomResourceDefinition" {
+                    continue;
+                }
+                let group = crd["spec"]["group"].as_str().unwrap();
+                let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
+                for v in crd["spec"]["versions"].as_array().unwrap() {
+                    let mut schema = strict(&v["schema"]["openAPIV3Schema"]);
+                    // metadata is the API server's ObjectMeta; CRDs leave it open.
+                    schema["properties"]["metadata"] = json!({"type": "object"});
+                    schema["properties"]["apiVersion"] = json!({"type": "string"});
+                    schema["properties"]["kind"] = json!({"type": "string"});
+                    let gvk = format!("{group}/{}/{kind}", v["name"].as_str().unwrap());
+                    by_gvk.insert(gvk, jsonschema::validator_for(&schema).unwrap());
+                }
+            }
+        }
+        let k8s = dir.join("kubernetes-v1.34");
+        let defs: Value =
+            serde_json::from_str(&std::fs::read_to_string(k8s.join("_definitions.json")).unwrap())
+                .unwrap();
+        for (file, gvk) in [
+            ("service-v1.json", "/v1/Service"),
+            ("deployment-apps-v1.json", "apps/v1/Deployment"),
+            ("namespace-v1.json", "/v1/Namespace"),
+        ] {
+            let text = std::fs::read_to_string(k8s.join(file))
+                .unwrap()
+                .replace("/api/_definitions.json#", "#");
+            let mut schema: Value = serde_json::from_str(&text).unwrap();
+            let defs_text = serde_json::to_string(&defs["$defs"])
+                .unwrap()
+                .replace("/api/_definitions.json#", "#");
+            schema["$defs"] = serde_json::from_str(&defs_text).unwrap();
+            by_gvk.insert(gvk.to_string(), jsonschema::validator_for(&schema).unwrap());
+        }
+        Schemas { by_gvk }
+    }
+
+    fn errors(&self, object: &Value) -> Result<Vec<String>, String> {
+        let api = object["apiVersion"].as_str().unwrap_or_default();
+        let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
+        let gvk = format!(
+            "{group}/{version}/{}",
+            object["kind"].as_str().unwrap_or_default()
+        );
+        let v = self.by_gvk.get(&gvk).ok_or(gvk)?;
+        Ok(v.iter_errors(object)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect())
+    }
+}
+
+#[test]
+fn every_rendered_object_is_valid() {
+    let schemas = Schemas::load();
+    let mut validated = 0;
+    for (fixture, stage, scratch) in every_stage() {
+        for env in environments(&scratch) {
+            let out = scratch.run(&["render", "--stdout", "--env", &env]);
+            for object in parse_stream(&out.ok().stdout) {
+                let errors = schemas.errors(&object).unwrap_or_else(|gvk| {
+                    panic!("{fixture} {stage} {env}: no published schema for {gvk}")
+                });
+                assert!(
+                    errors.is_empty(),
+                    "{fixture} {stage} {env}: {} {} is invalid:\n{}",
+                    object["kind"],
+                    object["metadata"]["name"],
+                    errors.join("\n")
+                );
+                validated += 1;
+            }
+        }
+    }
+    assert!(validated > 100, "only {validated} objects validated");
+}
+
+#[test]
+fn the_validation_rejects_unknown_fields_and_wrong_types() {
+    let schemas = Schemas::load();
+    let bad_vs = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "x"},
+        "spec": {"hosts": ["a"], "http": [{"route": [{"destination": {"host": "a", "subsett": "v1"}, "weight": 100}]}]}});
+    assert!(
+        !schemas.errors(&bad_vs).unwrap().is_empty(),
+        "a typo'd field must fail"
+    );
+    let bad_weight = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "x"},
+        "spec": {"hosts": ["a"], "http": [{"route": [{"destination": {"host": "a"}, "weight": "100"}]}]}});
+    assert!(
+        !schemas.errors(&bad_weight).unwrap().is_empty(),
+        "a string weight must fail"
+    );
+    let bad_svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"selektor": {}}});
+    assert!(
+        !schemas.errors(&bad_svc).unwrap().is_empty(),
+        "Kubernetes schemas are strict"
+    );
+    let bad_dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "3"}});
+    assert!(!schemas.errors(&bad_dep).unwrap().is_empty());
+}
