@@ -191,3 +191,76 @@ pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
     }
     d.into_result()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::{base, check, objects, output, templates::Templates};
+
+    /// The runbook's production environment rendered, then `tamper`ed with, then checked.
+    fn check_tampered(tamper: impl FnOnce(&mut Vec<Value>)) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runbook");
+        let plan = check::load(&dir.join("canaryplan.yaml")).unwrap();
+        let env = plan.environment("production").unwrap();
+        let base = base::load(&dir.join(&env.base.value)).unwrap();
+        let templates = Templates::builtin();
+        let cx = objects::Context::new(&plan, env, &base, &templates).unwrap();
+        let rendered = objects::render(&cx).unwrap();
+        let mut final_objects = output::stream::final_objects(&base, &rendered).unwrap();
+        check(&cx, &final_objects).unwrap();
+        tamper(&mut final_objects);
+        check(&cx, &final_objects).unwrap_err().to_string()
+    }
+
+    fn find<'a>(objects: &'a mut [Value], kind: &str) -> &'a mut Value {
+        objects.iter_mut().find(|o| o["kind"] == kind).unwrap()
+    }
+
+    #[test]
+    fn a_route_to_an_undefined_subset_is_refused() {
+        let err = check_tampered(|o| {
+            find(o, "DestinationRule")["spec"]["subsets"]
+                .as_array_mut()
+                .unwrap()
+                .remove(0);
+        });
+        assert!(err.contains("names subset `v1`, which no DestinationRule for my-service-web.my-service.svc.cluster.local defines"), "{err}");
+    }
+
+    #[test]
+    fn a_subset_matching_both_versions_is_refused() {
+        let err = check_tampered(|o| {
+            find(o, "DestinationRule")["spec"]["subsets"][0]["labels"] =
+                serde_json::json!({"canary": "enabled"});
+        });
+        assert!(
+            err.contains("subset `v1` (canary=enabled) matches both versions' pods"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn weights_that_do_not_sum_to_100_are_refused() {
+        let err = check_tampered(|o| {
+            find(o, "VirtualService")["spec"]["http"][0]["route"][0]["weight"] =
+                serde_json::json!(90);
+        });
+        assert!(err.contains("canaryplan.yaml:36:15: error: route http[0] of VirtualService relational-data-access--web has weights that do not sum to 100"), "{err}");
+    }
+
+    #[test]
+    fn a_copy_selector_matching_the_original_is_refused() {
+        let err = check_tampered(|o| {
+            let copy = o
+                .iter_mut()
+                .find(|x| x["metadata"]["name"] == "web-v1")
+                .unwrap();
+            copy["spec"]["selector"] = serde_json::json!({"matchLabels": {"canary": "enabled"}});
+        });
+        assert!(
+            err.contains("the stable copy's selector also matches the pods of Deployment web"),
+            "{err}"
+        );
+    }
+}

@@ -186,3 +186,27 @@ fn values_are_quoted_so_every_reader_sees_strings() {
         assert!(out.contains(quoted), "{quoted} not in\n{out}");
     }
 }
+
+#[test]
+fn a_plain_file_base_renders_to_stdout_but_needs_kustomize_for_an_overlay() {
+    let s = Scratch::fixture("no-virtualservice");
+    let manifests = s.read("base/ledger.yaml");
+    s.write("ledger.yaml", &manifests);
+    s.edit_plan(|t| t.replace("  base: base\n", "  base: ledger.yaml\n"));
+    let out = s.run(&["render", "--stdout"]).ok().stdout.clone();
+    assert!(out.contains("name: ledger-stable\n"), "{out}");
+    let r = s.run(&["render"]);
+    r.fails();
+    assert!(
+        r.stderr.contains(
+            "canaryplan.yaml:8:9: error: the base `ledger.yaml` is not a kustomize directory"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: add a kustomization.yaml"),
+        "{}",
+        r.stderr
+    );
+}
