@@ -1,14 +1,15 @@
 //! The command line: parses arguments, calls the library, prints, and maps errors to exit
 //! codes. Nothing else in canaryplan prints or exits.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use canaryplan::output::diff::{self, ChangeKind, FileChange};
 use canaryplan::output::overlay::Written;
-use canaryplan::{Error, Mode, Templates};
+use canaryplan::{Diagnostic, EnvironmentRender, Error, Mode, Templates};
 
 #[derive(Parser)]
 #[command(
@@ -16,15 +17,17 @@ use canaryplan::{Error, Mode, Templates};
     version,
     about = "Render canary-release manifests for GitOps from a reviewed canary plan"
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write the overlays, or print the final manifests with --stdout.
+    /// Write the overlays, or print the final manifests of one environment with --stdout.
     Render(RenderArgs),
+    /// Render in memory and show how the overlays on disk differ (exit 1 when they do).
+    Diff(DiffArgs),
     /// Run every check and write nothing.
     Validate(PlansArgs),
     /// Print the JSON Schema of the plan file, for editors.
@@ -36,6 +39,9 @@ struct PlansArgs {
     /// Plan files [default: ./canaryplan.yaml].
     #[arg(value_name = "PLAN")]
     plans: Vec<PathBuf>,
+    /// Every canaryplan.yaml below the current directory.
+    #[arg(long, conflicts_with = "plans")]
+    all: bool,
     /// Only these environments (repeatable).
     #[arg(long = "env", value_name = "E")]
     envs: Vec<String>,
@@ -45,12 +51,15 @@ struct PlansArgs {
 }
 
 impl PlansArgs {
-    fn plans(&self) -> Vec<PathBuf> {
-        if self.plans.is_empty() {
+    fn plans(&self) -> Result<Vec<PathBuf>, Error> {
+        if self.all {
+            return canaryplan::find_plans(std::path::Path::new("."));
+        }
+        Ok(if self.plans.is_empty() {
             vec![PathBuf::from(canaryplan::plan::DEFAULT_PLAN)]
         } else {
             self.plans.clone()
-        }
+        })
     }
 
     fn templates(&self) -> Result<Templates, Error> {
@@ -58,6 +67,10 @@ impl PlansArgs {
             Some(dir) => Templates::from_dir(dir),
             None => Ok(Templates::builtin()),
         }
+    }
+
+    fn render(&self, mode: Mode) -> Result<Vec<EnvironmentRender>, Error> {
+        canaryplan::render_plans(&self.plans()?, &self.envs, &self.templates()?, mode)
     }
 }
 
@@ -70,16 +83,61 @@ struct RenderArgs {
     stdout: bool,
 }
 
+#[derive(Args)]
+struct DiffArgs {
+    #[command(flatten)]
+    plans: PlansArgs,
+    /// `github`: also workflow annotations, and a summary in $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Colour the diff.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Github,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let github = matches!(&cli.command, Command::Diff(d) if d.format == Format::Github);
     let result = match cli.command {
         Command::Render(a) => render(&a),
+        Command::Diff(a) => diff(&a),
         Command::Validate(a) => validate(&a),
         Command::Schema => schema(),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
+            if github {
+                for d in &e.diagnostics {
+                    println!(
+                        "{}",
+                        annotation(
+                            d.location
+                                .as_ref()
+                                .map(|l| (l.file.display().to_string(), l.line, l.column))
+                                .or_else(|| d.file.as_ref().map(|f| (
+                                    f.display().to_string(),
+                                    0,
+                                    0
+                                ))),
+                            &d.message
+                        )
+                    );
+                }
+            }
             eprintln!("{e}");
             ExitCode::from(2)
         }
@@ -87,62 +145,219 @@ pub fn main() -> ExitCode {
 }
 
 fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
-    let templates = a.plans.templates()?;
     if a.stdout {
-        let envs = stream_environments(&a.plans)?;
-        let renders = canaryplan::render_plans(&a.plans.plans(), &envs, &templates, Mode::Stream)?;
+        let plans = a.plans.clone_for_stream()?;
+        let renders = plans.render(Mode::Stream)?;
         let mut by_plan: Vec<&PathBuf> = renders.iter().map(|r| &r.plan).collect();
         by_plan.dedup();
         if by_plan.len() != renders.len() {
-            return Err(canaryplan::Diagnostic::new(
+            return Err(Diagnostic::new(
                 "--stdout prints one environment, and the plan has several",
             )
             .hint("choose one with --env E")
             .into());
         }
-        let objects: Vec<_> = renders.iter().flat_map(|r| r.objects.iter()).collect();
-        let text = canaryplan::yaml::to_stream(objects);
+        let text = canaryplan::yaml::to_stream(renders.iter().flat_map(|r| r.objects.iter()));
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| {
-                canaryplan::Diagnostic::new(format!("cannot write to standard output: {e}"))
-            })?;
+            .map_err(|e| Diagnostic::new(format!("cannot write to standard output: {e}")))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let renders =
-        canaryplan::render_plans(&a.plans.plans(), &a.plans.envs, &templates, Mode::Overlay)?;
+    let renders = a.plans.render(Mode::Overlay)?;
     for (dir, written) in canaryplan::write_overlays(&renders)? {
         let what = match written {
             Written::Unchanged => "unchanged",
             Written::Created => "created",
             Written::Updated => "updated",
         };
-        eprintln!("{}: {what}", dir.display());
+        eprintln!("{}: {what}", diff::shown(&dir));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The environment `--stdout` prints: `--env`, else the Argo CD plugin's parameter or
-/// environment variable; else the plan's only environment (resolved by the library).
-fn stream_environments(a: &PlansArgs) -> Result<Vec<String>, Error> {
-    if !a.envs.is_empty() {
-        return Ok(a.envs.clone());
+impl PlansArgs {
+    /// For `--stdout`: the environment comes from `--env`, else from the Argo CD plugin
+    /// parameter or environment; else the plan's only environment.
+    fn clone_for_stream(&self) -> Result<PlansArgs, Error> {
+        let envs = if self.envs.is_empty() {
+            canaryplan::argocd::environment_from_env(|k| std::env::var(k).ok())?
+                .into_iter()
+                .collect()
+        } else {
+            self.envs.clone()
+        };
+        Ok(PlansArgs {
+            plans: self.plans.clone(),
+            all: self.all,
+            envs,
+            templates: self.templates.clone(),
+        })
     }
-    Ok(
-        canaryplan::argocd::environment_from_env(|k| std::env::var(k).ok())?
-            .into_iter()
-            .collect(),
-    )
+}
+
+fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
+    let renders = a.plans.render(Mode::Overlay)?;
+    let color = match a.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut out = std::io::stdout().lock();
+    let mut stale = 0;
+    let mut per_env: Vec<(&EnvironmentRender, Vec<FileChange>)> = Vec::new();
+    for r in &renders {
+        let changes = diff::changes(r)?;
+        for c in &changes {
+            let text = c.unified();
+            let _ = out.write_all(if color { paint(&text) } else { text }.as_bytes());
+            if a.format == Format::Github {
+                let kind = match c.kind {
+                    ChangeKind::Added => "missing",
+                    ChangeKind::Modified => "stale",
+                    ChangeKind::Removed => "no longer rendered",
+                };
+                let line = if c.kind == ChangeKind::Removed {
+                    1
+                } else {
+                    c.first_changed_line()
+                };
+                let msg = format!(
+                    "{} is {kind} for environment {} (stage {}): run `canaryplan render` and commit the result",
+                    diff::shown(&c.path),
+                    r.environment,
+                    r.model.stage
+                );
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    annotation(Some((diff::shown(&c.path), line as u64, 0)), &msg)
+                );
+            }
+        }
+        if !changes.is_empty() {
+            stale += 1;
+            eprintln!("{}: {} file(s) differ", diff::shown(&r.dir), changes.len());
+        }
+        per_env.push((r, changes));
+    }
+    let _ = out.flush();
+    if a.format == Format::Github {
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+            let summary = step_summary(&per_env);
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(summary.as_bytes()));
+            if let Err(e) = written {
+                eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
+            }
+        }
+    }
+    if stale == 0 {
+        eprintln!("all {} overlay(s) are up to date", renders.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{stale} overlay(s) differ from the plan: run `canaryplan render` and commit the result"
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn paint(diff: &str) -> String {
+    let mut out = String::with_capacity(diff.len() + 64);
+    for line in diff.split_inclusive('\n') {
+        let code = if line.starts_with("+++") || line.starts_with("---") {
+            "1"
+        } else if line.starts_with('+') {
+            "32"
+        } else if line.starts_with('-') {
+            "31"
+        } else if line.starts_with("@@") {
+            "36"
+        } else {
+            ""
+        };
+        if code.is_empty() {
+            out.push_str(line);
+        } else {
+            let body = line.trim_end_matches('\n');
+            out.push_str(&format!("\x1b[{code}m{body}\x1b[0m"));
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// A GitHub Actions `::error` workflow command.
+fn annotation(at: Option<(String, u64, u64)>, message: &str) -> String {
+    let data = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let prop = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let mut props = Vec::new();
+    if let Some((file, line, col)) = at {
+        props.push(format!("file={}", prop(&file)));
+        if line > 0 {
+            props.push(format!("line={line}"));
+        }
+        if col > 0 {
+            props.push(format!("col={col}"));
+        }
+    }
+    props.push("title=canaryplan".to_string());
+    format!("::error {}::{}", props.join(","), data(message))
+}
+
+fn step_summary(per_env: &[(&EnvironmentRender, Vec<FileChange>)]) -> String {
+    let mut s = String::from("## canaryplan\n");
+    let mut last_plan = None;
+    for (r, changes) in per_env {
+        if last_plan != Some(&r.plan) {
+            s.push_str(&format!(
+                "\n### {}\n\n| environment | stage | weights | overlay |\n|---|---|---|---|\n",
+                diff::shown(&r.plan)
+            ));
+            last_plan = Some(&r.plan);
+        }
+        let w = r.model.weights();
+        let files = if changes.is_empty() {
+            "up to date".to_string()
+        } else {
+            let names: Vec<String> = changes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "`{}`",
+                        c.path
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!("{} file(s) changed: {}", changes.len(), names.join(", "))
+        };
+        s.push_str(&format!(
+            "| {} | {} | stable {}% / canary {}% | {} |\n",
+            r.environment, r.model.stage, w.stable, w.canary, files
+        ));
+    }
+    s
 }
 
 fn validate(a: &PlansArgs) -> Result<ExitCode, Error> {
-    let templates = a.templates()?;
-    let renders = canaryplan::render_plans(&a.plans(), &a.envs, &templates, Mode::Overlay)?;
+    let renders = a.render(Mode::Overlay)?;
     for r in &renders {
         eprintln!(
             "{}: {} ok (stage {})",
-            r.plan.display(),
+            diff::shown(&r.plan),
             r.environment,
             r.model.stage
         );

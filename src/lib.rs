@@ -199,3 +199,37 @@ pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<Vec<(PathBuf, ove
     }
     Ok(written)
 }
+
+/// Every `canaryplan.yaml` below `root`, sorted; hidden directories, `target` and
+/// `node_modules` are skipped. For monorepos and the pre-commit hook.
+pub fn find_plans(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, &e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            if file_type.is_dir() {
+                if !name.starts_with('.') && name != "target" && name != "node_modules" {
+                    stack.push(entry.path());
+                }
+            } else if name == plan::DEFAULT_PLAN {
+                let p = entry.path();
+                found.push(p.strip_prefix("./").map(Path::to_path_buf).unwrap_or(p));
+            }
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(
+            Diagnostic::new(format!("no {} below this directory", plan::DEFAULT_PLAN))
+                .in_file(root)
+                .hint("create one with `canaryplan init`, or name the plans to render")
+                .into(),
+        );
+    }
+    Ok(found)
+}

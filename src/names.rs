@@ -59,7 +59,17 @@ pub fn did_you_mean<'a>(
 ) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
+        // A prefix ("prod" for "production") is as likely as a typo.
+        .map(|c| {
+            (
+                if c.starts_with(word) && !word.is_empty() {
+                    1
+                } else {
+                    edit_distance(word, c)
+                },
+                c,
+            )
+        })
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
