@@ -81,6 +81,9 @@ struct RenderArgs {
     /// Print the final manifests of one environment instead of writing overlays.
     #[arg(long)]
     stdout: bool,
+    /// Exit 1 when an overlay was created or changed (for hooks: the commit must include it).
+    #[arg(long, conflicts_with = "stdout")]
+    exit_code: bool,
 }
 
 #[derive(Args)]
@@ -165,13 +168,19 @@ fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     let renders = a.plans.render(Mode::Overlay)?;
+    let mut changed = false;
     for (dir, written) in canaryplan::write_overlays(&renders)? {
         let what = match written {
             Written::Unchanged => "unchanged",
             Written::Created => "created",
             Written::Updated => "updated",
         };
+        changed |= written != Written::Unchanged;
         eprintln!("{}: {what}", diff::shown(&dir));
+    }
+    if changed && a.exit_code {
+        eprintln!("overlays changed: review them, `git add` them and commit again");
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
