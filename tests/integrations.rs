@@ -193,7 +193,7 @@ fn pre_commit_hook_renders_then_passes_then_catches_a_weight_change() {
         first.stdout, first.stderr
     );
     assert!(
-        first.stdout.contains("files were modified by this hook"),
+        first.stdout.contains("gap/production: created"),
         "{}",
         first.stdout
     );
@@ -214,6 +214,11 @@ fn pre_commit_hook_renders_then_passes_then_catches_a_weight_change() {
         third.code, 1,
         "a weight change fails again:\n{}{}",
         third.stdout, third.stderr
+    );
+    assert!(
+        third.stdout.contains("gap/production: updated"),
+        "{}",
+        third.stdout
     );
     let changed = Command::new("git")
         .args(["diff", "--name-only"])
