@@ -251,17 +251,17 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
         per_env.push((r, changes));
     }
     let _ = out.flush();
-    if a.format == Format::Github {
-        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-            let summary = step_summary(&per_env);
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| f.write_all(summary.as_bytes()));
-            if let Err(e) = written {
-                eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
-            }
+    if a.format == Format::Github
+        && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY")
+    {
+        let summary = step_summary(&per_env);
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(summary.as_bytes()));
+        if let Err(e) = written {
+            eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
     }
     if stale == 0 {

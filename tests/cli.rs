@@ -52,7 +52,7 @@ fn output_is_byte_identical_across_runs_and_directories() {
 fn several_plans_in_one_call() {
     let mono = tempfile::tempdir().unwrap();
     for f in FIXTURES {
-        copy_tree(&fixture_dir(f), &mono.path().join("apps").join(f));
+        copy_fixture(f, &mono.path().join("apps").join(f));
     }
     let plans: Vec<String> = FIXTURES
         .iter()
@@ -76,7 +76,7 @@ fn several_plans_in_one_call() {
     // One broken plan: nothing is written for any of them.
     let other = tempfile::tempdir().unwrap();
     for f in FIXTURES {
-        copy_tree(&fixture_dir(f), &other.path().join("apps").join(f));
+        copy_fixture(f, &other.path().join("apps").join(f));
     }
     let broken = other.path().join("apps/coexistence/canaryplan.yaml");
     let text = std::fs::read_to_string(&broken)

@@ -29,13 +29,18 @@ pub struct Scratch {
     pub dir: tempfile::TempDir,
 }
 
+/// Copies a fixture's plan and base (not its committed output) to `to`.
+pub fn copy_fixture(name: &str, to: &Path) {
+    copy_tree(&fixture_dir(name), to);
+    for out in ["gap", "canary", "rendered"] {
+        let _ = std::fs::remove_dir_all(to.join(out));
+    }
+}
+
 impl Scratch {
     pub fn fixture(name: &str) -> Scratch {
         let dir = tempfile::tempdir().unwrap();
-        copy_tree(&fixture_dir(name), dir.path());
-        for out in ["gap", "canary", "rendered"] {
-            let _ = std::fs::remove_dir_all(dir.path().join(out));
-        }
+        copy_fixture(name, dir.path());
         Scratch { dir }
     }
 
