@@ -30,8 +30,69 @@ enum Command {
     Diff(DiffArgs),
     /// Run every check and write nothing.
     Validate(PlansArgs),
+    /// Show each environment's stage, traffic, overlay and next step.
+    Status(StatusArgs),
+    /// Move an environment to the next weight in `steps` (or --to N).
+    Promote(EditArgs),
+    /// Put all traffic back on the stable copy (weight 0).
+    Abort(EditArgs),
+    /// Move an environment to the next stage.
+    Advance(EditArgs),
+    /// Write a starter canaryplan.yaml from a base directory.
+    Init(InitArgs),
     /// Print the JSON Schema of the plan file, for editors.
     Schema,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    plans: PlansArgs,
+    /// `json` for scripts.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    format: StatusFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct EditArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// The environment to change.
+    #[arg(long = "env", value_name = "E")]
+    env: String,
+    /// promote: this weight instead of the next step.
+    #[arg(long, value_name = "N")]
+    to: Option<u8>,
+    /// Also re-render the environment's overlay.
+    #[arg(long)]
+    render: bool,
+    /// A directory with your own copies of canaryplan's templates.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// The directory with the app's manifests.
+    #[arg(long, value_name = "DIR", default_value = "base")]
+    base: PathBuf,
+    /// Where to write the plan.
+    #[arg(long, value_name = "PATH", default_value = canaryplan::plan::DEFAULT_PLAN)]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -118,7 +179,25 @@ pub fn main() -> ExitCode {
         Command::Render(a) => render(&a),
         Command::Diff(a) => diff(&a),
         Command::Validate(a) => validate(&a),
+        Command::Status(a) => status(&a),
+        Command::Promote(a) => {
+            let to = a.to;
+            edit(&a, canaryplan::edit::Action::Promote { to })
+        }
+        Command::Abort(a) => edit(&a, canaryplan::edit::Action::Abort),
+        Command::Advance(a) => edit(&a, canaryplan::edit::Action::Advance),
+        Command::Init(a) => init(&a),
         Command::Schema => schema(),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "canaryplan",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => man(),
     };
     match result {
         Ok(code) => code,
@@ -377,5 +456,142 @@ fn validate(a: &PlansArgs) -> Result<ExitCode, Error> {
 fn schema() -> Result<ExitCode, Error> {
     let text = serde_json::to_string_pretty(&canaryplan::plan::json_schema()).unwrap_or_default();
     println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
+    let templates = a.plans.templates()?;
+    let mut all = Vec::new();
+    for path in a.plans.plans()? {
+        let plan = canaryplan::check::load(&path)?;
+        let mut envs = canaryplan::status::of(&plan, &templates);
+        if !a.plans.envs.is_empty() {
+            envs.retain(|e| a.plans.envs.contains(&e.environment));
+        }
+        all.push((path, envs));
+    }
+    let mut out = std::io::stdout().lock();
+    if a.format == StatusFormat::Json {
+        let json: Vec<_> = all
+            .iter()
+            .map(|(p, envs)| serde_json::json!({"plan": diff::shown(p), "environments": envs}))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"plans": json})).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (path, envs) in &all {
+        let _ = writeln!(out, "{}", diff::shown(path));
+        for e in envs {
+            let overlay = match &e.overlay {
+                canaryplan::status::Overlay::Current => "up to date".to_string(),
+                canaryplan::status::Overlay::Stale { files } => {
+                    format!("stale: {files} file(s) differ, run `canaryplan render`")
+                }
+                canaryplan::status::Overlay::Missing => {
+                    "not rendered yet, run `canaryplan render`".to_string()
+                }
+                canaryplan::status::Overlay::Refused { reason } => {
+                    format!("render refuses: {reason}")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  {}  stage {}  ({}: {overlay})",
+                e.environment, e.stage, e.output
+            );
+            for t in &e.traffic {
+                let _ = writeln!(
+                    out,
+                    "    {:<10} {} {:>3}%  {}",
+                    t.version,
+                    bar(t.percent),
+                    t.percent,
+                    t.role
+                );
+            }
+            let _ = writeln!(out, "    next: {}", e.next);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A 20-cell bar for a percentage.
+fn bar(percent: u8) -> String {
+    let full = (usize::from(percent) * 20 + 50) / 100;
+    format!("{}{}", "█".repeat(full), "░".repeat(20 - full))
+}
+
+fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Error> {
+    if a.to.is_some() && !matches!(action, canaryplan::edit::Action::Promote { .. }) {
+        return Err(Diagnostic::new("--to goes with promote").into());
+    }
+    let templates = match &a.templates {
+        Some(dir) => Templates::from_dir(dir)?,
+        None => Templates::builtin(),
+    };
+    let path = a
+        .plan
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(canaryplan::plan::DEFAULT_PLAN));
+    let edit = canaryplan::edit::plan_edit(&path, &a.env, action, &templates)?;
+    let renders = if a.render {
+        canaryplan::render_plan(
+            &edit.plan,
+            std::slice::from_ref(&a.env),
+            &templates,
+            Mode::Overlay,
+        )?
+    } else {
+        Vec::new()
+    };
+    canaryplan::edit::write(&edit)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}: {}", diff::shown(&path), edit.change);
+    for (dir, written) in canaryplan::write_overlays(&renders)? {
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            diff::shown(&dir),
+            if written == Written::Unchanged {
+                "unchanged"
+            } else {
+                "rendered"
+            }
+        );
+    }
+    let _ = writeln!(out, "suggested commit message:\n  {}", edit.commit_message);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init(a: &InitArgs) -> Result<ExitCode, Error> {
+    if a.output.exists() {
+        return Err(Diagnostic::new(
+            "a plan already exists here; canaryplan init does not overwrite it",
+        )
+        .in_file(&a.output)
+        .hint("remove it first, or choose another path with --output")
+        .into());
+    }
+    let text = canaryplan::init::starter(&a.base, &a.output)?;
+    std::fs::write(&a.output, &text).map_err(|e| Error::io("write", &a.output, &e))?;
+    eprintln!(
+        "wrote {}: review it (the image above all), then run `canaryplan validate`",
+        diff::shown(&a.output)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn man() -> Result<ExitCode, Error> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+        .render(&mut buf)
+        .map_err(|e| Diagnostic::new(format!("cannot render the man page: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&buf)
+        .map_err(|e| Diagnostic::new(format!("cannot write to standard output: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,9 @@
 pub mod argocd;
 pub mod base;
 pub mod check;
+pub mod edit;
 pub mod error;
+pub mod init;
 pub mod names;
 pub mod objects;
 pub mod output;
@@ -16,6 +18,7 @@ pub mod plan;
 pub mod safety;
 pub mod selector;
 pub mod stage;
+pub mod status;
 pub mod templates;
 pub mod yaml;
 

@@ -1,0 +1,305 @@
+//! `promote`, `abort` and `advance`: change one environment's weight or stage in the plan
+//! file in place. Only the value that moves changes; comments, key order, quoting and blank
+//! lines stay byte for byte. The edited plan is checked and rendered in memory (with the
+//! overlay on disk) before anything is written, so a refused step changes nothing.
+
+use std::path::{Path, PathBuf};
+
+use crate::check::{self, CheckedPlan, EnvironmentPlan};
+use crate::error::{Diagnostic, Error, Result};
+use crate::plan::Plan;
+use crate::stage::Stage;
+use crate::yaml::{Pos, Source};
+use crate::{Mode, Templates};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The next weight in `steps`, or `to`.
+    Promote { to: Option<u8> },
+    /// Weight 0: all traffic back on the stable copy.
+    Abort,
+    /// The next stage.
+    Advance,
+}
+
+/// A checked edit, ready to be written.
+#[derive(Debug)]
+pub struct Edit {
+    pub path: PathBuf,
+    pub old_text: String,
+    pub new_text: String,
+    /// What changed, e.g. `production: weight 5 → 25`.
+    pub change: String,
+    pub commit_message: String,
+    /// The plan as edited.
+    pub plan: CheckedPlan,
+}
+
+/// Plans the edit of `action` on environment `env` of the plan at `path`, and checks the
+/// result like `validate` would.
+pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) -> Result<Edit> {
+    let plan = check::load(path)?;
+    let Some(e) = plan.environment(env) else {
+        // Reuse the renderer's message for an unknown environment.
+        return Err(
+            crate::render_plan(&plan, &[env.to_string()], templates, Mode::Stream)
+                .err()
+                .unwrap_or_else(|| Error::one(Diagnostic::new(format!("no environment `{env}`")))),
+        );
+    };
+    let text = &plan.source.text;
+    let (stage, weight) = (e.stage.value, e.weight.as_ref().map(|w| w.value));
+    let refuse = |message: String, hint: &str| -> Error {
+        plan.diag(e.stage.pos, message)
+            .hint(hint.to_string())
+            .into()
+    };
+    let (new_text, change, message) = match action {
+        Action::Promote { to } => {
+            if stage != Stage::Shift {
+                return Err(refuse(
+                    format!(
+                        "environment `{env}` is at stage {stage}; promote moves the weight at stage shift"
+                    ),
+                    if stage < Stage::Shift {
+                        "run `canaryplan advance` until the stage is shift"
+                    } else {
+                        "cleanup has begun: there is no weight to move"
+                    },
+                ));
+            }
+            let current = weight.unwrap_or(0);
+            let next = match to {
+                Some(n) if n > 100 => {
+                    return Err(
+                        Diagnostic::new(format!("--to {n} is not a weight from 0 to 100")).into(),
+                    );
+                }
+                Some(n) => n,
+                None => plan
+                    .steps
+                    .iter()
+                    .copied()
+                    .find(|s| *s > current)
+                    .ok_or_else(|| {
+                        refuse(
+                            format!("environment `{env}` is at weight {current}, the last step"),
+                            "advance to cleanup-1 to remove the stable copy",
+                        )
+                    })?,
+            };
+            if next == current {
+                return Err(refuse(
+                    format!("environment `{env}` is already at weight {current}"),
+                    "nothing to do",
+                ));
+            }
+            let text = set_weight(text, &plan, e, next)?;
+            (
+                text,
+                format!("{env}: weight {current} → {next}"),
+                format!(
+                    "canary({}): {env} to {next}% on {}",
+                    plan.name, plan.canary.version.value
+                ),
+            )
+        }
+        Action::Abort => {
+            match stage {
+                Stage::Shift if weight == Some(0) => {
+                    return Err(refuse(
+                        format!("environment `{env}` is already at weight 0"),
+                        "all traffic is on the stable copy",
+                    ));
+                }
+                Stage::Shift => {}
+                Stage::Route => {}
+                _ => {
+                    return Err(refuse(
+                        format!(
+                            "environment `{env}` is at stage {stage}; abort needs the stable copy serving (stages route and shift)"
+                        ),
+                        "to roll back further, set an earlier stage in the plan and render",
+                    ));
+                }
+            }
+            let mut t = text.clone();
+            if stage == Stage::Route {
+                t = set_stage(&t, &plan, e, Stage::Shift)?;
+                // A route stage has no weight (the plan check refuses one).
+                let reparsed = reparse_unchecked(path, t.clone())?;
+                t = insert_weight(&t, &reparsed, env, 0)?;
+            } else {
+                t = set_weight(&t, &plan, e, 0)?;
+            }
+            let was = weight.map_or_else(|| format!("stage {stage}"), |w| format!("weight {w}"));
+            (
+                t,
+                format!("{env}: {was} → weight 0 (all traffic on the stable copy)"),
+                format!(
+                    "canary({}): abort in {env}, all traffic on {}",
+                    plan.name, plan.stable.version.value
+                ),
+            )
+        }
+        Action::Advance => {
+            let Some(next) = stage.next() else {
+                return Err(refuse(
+                    format!("environment `{env}` is done"),
+                    "delete the environment (or the plan) when the release is complete",
+                ));
+            };
+            let mut t = set_stage(text, &plan, e, next)?;
+            if next == Stage::Shift && weight.is_none() {
+                let reparsed = reparse_unchecked(path, t.clone())?;
+                t = insert_weight(&t, &reparsed, env, 0)?;
+            }
+            (
+                t,
+                format!("{env}: stage {stage} → {next}"),
+                format!("canary({}): {env} to {next}: {}", plan.name, next.summary()),
+            )
+        }
+    };
+    let edited = reparse(path, new_text.clone())?;
+    crate::render_plan(&edited, &[env.to_string()], templates, Mode::Overlay)?;
+    Ok(Edit {
+        path: path.to_path_buf(),
+        old_text: text.clone(),
+        new_text,
+        change,
+        commit_message: message,
+        plan: edited,
+    })
+}
+
+/// Writes the edited plan atomically (a sibling file renamed over it).
+pub fn write(edit: &Edit) -> Result<()> {
+    let dir = edit
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.canaryplan-{}",
+        edit.path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, &edit.new_text).map_err(|e| Error::io("write", &tmp, &e))?;
+    if let Ok(meta) = std::fs::metadata(&edit.path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, &edit.path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("replace", &edit.path, &e)
+    })
+}
+
+fn reparse(path: &Path, text: String) -> Result<CheckedPlan> {
+    check::check(Plan::parse(Source::from_text(path, text))?)
+}
+
+/// Parses without the plan checks (an intermediate text may be incomplete, e.g. shift
+/// without its weight yet).
+fn reparse_unchecked(path: &Path, text: String) -> Result<Plan> {
+    Plan::parse(Source::from_text(path, text))
+}
+
+/// The byte range of the scalar starting at `pos`.
+fn scalar_range(text: &str, pos: Pos) -> Option<(usize, usize)> {
+    let line_start = text
+        .split_inclusive('\n')
+        .take(pos.line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum::<usize>();
+    let line = text.get(line_start..)?.split('\n').next()?;
+    let col = line
+        .char_indices()
+        .nth(pos.column.saturating_sub(1) as usize)
+        .map(|(i, _)| i)?;
+    let rest = line.get(col..)?;
+    let end = match rest.chars().next()? {
+        q @ ('"' | '\'') => rest.get(1..)?.find(q)? + 2,
+        _ => {
+            let stop = rest.find([',', '}', ']', '\r']).unwrap_or(rest.len());
+            let stop = rest.find(" #").map_or(stop, |c| c.min(stop));
+            rest.get(..stop)?.trim_end().len()
+        }
+    };
+    Some((line_start + col, line_start + col + end))
+}
+
+fn replace_at(text: &str, pos: Pos, value: &str) -> Option<String> {
+    let (a, b) = scalar_range(text, pos)?;
+    Some(format!("{}{value}{}", text.get(..a)?, text.get(b..)?))
+}
+
+fn cannot_edit(plan: &CheckedPlan, pos: Pos) -> Error {
+    plan.diag(pos, "cannot edit this value in place")
+        .hint("write it as a plain scalar (e.g. `weight: 5`) and try again")
+        .into()
+}
+
+fn set_stage(text: &str, plan: &CheckedPlan, e: &EnvironmentPlan, to: Stage) -> Result<String> {
+    replace_at(text, e.stage.pos, to.name()).ok_or_else(|| cannot_edit(plan, e.stage.pos))
+}
+
+fn set_weight(text: &str, plan: &CheckedPlan, e: &EnvironmentPlan, to: u8) -> Result<String> {
+    match &e.weight {
+        Some(w) => replace_at(text, w.pos, &to.to_string()).ok_or_else(|| cannot_edit(plan, w.pos)),
+        None => {
+            let parsed = reparse_unchecked(&plan.path, text.to_string())?;
+            insert_weight(text, &parsed, &e.name.value, to)
+        }
+    }
+}
+
+/// Adds `weight: N` right after the environment's `stage:` value: a new line with the same
+/// indentation in block style, `, weight: N` in flow style.
+fn insert_weight(text: &str, plan: &Plan, env: &str, to: u8) -> Result<String> {
+    let Some((_, e)) = plan
+        .file
+        .spec
+        .environments
+        .iter()
+        .find(|(k, _)| k.value == env)
+    else {
+        return Err(Diagnostic::new(format!("no environment `{env}`")).into());
+    };
+    let pos = Pos::of(&e.stage);
+    let (_, end) = scalar_range(text, pos)
+        .ok_or_else(|| Error::one(plan.source.error(pos, "cannot edit this value in place")))?;
+    let line_start = text
+        .get(..end)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let line = text
+        .get(line_start..)
+        .and_then(|t| t.split('\n').next())
+        .unwrap_or_default();
+    let before_value = text.get(line_start..end).unwrap_or_default();
+    let flow = before_value.contains('{');
+    if flow {
+        return Ok(format!(
+            "{}, weight: {to}{}",
+            text.get(..end).unwrap_or_default(),
+            text.get(end..).unwrap_or_default()
+        ));
+    }
+    let indent: String = line.chars().take_while(|c| *c == ' ').collect();
+    let line_end = line_start + line.len();
+    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let line_end = if newline == "\r\n" {
+        line_end.saturating_sub(usize::from(line.ends_with('\r')))
+    } else {
+        line_end
+    };
+    Ok(format!(
+        "{}{newline}{indent}weight: {to}{}",
+        text.get(..line_end).unwrap_or_default(),
+        text.get(line_end..).unwrap_or_default()
+    ))
+}
