@@ -102,6 +102,22 @@ pub fn load(path: &Path) -> Result<Base> {
     })
 }
 
+/// A base from one YAML text held in memory (fuzzing, tests); kustomize cannot build it.
+pub fn from_text(path: &Path, text: String) -> Result<Base> {
+    let mut objects = Vec::new();
+    let source = Source::from_text(path, text);
+    for doc in yaml::parse_documents(&source)? {
+        if !matches!(doc.kind, Kind::Null) {
+            objects.push(object(&source, doc)?);
+        }
+    }
+    Ok(Base {
+        path: path.to_path_buf(),
+        is_kustomization: false,
+        objects,
+    })
+}
+
 /// The YAML files of a directory, sorted by name, without kustomization files.
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, &e))?;

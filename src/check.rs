@@ -335,6 +335,19 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         .as_ref()
         .map(|o| o.value.clone())
         .unwrap_or_else(|| DEFAULT_OUTPUT.to_string());
+    if let Some(o) = spec
+        .output
+        .as_ref()
+        .filter(|o| Path::new(&o.value).is_absolute())
+    {
+        d.push(
+            err(
+                Pos::of(o),
+                format!("spec.output `{}` is an absolute path", o.value),
+            )
+            .hint("write the output directory relative to the plan file, e.g. `canary`"),
+        );
+    }
     if output.trim().is_empty()
         && let Some(o) = &spec.output
     {

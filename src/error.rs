@@ -168,13 +168,20 @@ impl Diagnostics {
         }
     }
 
+    /// `Err` with every diagnostic once (environments sharing a base report its problems
+    /// once), in the order found.
     pub fn into_result(self) -> Result<()> {
         if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error {
-                diagnostics: self.0,
-            })
+            return Ok(());
         }
+        let mut unique: Vec<Diagnostic> = Vec::with_capacity(self.0.len());
+        for d in self.0 {
+            if !unique.contains(&d) {
+                unique.push(d);
+            }
+        }
+        Err(Error {
+            diagnostics: unique,
+        })
     }
 }

@@ -5,6 +5,10 @@
 //!
 //! The library never prints and never exits; the binary owns the terminal.
 
+// Input must never panic: no indexing that could go out of bounds (and, by Cargo.toml's
+// lints, no unwrap/expect/panic).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub mod argocd;
 pub mod base;
 pub mod check;
@@ -172,20 +176,71 @@ fn render_environment(
     })
 }
 
-/// Loads, checks and renders several plans; every problem in every plan is reported together.
+/// Renders every environment of a plan given as text against a base given as text, all in
+/// memory, and returns each environment's final stream. For fuzzing and benchmarks: the same
+/// path through parse, check, render and safety checks as `render --stdout`.
+pub fn render_text(plan_text: &str, base_text: &str, templates: &Templates) -> Result<Vec<String>> {
+    let plan = check::check(plan::Plan::parse(yaml::Source::from_text(
+        Path::new(plan::DEFAULT_PLAN),
+        plan_text.to_string(),
+    ))?)?;
+    let base = base::from_text(Path::new("base.yaml"), base_text.to_string())?;
+    let mut d = Diagnostics::default();
+    let mut out = Vec::new();
+    for env in &plan.environments {
+        if let Some(r) = d.take(render_environment(
+            &plan,
+            env,
+            &base,
+            templates,
+            Mode::Stream,
+        )) {
+            out.push(yaml::to_stream(&r.objects));
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+/// Loads, checks and renders several plans, in parallel on the machine's cores; every
+/// problem in every plan is reported together, in the order the plans were given.
 pub fn render_plans(
     paths: &[PathBuf],
     only: &[String],
     templates: &Templates,
     mode: Mode,
 ) -> Result<Vec<EnvironmentRender>> {
+    let render_one =
+        |p: &PathBuf| check::load(p).and_then(|plan| render_plan(&plan, only, templates, mode));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(paths.len());
+    let results: Vec<Result<Vec<EnvironmentRender>>> = if workers <= 1 {
+        paths.iter().map(render_one).collect()
+    } else {
+        let chunk = paths.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = paths
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(render_one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(Diagnostic::new(
+                            "internal error: a render thread panicked",
+                        )
+                        .into())]
+                    })
+                })
+                .collect()
+        })
+    };
     let mut d = Diagnostics::default();
     let mut out = Vec::new();
-    for p in paths {
-        let Some(plan) = d.take(check::load(p)) else {
-            continue;
-        };
-        if let Some(r) = d.take(render_plan(&plan, only, templates, mode)) {
+    for r in results {
+        if let Some(r) = d.take(r) {
             out.extend(r);
         }
     }

@@ -95,10 +95,6 @@ impl Source {
     /// Turns a YAML parser error into a located diagnostic.
     pub fn parse_error(&self, err: &serde_saphyr::Error) -> Diagnostic {
         let plain = err.without_snippet().to_string();
-        let message = match plain.rfind(" at line ") {
-            Some(i) => plain.get(..i).unwrap_or(&plain).to_string(),
-            None => plain,
-        };
         let at = err
             .location()
             .map(|l| Pos {
@@ -106,7 +102,7 @@ impl Source {
                 column: l.column(),
             })
             .unwrap_or_default();
-        let hint = hint_for_parse_error(&message);
+        let (message, hint) = explain(&plain);
         let d = self.error(at, message);
         match hint {
             Some(h) => d.hint(h),
@@ -115,16 +111,59 @@ impl Source {
     }
 }
 
-fn hint_for_parse_error(message: &str) -> Option<&'static str> {
-    if message.contains("unknown field") {
+/// The parser's message without its position (we print our own), and a hint where one helps.
+/// Limit breaches get a plain-words message instead of the parser's internal one.
+fn explain(plain: &str) -> (String, Option<&'static str>) {
+    let deep = format!("the YAML nests deeper than {MAX_DEPTH} levels");
+    let limits: [(&str, String, &'static str); 4] = [
+        (
+            "alias replay limit",
+            "the YAML expands aliases into too many nodes (an alias bomb?)".into(),
+            "write the values out, or use fewer aliases",
+        ),
+        (
+            "Depth",
+            deep.clone(),
+            "flatten the structure; Kubernetes objects never nest this deep",
+        ),
+        (
+            "recursion limit",
+            deep,
+            "flatten the structure; Kubernetes objects never nest this deep",
+        ),
+        (
+            "budget breached",
+            "the YAML is larger than canaryplan reads (too many nodes, aliases or documents)"
+                .into(),
+            "split it into several files",
+        ),
+    ];
+    if let Some((_, m, h)) = limits.iter().find(|(needle, _, _)| plain.contains(needle)) {
+        return (m.clone(), Some(h));
+    }
+    let message = plain
+        .find(" at line ")
+        .and_then(|i| plain.get(..i))
+        .unwrap_or(plain);
+    let hint = if message.contains("unknown field") {
         Some("check the spelling; the plan format is listed by `canaryplan schema`")
     } else if message.contains("duplicate mapping key") {
         Some("remove one of the two entries")
-    } else if message.contains("budget") || message.contains("depth") || message.contains("alias") {
-        Some("the input nests too deeply or expands too many aliases; write it out plainly")
+    } else if message.contains("tabs disallowed") {
+        Some("indent YAML with spaces, not tabs")
+    } else if message.contains("missing field") {
+        Some("add the field; `canaryplan schema` lists what each object needs")
+    } else if message.contains("invalid") || message.contains("expected") {
+        Some("check the value's type; `canaryplan schema` lists each field's type")
     } else {
-        None
-    }
+        Some(
+            "this is not valid YAML: check brackets, quotes and indentation at or just before this point",
+        )
+    };
+    (
+        message.replace(", set DuplicateKeyPolicy in Options if acceptable", ""),
+        hint,
+    )
 }
 
 /// A line and column, from 1; line 0 means unknown.
@@ -146,14 +185,18 @@ impl Pos {
 /// Parser options shared by every input: duplicate keys are errors, and the budgets bound
 /// the work an alias bomb or a deeply nested document can cause.
 pub fn options() -> serde_saphyr::Options {
+    // Plans and Kubernetes manifests are small and rarely use aliases: these bounds are far
+    // above any real file and refuse an alias bomb or a nesting attack in milliseconds.
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = MAX_DEPTH;
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
     budget.max_documents = 10_000;
-    budget.max_nodes = 1_000_000;
+    budget.max_events = 250_000;
+    budget.max_nodes = 250_000;
     let mut opts = serde_saphyr::Options::default();
     opts.budget = Some(budget);
+    opts.alias_limits.max_total_replayed_events = 50_000;
     opts.with_snippet = false;
     opts
 }

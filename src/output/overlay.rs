@@ -270,8 +270,9 @@ pub fn read_files(dir: &Path) -> Result<Vec<File>> {
 }
 
 /// Replaces the overlay in `dir` with `files`, all at once: the new overlay is written to a
-/// sibling directory and swapped in with one rename, so a reader (or a crash) sees either the
-/// old overlay or the new one, never a mix.
+/// sibling directory and swapped in with one rename, so a reader (or a killed render) sees
+/// either the old overlay or the new one, never a mix. Files are not fsynced: the swap guards
+/// against a process dying, not the machine losing power, like every other file in a repo.
 pub fn write(dir: &Path, files: &[File]) -> Result<Written> {
     let existing = read_files(dir)?;
     if existing == files {
@@ -286,6 +287,7 @@ pub fn write(dir: &Path, files: &[File]) -> Result<Written> {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
+    remove_abandoned(&parent, &leaf);
     let unique = format!("{}-{}", std::process::id(), nanos());
     let staging = parent.join(format!(".{leaf}.canaryplan-new-{unique}"));
     let result = stage_and_swap(
@@ -316,22 +318,16 @@ fn stage_and_swap(
     for f in files {
         let p = staging.join(&f.name);
         std::fs::write(&p, &f.text).map_err(|e| Error::io("write", &p, &e))?;
-        sync_file(&p);
     }
-    sync_file(staging);
     if !exists {
         match std::fs::rename(staging, dir) {
-            Ok(()) => {
-                sync_file(parent);
-                return Ok(Written::Created);
-            }
+            Ok(()) => return Ok(Written::Created),
             // Another render created it meanwhile: swap with theirs below.
             Err(_) if dir.is_dir() => {}
             Err(e) => return Err(Error::io("create", dir, &e)),
         }
     }
     swap(staging, dir)?;
-    sync_file(parent);
     // `staging` now holds the previous overlay.
     let old = parent.join(format!(".{leaf}.canaryplan-old-{unique}"));
     if std::fs::rename(staging, &old).is_ok() {
@@ -359,10 +355,34 @@ fn swap(a: &Path, b: &Path) -> Result<()> {
     std::fs::rename(&aside, a).map_err(|e| Error::io("replace", b, &e))
 }
 
-fn sync_file(p: &Path) {
-    if let Ok(f) = std::fs::File::open(p) {
-        let _ = f.sync_all();
+/// Removes staging directories left by renders that were killed (their process is gone).
+fn remove_abandoned(parent: &Path, leaf: &str) {
+    let prefix = format!(".{leaf}.canaryplan-");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        // `new-<pid>-<nanos>` or `old-<pid>-<nanos>`
+        let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| pid != std::process::id() && !process_alive(pid)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: u32) -> bool {
+    // Without /proc, keep them: a live render might still own them.
+    true
 }
 
 fn nanos() -> u128 {
