@@ -9,13 +9,15 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::{Diagnostic, Error, Result};
-use crate::yaml::{self, Kind, Node, Pos, Source};
+use crate::yaml::{self, Kind, Pos, Source};
 
 /// One object from a base file.
 #[derive(Debug, Clone)]
 pub struct BaseObject {
     pub value: Value,
-    pub node: Node,
+    /// Which document of `source` it is, to locate errors (parsed again with positions only
+    /// when a message needs one: the fast path reads plain values).
+    pub document: usize,
     pub source: Arc<Source>,
     pub api_version: String,
     pub kind: String,
@@ -43,7 +45,8 @@ impl BaseObject {
 
     /// A diagnostic at the value under `path` in this object's file.
     pub fn error(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
-        self.source.error(self.node.pos_of(path), message)
+        self.source
+            .error(locate(&self.source, self.document, path), message)
     }
 }
 
@@ -106,9 +109,9 @@ pub fn load(path: &Path) -> Result<Base> {
 pub fn from_text(path: &Path, text: String) -> Result<Base> {
     let mut objects = Vec::new();
     let source = Source::from_text(path, text);
-    for doc in yaml::parse_documents(&source)? {
-        if !matches!(doc.kind, Kind::Null) {
-            objects.push(object(&source, doc)?);
+    for (i, doc) in yaml::parse_values(&source)?.into_iter().enumerate() {
+        if !doc.is_null() {
+            objects.push(object(&source, i, doc)?);
         }
     }
     Ok(Base {
@@ -213,26 +216,32 @@ fn load_kustomization(file: &Path, objects: &mut Vec<BaseObject>, depth: usize) 
 
 fn load_file(path: &Path, objects: &mut Vec<BaseObject>) -> Result<()> {
     let source = Source::read(path)?;
-    let docs = yaml::parse_documents(&source)?;
-    for doc in docs {
-        if matches!(doc.kind, Kind::Null) {
-            continue;
+    for (i, doc) in yaml::parse_values(&source)?.into_iter().enumerate() {
+        if !doc.is_null() {
+            objects.push(object(&source, i, doc)?);
         }
-        objects.push(object(&source, doc)?);
     }
     Ok(())
 }
 
-fn object(source: &Arc<Source>, node: Node) -> Result<BaseObject> {
-    if !matches!(node.kind, Kind::Map(_)) {
+/// Where `path` is in document `document` of `source` (parsing it again, with positions).
+pub fn locate(source: &Source, document: usize, path: &[&str]) -> Pos {
+    yaml::parse_documents(source)
+        .ok()
+        .and_then(|docs| docs.get(document).map(|d| d.pos_of(path)))
+        .unwrap_or_default()
+}
+
+fn object(source: &Arc<Source>, document: usize, value: Value) -> Result<BaseObject> {
+    let at = |path: &[&str]| locate(source, document, path);
+    if !value.is_object() {
         return Err(source
             .error(
-                node.pos,
+                at(&[]),
                 "a manifest must be a mapping with apiVersion, kind and metadata",
             )
             .into());
     }
-    let value = node.to_value();
     let field = |path: &str| {
         value
             .pointer(path)
@@ -243,7 +252,7 @@ fn object(source: &Arc<Source>, node: Node) -> Result<BaseObject> {
         field(path).filter(|s| !s.is_empty()).ok_or_else(|| {
             Error::from(
                 source
-                    .error(node.pos_of(parts), format!("this manifest has no {what}"))
+                    .error(at(parts), format!("this manifest has no {what}"))
                     .hint("every Kubernetes object needs apiVersion, kind and metadata.name"),
             )
         })
@@ -254,7 +263,7 @@ fn object(source: &Arc<Source>, node: Node) -> Result<BaseObject> {
     if kind.ends_with("List") {
         return Err(source
             .error(
-                node.pos_of(&["kind"]),
+                at(&["kind"]),
                 format!("`{kind}` objects are not supported in a base"),
             )
             .hint("list the items as separate YAML documents")
@@ -262,7 +271,7 @@ fn object(source: &Arc<Source>, node: Node) -> Result<BaseObject> {
     }
     Ok(BaseObject {
         value,
-        node,
+        document,
         source: Arc::clone(source),
         api_version,
         kind,

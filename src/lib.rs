@@ -60,6 +60,8 @@ pub struct EnvironmentRender {
     pub objects: Vec<Value>,
     /// What the overlay on disk renders, if there is one.
     pub on_disk: Option<DiskState>,
+    /// The overlay's files on disk when rendering started.
+    pub existing: Vec<File>,
 }
 
 /// Renders the environments `only` (all when empty) of a checked plan, in memory.
@@ -151,8 +153,8 @@ fn render_environment(
     let objects = output::stream::final_objects(base, &rendered)?;
     safety::check(&cx, &objects)?;
     let dir = plan.output_dir(&env.name.value);
-    let (files, on_disk) = match mode {
-        Mode::Stream => (Vec::new(), None),
+    let (files, on_disk, existing) = match mode {
+        Mode::Stream => (Vec::new(), None, Vec::new()),
         Mode::Overlay => {
             if !base.is_kustomization {
                 return Err(plan
@@ -160,9 +162,19 @@ fn render_environment(
                     .hint("add a kustomization.yaml listing the base's files under `resources:`, or use `render --stdout`")
                     .into());
             }
-            let on_disk = overlay::read_state(&dir)?;
+            let existing = overlay::read_files(&dir)?;
+            overlay::check_ours(&dir, &existing)?;
+            let files = overlay::files(plan, env, &base.path, &rendered)?;
+            // An unchanged kustomization records this very stage: no need to parse it.
+            let on_disk = match existing.iter().find(|f| f.name == overlay::KUSTOMIZATION) {
+                Some(k) if files.iter().any(|f| f == k) => Some(DiskState {
+                    stage: env.model.stage,
+                    weight: env.model.weight,
+                }),
+                _ => overlay::state_of(&dir, &existing)?,
+            };
             overlay::check_transition(plan, env, on_disk)?;
-            (overlay::files(plan, env, &base.path, &rendered)?, on_disk)
+            (files, on_disk, existing)
         }
     };
     Ok(EnvironmentRender {
@@ -173,6 +185,7 @@ fn render_environment(
         files,
         objects,
         on_disk,
+        existing,
     })
 }
 
@@ -253,7 +266,10 @@ pub fn render_plans(
 pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<Vec<(PathBuf, overlay::Written)>> {
     let mut written = Vec::new();
     for r in renders {
-        written.push((r.dir.clone(), overlay::write(&r.dir, &r.files)?));
+        written.push((
+            r.dir.clone(),
+            overlay::write(&r.dir, &r.files, &r.existing)?,
+        ));
     }
     Ok(written)
 }

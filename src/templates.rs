@@ -108,25 +108,47 @@ impl Templates {
 
     /// Renders `name` with `context`, parses the result and checks it is the expected object.
     pub fn render(&self, name: &str, context: &Value, expect: &Identity<'_>) -> Result<Value> {
+        self.render_with(name, context, Vec::new(), expect)
+    }
+
+    /// As `render`, with `opaque` values that the template places but does not look into
+    /// (`{{ spec }}`): they reach the template as a marker and are put in place after the
+    /// output is parsed, so a large value is neither converted for the template engine nor
+    /// parsed back. A template may leave one out, not change it.
+    pub fn render_with(
+        &self,
+        name: &str,
+        context: &Value,
+        opaque: Vec<(&str, Value)>,
+        expect: &Identity<'_>,
+    ) -> Result<Value> {
         let origin = self.origin(name);
+        let mut context = context.clone();
+        let mut markers = Vec::with_capacity(opaque.len());
+        for (key, value) in opaque {
+            let marker = format!("{OPAQUE_MARKER}{key}");
+            if let Some(c) = context.as_object_mut() {
+                c.insert(key.to_string(), Value::String(marker.clone()));
+            }
+            markers.push((marker, value));
+        }
         let text = self
             .env
             .get_template(name)
-            .and_then(|t| t.render(minijinja::value::Serde(context)))
+            .and_then(|t| t.render(minijinja::value::Serde(&context)))
             .map_err(|e| template_error(&origin, &e))?;
         let shown = PathBuf::from(format!("{} (rendered)", origin.display()));
         let source = Source::from_text(&shown, text);
-        let docs = yaml::parse_documents(&source)?;
-        let [doc] = docs.as_slice() else {
+        let mut docs = yaml::parse_values(&source)?;
+        let (Some(mut value), true) = (docs.pop(), docs.is_empty()) else {
             return Err(Diagnostic::new(format!(
                 "rendered {} documents, expected one {}",
-                docs.len(),
+                docs.len() + 1,
                 expect.kind
             ))
             .in_file(&origin)
             .into());
         };
-        let value = doc.to_value();
         let field = |p: &str| value.pointer(p).and_then(Value::as_str).unwrap_or_default();
         let wrong = [
             ("apiVersion", field("/apiVersion"), expect.api_version),
@@ -143,7 +165,27 @@ impl Templates {
             .hint("a template may add fields, but not change an object's apiVersion, kind or name")
             .into());
         }
+        if !markers.is_empty() {
+            put_opaque(&mut value, &mut markers);
+        }
         Ok(value)
+    }
+}
+
+/// Marks an opaque value in a template's context.
+const OPAQUE_MARKER: &str = "canaryplan.io/opaque:";
+
+fn put_opaque(v: &mut Value, markers: &mut Vec<(String, Value)>) {
+    match v {
+        Value::String(s) if s.starts_with(OPAQUE_MARKER) => {
+            if let Some(i) = markers.iter().position(|(m, _)| m == s) {
+                let (_, value) = markers.swap_remove(i);
+                *v = value;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| put_opaque(x, markers)),
+        Value::Object(map) => map.values_mut().for_each(|x| put_opaque(x, markers)),
+        _ => {}
     }
 }
 

@@ -344,6 +344,13 @@ pub fn parse_documents(source: &Source) -> Result<Vec<Node>> {
         .map_err(|e| source.parse_error(&e).into())
 }
 
+/// Parses every document of a YAML stream into plain values: the fast path, without
+/// positions (see `Node` for those).
+pub fn parse_values(source: &Source) -> Result<Vec<Value>> {
+    serde_saphyr::from_multiple_with_options::<Value>(&source.text, options())
+        .map_err(|e| source.parse_error(&e).into())
+}
+
 /// Parses a single document into `T`.
 pub fn parse_one<T: serde::de::DeserializeOwned>(source: &Source) -> Result<T> {
     serde_saphyr::from_str_with_options::<T>(&source.text, options())

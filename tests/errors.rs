@@ -257,6 +257,31 @@ fn an_overlay_directory_with_foreign_files_is_not_overwritten() {
 }
 
 #[test]
+fn foreign_files_beside_a_rendered_overlay_are_not_overwritten() {
+    let s = Scratch::fixture("runbook");
+    s.run(&["render"]).ok();
+    s.write("gap/staging/README.md", "notes\n");
+    s.write("gap/production/extra/patch.yaml", "[]\n");
+    s.edit_plan(|t| t.replace("weight: 5\n", "weight: 25\n"));
+    let before = s.tree("gap");
+    let r = s.run(&["render"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("gap/staging: error: this directory holds files canaryplan did not write"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("gap/production: error: this directory holds files canaryplan did not write"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.tree("gap"), before);
+}
+
+#[test]
 fn missing_plan_file() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_in(dir.path(), &["render"], &[]);

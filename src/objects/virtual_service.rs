@@ -167,7 +167,7 @@ fn split(
     let at = |extra: &[&str]| {
         let mut p: Vec<&str> = vec!["spec", &path[0], &path[1]];
         p.extend_from_slice(extra);
-        vs.source.error(vs.node.pos_of(&p), String::new())
+        vs.error(&p, String::new())
     };
     let dests = vs
         .value

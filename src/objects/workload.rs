@@ -169,14 +169,14 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
         json!({
             "labels": selector::to_value(&labels),
             "annotations": annotations,
-            "spec": spec,
             "workload": cx.workload.name,
             "version": cx.plan.stable.version.value,
         }),
     );
-    let object = cx.templates.render(
+    let object = cx.templates.render_with(
         "stable-copy.yaml.j2",
         &context,
+        vec![("spec", spec)],
         &Identity {
             api_version: "apps/v1",
             kind: "Deployment",

@@ -7,7 +7,6 @@ use similar::TextDiff;
 
 use crate::EnvironmentRender;
 use crate::error::Result;
-use crate::output::overlay;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -58,7 +57,7 @@ impl FileChange {
 
 /// The changes `render` would make to the overlay of `r`, in file-name order.
 pub fn changes(r: &EnvironmentRender) -> Result<Vec<FileChange>> {
-    let on_disk = overlay::read_files(&r.dir)?;
+    let on_disk = &r.existing;
     let path = |name: &str| r.dir.join(name);
     let mut out = Vec::new();
     for f in &r.files {
@@ -78,7 +77,7 @@ pub fn changes(r: &EnvironmentRender) -> Result<Vec<FileChange>> {
             Some(_) => {}
         }
     }
-    for d in &on_disk {
+    for d in on_disk {
         if !r.files.iter().any(|f| f.name == d.name) {
             out.push(FileChange {
                 path: path(&d.name),
