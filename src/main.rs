@@ -1,5 +1,10 @@
 mod cli;
 
+// Rendering allocates many small values (YAML nodes, JSON maps); mimalloc makes that markedly
+// cheaper than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

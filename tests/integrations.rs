@@ -412,6 +412,16 @@ fn plugin_discovers_plans_and_generates_the_final_stream() {
         r.stderr
     );
 
+    // A malformed parameter list from the environment is an error, not a guess.
+    let r = generate(s.path(), &[("ARGOCD_APP_PARAMETERS", "[{\"name\": ")]);
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr.contains("ARGOCD_APP_PARAMETERS is not valid JSON"),
+        "{}",
+        r.stderr
+    );
+
     // A plan with one environment needs no choice.
     let one = Scratch::fixture("multi-route");
     let r = generate(one.path(), &[]);

@@ -1,0 +1,55 @@
+//! The fuzz target's corpus (`fuzz/corpus/render`), replayed on the stable toolchain: every
+//! input either renders or comes back as an error, never a panic. The fuzzer itself runs with
+//! `cargo +nightly fuzz run render` (see BENCHMARKS.md for the last run).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+
+const SEPARATOR: &str = "\n#--base--\n";
+
+#[test]
+fn every_corpus_input_renders_or_errors_without_panicking() {
+    let base_dir = fixture_dir("runbook").join("base");
+    let runbook_base = [
+        "deployment.yaml",
+        "service.yaml",
+        "virtualservice.yaml",
+        "authorizationpolicy.yaml",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(base_dir.join(f)).unwrap())
+    .collect::<Vec<_>>()
+    .join("---\n");
+    let templates = canaryplan::Templates::builtin();
+    let mut inputs: Vec<_> = std::fs::read_dir(root().join("fuzz/corpus/render"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 5);
+    let (mut rendered, mut refused) = (0, 0);
+    for path in inputs {
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let (plan, base) = text
+            .split_once(SEPARATOR)
+            .unwrap_or((text, runbook_base.as_str()));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            canaryplan::render_text(plan, base, &templates).map_err(|e| e.to_string())
+        }));
+        match result {
+            Ok(Ok(_)) => rendered += 1,
+            Ok(Err(message)) => {
+                assert!(!message.is_empty(), "{}", path.display());
+                refused += 1;
+            }
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+    }
+    assert!(rendered >= 2, "the seeds render ({rendered} did)");
+    assert!(refused > 0);
+}
