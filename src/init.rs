@@ -56,27 +56,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path) -> Result<String> {
         }
     };
     let vs = base.of_kind("VirtualService").find(|vs| {
-        ["http", "tcp", "tls"].iter().any(|k| {
-            vs.value
-                .pointer(&format!("/spec/{k}"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|r| {
-                    r.get("route")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .any(|d| {
-                            d.pointer("/destination/host")
-                                .and_then(Value::as_str)
-                                .is_some_and(|h| {
-                                    h == service.name
-                                        || h.starts_with(&format!("{}.", service.name))
-                                })
-                        })
-                })
-        })
+        !crate::objects::routes_to(&vs.value, |h| crate::objects::is_host_of(service, h)).is_empty()
     });
     let selector_labels = selector::labels_of(workload.value.pointer("/spec/selector/matchLabels"));
     let Some((key, value)) = selector_labels.first() else {

@@ -7,7 +7,7 @@ mod destination_rule;
 mod service;
 mod virtual_service;
 
-pub use virtual_service::ROUTE_KINDS;
+pub use virtual_service::{ROUTE_KINDS, routes_to};
 mod workload;
 
 use serde_json::{Value, json};
@@ -209,29 +209,7 @@ impl<'a> Context<'a> {
 
     /// Whether a route destination host names the Service (short, namespaced or full name).
     pub fn is_service_host(&self, host: &str) -> bool {
-        let name = &self.service.name;
-        let Some(rest) = host.strip_prefix(name.as_str()) else {
-            return false;
-        };
-        if rest.is_empty() {
-            return true;
-        }
-        match self.service.namespace() {
-            Some(ns) => [
-                format!(".{ns}"),
-                format!(".{ns}.svc"),
-                format!(".{ns}.svc.cluster.local"),
-            ]
-            .contains(&rest.to_string()),
-            // Without a namespace in base, any namespace-qualified form may be ours.
-            None => {
-                let parts: Vec<&str> = rest.trim_start_matches('.').split('.').collect();
-                rest.starts_with('.')
-                    && (parts.len() == 1
-                        || parts.get(1..) == Some(&["svc"])
-                        || parts.get(1..) == Some(&["svc", "cluster", "local"]))
-            }
-        }
+        is_host_of(self.service, host)
     }
 
     /// `metadata.namespace` for a new object, when there is one.
@@ -271,6 +249,32 @@ impl<'a> Context<'a> {
                 )
                 .hint("object names are lower-case letters, digits, `-` and `.`")
                 .into())
+        }
+    }
+}
+
+/// Whether a route destination host names `service` (short, namespaced or full name).
+pub fn is_host_of(service: &BaseObject, host: &str) -> bool {
+    let Some(rest) = host.strip_prefix(service.name.as_str()) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    match service.namespace() {
+        Some(ns) => [
+            format!(".{ns}"),
+            format!(".{ns}.svc"),
+            format!(".{ns}.svc.cluster.local"),
+        ]
+        .contains(&rest.to_string()),
+        // Without a namespace in base, any namespace-qualified form may be ours.
+        None => {
+            let parts: Vec<&str> = rest.trim_start_matches('.').split('.').collect();
+            rest.starts_with('.')
+                && (parts.len() == 1
+                    || parts.get(1..) == Some(&["svc"])
+                    || parts.get(1..) == Some(&["svc", "cluster", "local"]))
         }
     }
 }

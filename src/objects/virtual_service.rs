@@ -60,27 +60,27 @@ pub fn in_base<'a>(cx: &Context<'a>) -> Result<Option<&'a BaseObject>> {
 
 /// `(kind, index)` of every route with a destination that is the Service.
 pub fn routes_to_service(cx: &Context<'_>, vs: &BaseObject) -> Vec<(&'static str, usize)> {
+    routes_to(&vs.value, |h| cx.is_service_host(h))
+}
+
+/// `(kind, index)` of every http/tcp/tls route of a VirtualService with a destination whose
+/// host satisfies `is_host`.
+pub fn routes_to(vs: &Value, is_host: impl Fn(&str) -> bool) -> Vec<(&'static str, usize)> {
     let mut found = Vec::new();
     for kind in ROUTE_KINDS {
-        let Some(routes) = vs
-            .value
+        let routes = vs
             .pointer(&format!("/spec/{kind}"))
-            .and_then(Value::as_array)
-        else {
-            continue;
-        };
-        for (i, r) in routes.iter().enumerate() {
-            let hits = r
+            .and_then(Value::as_array);
+        for (i, r) in routes.into_iter().flatten().enumerate() {
+            let destinations = r
                 .get("route")
                 .and_then(Value::as_array)
                 .into_iter()
-                .flatten()
-                .any(|d| {
-                    d.pointer("/destination/host")
-                        .and_then(Value::as_str)
-                        .is_some_and(|h| cx.is_service_host(h))
-                });
-            if hits {
+                .flatten();
+            if destinations
+                .filter_map(|d| d.pointer("/destination/host").and_then(Value::as_str))
+                .any(&is_host)
+            {
                 found.push((kind, i));
             }
         }
