@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use canaryplan::output::diff::{self, ChangeKind, FileChange};
@@ -175,18 +176,20 @@ enum Color {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let github = matches!(&cli.command, Command::Diff(d) if d.format == Format::Github);
-    let result = match cli.command {
-        Command::Render(a) => render(&a),
-        Command::Diff(a) => diff(&a),
-        Command::Validate(a) => validate(&a),
-        Command::Status(a) => status(&a),
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Render(a) => render(&a).map_err(anyhow::Error::from),
+        Command::Diff(a) => diff(&a).map_err(anyhow::Error::from),
+        Command::Validate(a) => validate(&a).map_err(anyhow::Error::from),
+        Command::Status(a) => status(&a).map_err(anyhow::Error::from),
         Command::Promote(a) => {
             let to = a.to;
-            edit(&a, canaryplan::edit::Action::Promote { to })
+            edit(&a, canaryplan::edit::Action::Promote { to }).map_err(anyhow::Error::from)
         }
-        Command::Abort(a) => edit(&a, canaryplan::edit::Action::Abort),
-        Command::Advance(a) => edit(&a, canaryplan::edit::Action::Advance),
-        Command::Init(a) => init(&a),
+        Command::Abort(a) => edit(&a, canaryplan::edit::Action::Abort).map_err(anyhow::Error::from),
+        Command::Advance(a) => {
+            edit(&a, canaryplan::edit::Action::Advance).map_err(anyhow::Error::from)
+        }
+        Command::Init(a) => init(&a).map_err(anyhow::Error::from),
         Command::Schema => schema(),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -202,28 +205,30 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if github {
-                for d in &e.diagnostics {
-                    println!(
-                        "{}",
-                        annotation(
-                            d.location
-                                .as_ref()
-                                .map(|l| (l.file.display().to_string(), l.line, l.column))
-                                .or_else(|| d.file.as_ref().map(|f| (
-                                    f.display().to_string(),
-                                    0,
-                                    0
-                                ))),
-                            &d.message
-                        )
-                    );
-                }
-            }
-            eprintln!("{e}");
+            report(&e, github);
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints an error at the edge: the library's diagnostics as they are (and as annotations for
+/// GitHub), anything else with its chain of causes.
+fn report(e: &anyhow::Error, github: bool) {
+    let Some(err) = e.downcast_ref::<Error>() else {
+        eprintln!("error: {e:#}");
+        return;
+    };
+    if github {
+        for d in &err.diagnostics {
+            let at = d
+                .location
+                .as_ref()
+                .map(|l| (l.file.display().to_string(), l.line, l.column))
+                .or_else(|| d.file.as_ref().map(|f| (f.display().to_string(), 0, 0)));
+            println!("{}", annotation(at, &d.message));
+        }
+    }
+    eprintln!("{err}");
 }
 
 fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
@@ -453,9 +458,10 @@ fn validate(a: &PlansArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn schema() -> Result<ExitCode, Error> {
-    let text = serde_json::to_string_pretty(&canaryplan::plan::json_schema()).unwrap_or_default();
-    println!("{text}");
+fn schema() -> anyhow::Result<ExitCode> {
+    let text = serde_json::to_string_pretty(&canaryplan::plan::json_schema())
+        .context("cannot write the schema")?;
+    writeln!(std::io::stdout().lock(), "{text}").context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -585,13 +591,14 @@ fn init(a: &InitArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn man() -> Result<ExitCode, Error> {
+fn man() -> anyhow::Result<ExitCode> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
         .render(&mut buf)
-        .map_err(|e| Diagnostic::new(format!("cannot render the man page: {e}")))?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&buf)
-        .map_err(|e| Diagnostic::new(format!("cannot write to standard output: {e}")))?;
+        .context("cannot render the man page")?;
+    std::io::stdout()
+        .lock()
+        .write_all(&buf)
+        .context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
