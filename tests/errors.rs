@@ -282,6 +282,18 @@ fn foreign_files_beside_a_rendered_overlay_are_not_overwritten() {
 }
 
 #[test]
+fn coexistence_reaches_done_only_with_the_canary_implementation_in_base() {
+    let s = Scratch::fixture("coexistence");
+    s.set_stage("done");
+    let r = s.run(&["render"]);
+    r.fails();
+    assert!(r.stderr.contains("at done Deployment search would go back to the stable implementation: its base lacks SEARCH_ENGINE=vector, VECTOR_INDEX=2026-11"), "{}", r.stderr);
+    let base = s.read("base/search.yaml").replace("        - {name: SEARCH_ENGINE, value: classic}\n", "        - {name: SEARCH_ENGINE, value: vector}\n        - {name: VECTOR_INDEX, value: \"2026-11\"}\n");
+    s.write("base/search.yaml", &base);
+    s.run(&["render"]).ok();
+}
+
+#[test]
 fn missing_plan_file() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_in(dir.path(), &["render"], &[]);

@@ -34,6 +34,9 @@ impl Component for Workload {
                 json!({"spec": {"template": {"metadata": {"labels": selector::to_value(&labels)}}}}),
             ));
         }
+        if cx.plan.method == Method::Coexistence && cx.model.stage == crate::stage::Stage::Done {
+            check_canary_env_in_base(cx, main)?;
+        }
         if cx.plan.method == Method::Coexistence
             && canary_env_applies(cx)
             && !cx.plan.canary.env.is_empty()
@@ -70,6 +73,38 @@ fn canary_env_applies(cx: &Context<'_>) -> bool {
         Stage::Cleanup1 | Stage::Cleanup2 | Stage::Cleanup3 => true,
         Stage::Done => false,
     }
+}
+
+/// At `done` nothing beyond the base is rendered: unless the base's Deployment already runs the
+/// canary implementation, `done` would quietly switch it back to stable's.
+fn check_canary_env_in_base(cx: &Context<'_>, main: usize) -> Result<()> {
+    let env = cx
+        .workload
+        .value
+        .pointer(&format!("/spec/template/spec/containers/{main}/env"))
+        .and_then(Value::as_array);
+    let has = |k: &str, v: &str| {
+        env.into_iter().flatten().any(|e| {
+            e.get("name").and_then(Value::as_str) == Some(k)
+                && e.get("value").and_then(Value::as_str) == Some(v)
+        })
+    };
+    let missing: Vec<String> = cx
+        .plan
+        .canary
+        .env
+        .iter()
+        .filter(|(k, v)| !has(k, v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(cx
+        .plan
+        .diag(cx.env.stage.pos, format!("at done Deployment {} would go back to the stable implementation: its base lacks {}", cx.workload.name, missing.join(", ")))
+        .hint("put canary.env into the base Deployment's env and sync it while at cleanup-3, then advance to done")
+        .into())
 }
 
 /// Index of the main container: the one `stable.container` names, or the first.

@@ -243,6 +243,10 @@ pub fn every_stage() -> Vec<(String, String, Scratch)> {
     let mut out = Vec::new();
     for f in FIXTURES {
         for s in STAGES {
+            // Coexistence reaches done only once canary.env is in the base (tests/errors.rs).
+            if (f, s) == ("coexistence", "done") {
+                continue;
+            }
             let scratch = Scratch::fixture(f);
             scratch.set_stage(s);
             scratch.run(&["render"]).ok();
