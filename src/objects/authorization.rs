@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use super::{Component, Context, Rendered, Resource, strip_server_fields};
 use crate::error::Result;
 use crate::selector;
-use crate::templates::Identity;
 
 pub struct Policies;
 
@@ -27,24 +26,14 @@ impl Component for Policies {
                 .iter()
                 .map(|a| format!("cluster.local/ns/{}/sa/{}", a.namespace, a.service_account))
                 .collect();
-            let context = cx.template_context(
+            out.resources.push(cx.new_resource(
+                "authorization-policy.yaml.j2",
+                ("security.istio.io/v1", "AuthorizationPolicy"),
                 &name,
                 json!({"match_labels": match_labels, "principals": principals, "workload": copy}),
-            );
-            let object = cx.templates.render(
-                "authorization-policy.yaml.j2",
-                &context,
-                &Identity {
-                    api_version: "security.istio.io/v1",
-                    kind: "AuthorizationPolicy",
-                    name: &name,
-                },
-            )?;
-            out.resources.push(Resource {
-                file: format!("authorizationpolicy-{name}.yaml"),
-                from: format!("allowFrom, for the stable copy {copy}"),
-                object,
-            });
+                Vec::new(),
+                format!("allowFrom, for the stable copy {copy}"),
+            )?);
         }
         // Policies guard the copy for as long as it runs, not only while it is routed.
         if !cx.model.stable_copy {

@@ -3,10 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{Component, Context, Patch, PatchBody, Rendered, Resource, SYNC_WAVE, Target};
+use super::{Component, Context, Patch, PatchBody, Rendered, SYNC_WAVE, Target};
 use crate::base::BaseObject;
 use crate::error::Result;
-use crate::templates::Identity;
 
 pub struct Subsets;
 
@@ -91,31 +90,14 @@ impl Component for Subsets {
                         .hint("rename it, or point its host at the Service so canaryplan adds the subsets to it")
                         .into());
                 }
-                let context = cx.template_context(
-                    &name,
-                    json!({
-                        "host": cx.host,
-                        "subsets": wanted,
-                        "annotations": {SYNC_WAVE.0: SYNC_WAVE.1},
-                    }),
-                );
-                let object = cx.templates.render(
+                out.resources.push(cx.new_resource(
                     "destination-rule.yaml.j2",
-                    &context,
-                    &Identity {
-                        api_version: "networking.istio.io/v1",
-                        kind: "DestinationRule",
-                        name: &name,
-                    },
-                )?;
-                out.resources.push(Resource {
-                    file: format!("destinationrule-{name}.yaml"),
-                    from: format!(
-                        "subsets {} and {} for Service {}",
-                        cx.plan.stable.version.value, cx.plan.canary.version.value, cx.service.name
-                    ),
-                    object,
-                });
+                    ("networking.istio.io/v1", "DestinationRule"),
+                    &name,
+                    json!({"host": cx.host, "subsets": wanted, "annotations": {SYNC_WAVE.0: SYNC_WAVE.1}}),
+                    Vec::new(),
+                    format!("subsets {} and {} for Service {}", cx.plan.stable.version.value, cx.plan.canary.version.value, cx.service.name),
+                )?);
             }
         }
         Ok(())

@@ -18,7 +18,7 @@ use crate::error::{Diagnostics, Result};
 use crate::plan::Labels;
 use crate::selector;
 use crate::stage::StageModel;
-use crate::templates::Templates;
+use crate::templates::{Identity, Templates};
 
 /// Argo CD applies lower waves first and waits for them to be healthy: what a route depends
 /// on (subsets, the stable copy) goes before the VirtualService that uses it.
@@ -220,8 +220,37 @@ impl<'a> Context<'a> {
             .unwrap_or(Value::Null)
     }
 
+    /// A new object rendered from `template`, as the overlay file `<kind>-<name>.yaml`.
+    /// `extra` adds template values; `opaque` ones are placed, not inspected (see `Templates`).
+    pub fn new_resource(
+        &self,
+        template: &str,
+        (api_version, kind): (&str, &str),
+        name: &str,
+        extra: Value,
+        opaque: Vec<(&str, Value)>,
+        from: String,
+    ) -> Result<Resource> {
+        let context = self.template_context(name, extra);
+        let object = self.templates.render_with(
+            template,
+            &context,
+            opaque,
+            &Identity {
+                api_version,
+                kind,
+                name,
+            },
+        )?;
+        Ok(Resource {
+            file: format!("{}-{name}.yaml", kind.to_ascii_lowercase()),
+            from,
+            object,
+        })
+    }
+
     /// Template values every template sees, plus `extra`.
-    pub fn template_context(&self, name: &str, extra: Value) -> Value {
+    fn template_context(&self, name: &str, extra: Value) -> Value {
         let mut c = json!({
             "name": name,
             "namespace": self.namespace_value(),

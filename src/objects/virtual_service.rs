@@ -4,11 +4,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Component, Context, Patch, PatchBody, Rendered, Resource, Target};
+use super::{Component, Context, Patch, PatchBody, Rendered, Target};
 use crate::base::BaseObject;
 use crate::error::{Diagnostic, Result};
 use crate::stage::Routing;
-use crate::templates::Identity;
 
 pub struct Routes;
 
@@ -268,17 +267,6 @@ impl Component for Routes {
                         json!([{"destination": {"host": cx.host, "subset": cx.plan.canary.version.value}}])
                     }
                 };
-                let context =
-                    cx.template_context(&name, json!({"hosts": all_hosts, "route": route}));
-                let object = cx.templates.render(
-                    "virtual-service.yaml.j2",
-                    &context,
-                    &Identity {
-                        api_version: "networking.istio.io/v1",
-                        kind: "VirtualService",
-                        name: &name,
-                    },
-                )?;
                 if cx.base.find("VirtualService", &name).is_some() {
                     return Err(cx
                         .plan
@@ -292,11 +280,14 @@ impl Component for Routes {
                         .hint("name it with `virtualService:` in the plan, or rename it")
                         .into());
                 }
-                out.resources.push(Resource {
-                    file: format!("virtualservice-{name}.yaml"),
-                    from: format!("the mesh route to Service {name}, split by version"),
-                    object,
-                });
+                out.resources.push(cx.new_resource(
+                    "virtual-service.yaml.j2",
+                    ("networking.istio.io/v1", "VirtualService"),
+                    &name,
+                    json!({"hosts": all_hosts, "route": route}),
+                    Vec::new(),
+                    format!("the mesh route to Service {name}, split by version"),
+                )?);
             }
         }
         Ok(())

@@ -10,7 +10,6 @@ use super::{
 use crate::error::Result;
 use crate::plan::{Labels, Method};
 use crate::selector;
-use crate::templates::Identity;
 
 pub struct Workload;
 
@@ -199,7 +198,9 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
             }
         }
     }
-    let context = cx.template_context(
+    cx.new_resource(
+        "stable-copy.yaml.j2",
+        ("apps/v1", "Deployment"),
         &name,
         json!({
             "labels": selector::to_value(&labels),
@@ -207,25 +208,12 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
             "workload": cx.workload.name,
             "version": cx.plan.stable.version.value,
         }),
-    );
-    let object = cx.templates.render_with(
-        "stable-copy.yaml.j2",
-        &context,
         vec![("spec", spec)],
-        &Identity {
-            api_version: "apps/v1",
-            kind: "Deployment",
-            name: &name,
-        },
-    )?;
-    Ok(Resource {
-        file: format!("deployment-{name}.yaml"),
-        from: format!(
+        format!(
             "Deployment {} in base, pinned to stable version {}",
             cx.workload.name, cx.plan.stable.version.value
         ),
-        object,
-    })
+    )
 }
 
 /// JSON-patch operations that set `env` on the container at `path` (a JSON pointer), keeping
