@@ -173,11 +173,6 @@ impl StageModel {
             },
         }
     }
-
-    /// Whether a route names the stable subset.
-    pub fn routes_stable(&self) -> bool {
-        matches!(self.routing, Some(Routing::Split(_)))
-    }
 }
 
 #[cfg(test)]

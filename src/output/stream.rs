@@ -94,8 +94,3 @@ fn sort_key(v: &Value) -> (i64, String, String, String) {
 pub fn sort_like_kustomize(objects: &mut [Value]) {
     objects.sort_by_cached_key(sort_key);
 }
-
-/// The stream as text.
-pub fn to_text(objects: &[Value]) -> String {
-    crate::yaml::to_stream(objects)
-}
