@@ -74,6 +74,34 @@ fn strict(schema: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The definition `name` and every definition it refers to, transitively.
+fn closure(defs: &Value, name: &str) -> Value {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                    out.push(r.trim_start_matches("#/$defs/").to_string());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut picked = serde_json::Map::new();
+    let mut todo = vec![name.to_string()];
+    while let Some(n) = todo.pop() {
+        if picked.contains_key(&n) {
+            continue;
+        }
+        let def = defs[&n].clone();
+        assert!(!def.is_null(), "no definition {n}");
+        refs(&def, &mut todo);
+        picked.insert(n, def);
+    }
+    Value::Object(picked)
+}
+
 struct Schemas {
     by_gvk: HashMap<String, jsonschema::Validator>,
 }
@@ -82,6 +110,14 @@ impl Schemas {
     fn load() -> Schemas {
         let dir = schemas_dir();
         let mut by_gvk = HashMap::new();
+        let k8s = dir.join("kubernetes-v1.34");
+        let defs_text = std::fs::read_to_string(k8s.join("_definitions.json"))
+            .unwrap()
+            .replace("/api/_definitions.json#", "#");
+        let defs: Value = serde_json::from_str::<Value>(&defs_text).unwrap()["$defs"].clone();
+        // CRDs leave metadata to the API server: validate it as the strict ObjectMeta.
+        let object_meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+        let meta_defs = closure(&defs, object_meta);
         for file in [
             "istio-crds.yaml",
             "argo-rollouts-rollout-crd.yaml",
@@ -97,8 +133,9 @@ impl Schemas {
                 let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
                 for v in crd["spec"]["versions"].as_array().unwrap() {
                     let mut schema = strict(&v["schema"]["openAPIV3Schema"]);
-                    // metadata is the API server's ObjectMeta; CRDs leave it open.
-                    schema["properties"]["metadata"] = json!({"type": "object"});
+                    schema["properties"]["metadata"] =
+                        json!({"$ref": format!("#/$defs/{object_meta}")});
+                    schema["$defs"] = meta_defs.clone();
                     schema["properties"]["apiVersion"] = json!({"type": "string"});
                     schema["properties"]["kind"] = json!({"type": "string"});
                     let gvk = format!("{group}/{}/{kind}", v["name"].as_str().unwrap());
@@ -106,10 +143,6 @@ impl Schemas {
                 }
             }
         }
-        let k8s = dir.join("kubernetes-v1.34");
-        let defs: Value =
-            serde_json::from_str(&std::fs::read_to_string(k8s.join("_definitions.json")).unwrap())
-                .unwrap();
         for (file, gvk) in [
             ("service-v1.json", "/v1/Service"),
             ("deployment-apps-v1.json", "apps/v1/Deployment"),
@@ -119,10 +152,7 @@ impl Schemas {
                 .unwrap()
                 .replace("/api/_definitions.json#", "#");
             let mut schema: Value = serde_json::from_str(&text).unwrap();
-            let defs_text = serde_json::to_string(&defs["$defs"])
-                .unwrap()
-                .replace("/api/_definitions.json#", "#");
-            schema["$defs"] = serde_json::from_str(&defs_text).unwrap();
+            schema["$defs"] = defs.clone();
             by_gvk.insert(gvk.to_string(), jsonschema::validator_for(&schema).unwrap());
         }
         Schemas { by_gvk }
@@ -186,6 +216,12 @@ fn the_validation_rejects_unknown_fields_and_wrong_types() {
     assert!(
         !schemas.errors(&bad_svc).unwrap().is_empty(),
         "Kubernetes schemas are strict"
+    );
+    let bad_meta = json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "x", "lables": {}},
+        "spec": {"host": "a"}});
+    assert!(
+        !schemas.errors(&bad_meta).unwrap().is_empty(),
+        "metadata of custom resources is checked too"
     );
     let bad_dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "3"}});
     assert!(!schemas.errors(&bad_dep).unwrap().is_empty());
