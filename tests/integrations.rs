@@ -493,3 +493,38 @@ fn sidecar_patch_builds_with_kustomize() {
         "{mounts:?}"
     );
 }
+
+#[test]
+fn what_a_route_depends_on_syncs_before_the_route() {
+    let s = Scratch::fixture("no-virtualservice");
+    let objects = parse_stream(&s.run(&["render", "--stdout"]).ok().stdout);
+    let wave = |kind: &str| {
+        let o = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == kind
+                    && o["metadata"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("ledger")
+            })
+            .unwrap();
+        o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(wave("DestinationRule").as_deref(), Some("-1"));
+    let copy = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "ledger-stable")
+        .unwrap();
+    assert_eq!(
+        copy["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"],
+        "-1"
+    );
+    assert_eq!(
+        wave("VirtualService"),
+        None,
+        "the route syncs in the default wave 0, after its subsets"
+    );
+}
