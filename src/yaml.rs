@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::error::{Diagnostic, Error, Location, Result};
@@ -288,24 +288,6 @@ impl<'de> Visitor<'de> for KindVisitor {
 }
 
 impl Node {
-    /// The plain value, for manipulation.
-    pub fn to_value(&self) -> Value {
-        match &self.kind {
-            Kind::Null => Value::Null,
-            Kind::Bool(b) => Value::Bool(*b),
-            Kind::Number(n) => Value::Number(n.clone()),
-            Kind::String(s) => Value::String(s.clone()),
-            Kind::Seq(items) => Value::Array(items.iter().map(Node::to_value).collect()),
-            Kind::Map(entries) => {
-                let mut m = Map::with_capacity(entries.len());
-                for (k, v) in entries {
-                    m.insert(k.value.clone(), v.to_value());
-                }
-                Value::Object(m)
-            }
-        }
-    }
-
     /// Where the value at `path` (keys and indices) starts, or the nearest parent that exists.
     pub fn pos_of(&self, path: &[&str]) -> Pos {
         let mut node = self;

@@ -340,36 +340,20 @@ pub fn write(dir: &Path, files: &[File], existing: &[File]) -> Result<Written> {
     remove_abandoned(&parent, &leaf);
     let unique = format!("{}-{}", std::process::id(), nanos());
     let staging = parent.join(format!(".{leaf}.canaryplan-new-{unique}"));
-    let result = stage_and_swap(
-        dir,
-        &staging,
-        &parent,
-        &leaf,
-        &unique,
-        files,
-        !existing.is_empty() || dir.exists(),
-    );
+    let result = stage_and_swap(dir, &staging, files);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result
 }
 
-fn stage_and_swap(
-    dir: &Path,
-    staging: &Path,
-    parent: &Path,
-    leaf: &str,
-    unique: &str,
-    files: &[File],
-    exists: bool,
-) -> Result<Written> {
+fn stage_and_swap(dir: &Path, staging: &Path, files: &[File]) -> Result<Written> {
     std::fs::create_dir(staging).map_err(|e| Error::io("create", staging, &e))?;
     for f in files {
         let p = staging.join(&f.name);
         std::fs::write(&p, &f.text).map_err(|e| Error::io("write", &p, &e))?;
     }
-    if !exists {
+    if !dir.exists() {
         match std::fs::rename(staging, dir) {
             Ok(()) => return Ok(Written::Created),
             // Another render created it meanwhile: swap with theirs below.
@@ -378,13 +362,9 @@ fn stage_and_swap(
         }
     }
     swap(staging, dir)?;
-    // `staging` now holds the previous overlay.
-    let old = parent.join(format!(".{leaf}.canaryplan-old-{unique}"));
-    if std::fs::rename(staging, &old).is_ok() {
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        let _ = std::fs::remove_dir_all(staging);
-    }
+    // `staging` now holds the previous overlay; a render killed before this removal leaves
+    // it for `remove_abandoned`.
+    let _ = std::fs::remove_dir_all(staging);
     Ok(Written::Updated)
 }
 
@@ -416,7 +396,7 @@ fn remove_abandoned(parent: &Path, leaf: &str) {
         let Some(rest) = name.strip_prefix(&prefix) else {
             continue;
         };
-        // `new-<pid>-<nanos>` or `old-<pid>-<nanos>`
+        // `new-<pid>-<nanos>`
         let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|pid| pid != std::process::id() && !process_alive(pid)) {
             let _ = std::fs::remove_dir_all(e.path());
