@@ -533,7 +533,9 @@ fn bar(percent: u8) -> String {
 
 fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Error> {
     if a.to.is_some() && !matches!(action, canaryplan::edit::Action::Promote { .. }) {
-        return Err(Diagnostic::new("--to goes with promote").into());
+        return Err(Diagnostic::new("--to goes with promote")
+            .hint("abort always sets weight 0; advance moves the stage")
+            .into());
     }
     let templates = match &a.templates {
         Some(dir) => Templates::from_dir(dir)?,

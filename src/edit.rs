@@ -72,7 +72,9 @@ pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) 
             let next = match to {
                 Some(n) if n > 100 => {
                     return Err(
-                        Diagnostic::new(format!("--to {n} is not a weight from 0 to 100")).into(),
+                        Diagnostic::new(format!("--to {n} is not a weight from 0 to 100"))
+                            .hint("give the canary percentage, e.g. `--to 25`")
+                            .into(),
                     );
                 }
                 Some(n) => n,
