@@ -56,6 +56,8 @@ pub struct CheckedPlan {
     pub selector_add: Labels,
     pub selector_pos: Pos,
     pub allow_from: Vec<AllowFrom>,
+    /// The trust domain of AuthorizationPolicy principals.
+    pub trust_domain: String,
     pub steps: Vec<u8>,
     pub output: PathBuf,
     pub environments: Vec<EnvironmentPlan>,
@@ -66,6 +68,8 @@ pub struct Version {
     pub version: At<String>,
     pub image: Option<At<String>>,
     pub container: Option<At<String>>,
+    /// The DestinationRule subset's name (the version's, unless the plan names one).
+    pub subset: At<String>,
     /// Label overrides (stable only).
     pub labels: Labels,
     pub labels_pos: Pos,
@@ -87,6 +91,30 @@ impl CheckedPlan {
     /// The stable copy's Deployment name.
     pub fn stable_copy_name(&self) -> String {
         format!("{}-{}", self.workload.value, self.stable.version.value)
+    }
+
+    /// What the new Deployment is, in messages and file headers.
+    pub fn new_deployment_role(&self) -> &'static str {
+        match self.method {
+            Method::Versioned => "the canary Deployment",
+            Method::Succession | Method::Coexistence => "the stable copy",
+        }
+    }
+
+    /// The Deployment canaryplan adds: the stable copy, or with the versioned method the
+    /// canary `<app>-<canary.version>` (the workload's name with its version suffix replaced).
+    pub fn new_deployment_name(&self) -> String {
+        match self.method {
+            Method::Versioned => {
+                let app = self
+                    .workload
+                    .value
+                    .strip_suffix(&format!("-{}", self.stable.version.value))
+                    .unwrap_or(&self.workload.value);
+                format!("{app}-{}", self.canary.version.value)
+            }
+            Method::Succession | Method::Coexistence => self.stable_copy_name(),
+        }
     }
 
     pub fn output_dir(&self, env: &str) -> PathBuf {
@@ -164,10 +192,11 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         Some(m) => match m.value.as_str() {
             "succession" => Method::Succession,
             "coexistence" => Method::Coexistence,
+            "versioned" => Method::Versioned,
             other => {
                 d.push(
                     err(Pos::of(m), format!("unknown method `{other}`"))
-                        .hint("use `succession` (pinned stable image) or `coexistence` (one image, chosen by env)"),
+                        .hint("use `succession` (pinned stable image), `coexistence` (one image, chosen by env) or `versioned` (one Deployment per version)"),
                 );
                 Method::Succession
             }
@@ -259,6 +288,62 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
                 }
             }
         }
+        Method::Versioned => {
+            if spec.canary.image.is_none() {
+                d.push(
+                    err(Pos::of(&spec.canary.version), "the versioned method needs canary.image, the image of the new canary Deployment".into())
+                        .hint("add `image: <the new version's image>` under canary, pinned by digest"),
+                );
+            }
+            let unused: [(Option<Pos>, &str, &str); 6] = [
+                (
+                    spec.stable.image.as_ref().map(Pos::of),
+                    "stable.image",
+                    "the stable Deployment keeps running as it is in base",
+                ),
+                (
+                    spec.stable.labels.as_ref().map(Pos::of),
+                    "stable.labels",
+                    "the stable Deployment is not copied, so there is no selector to make disjoint",
+                ),
+                (
+                    spec.pod_labels.as_ref().map(Pos::of),
+                    "podLabels",
+                    "the Service already selects the pods of every version",
+                ),
+                (
+                    spec.selector.as_ref().and_then(|s| {
+                        s.add
+                            .as_ref()
+                            .map(Pos::of)
+                            .or_else(|| s.remove.first().map(Pos::of))
+                    }),
+                    "selector",
+                    "the Service already selects the pods of every version; no selector patch is needed",
+                ),
+                (
+                    spec.stable.env.as_ref().map(Pos::of),
+                    "stable.env",
+                    "environment variables choose the version only with the coexistence method",
+                ),
+                (
+                    spec.canary.env.as_ref().map(Pos::of),
+                    "canary.env",
+                    "environment variables choose the version only with the coexistence method",
+                ),
+            ];
+            for (pos, field, why) in unused {
+                if let Some(pos) = pos {
+                    d.push(
+                        err(
+                            pos,
+                            format!("{field} has no meaning with the versioned method"),
+                        )
+                        .hint(format!("remove it: {why}")),
+                    );
+                }
+            }
+        }
         Method::Coexistence => {
             if let Some(img) = &spec.stable.image {
                 d.push(err(Pos::of(img), "stable.image is for the succession method: with coexistence both Deployments run the same image".into()).hint("remove it, or set `method: succession`"));
@@ -271,9 +356,22 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             }
         }
     }
-    if let Some(img) = &spec.stable.image
-        && (img.value.trim().is_empty() || img.value.chars().any(char::is_whitespace))
+    if let Some(img) = &spec.canary.image
+        && method != Method::Versioned
     {
+        d.push(
+            err(Pos::of(img), "canary.image is for the versioned method".into()).hint(
+                "with succession and coexistence the canary is the base's Deployment: put the new image in the base",
+            ),
+        );
+    }
+    for img in [&spec.stable.image, &spec.canary.image]
+        .into_iter()
+        .flatten()
+    {
+        if !(img.value.trim().is_empty() || img.value.chars().any(char::is_whitespace)) {
+            continue;
+        }
         d.push(
             err(
                 Pos::of(img),
@@ -330,6 +428,47 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
 
     let steps = steps(&source, &mut d, spec.steps.as_ref());
 
+    let subset = |s: &Option<Spanned<String>>, v: &At<String>, field: &str, d: &mut Diagnostics| {
+        let Some(s) = s else { return v.clone() };
+        if !names::is_dns_label(&s.value) {
+            d.push(
+                err(
+                    Pos::of(s),
+                    format!("{field} `{}` is not a valid subset name", s.value),
+                )
+                .hint("Istio subset names are DNS-1123 labels: lower-case letters, digits and `-`"),
+            );
+        }
+        At::of(s)
+    };
+    let stable_subset = subset(&spec.stable.subset, &stable, "stable.subset", &mut d);
+    let canary_subset = subset(&spec.canary.subset, &canary, "canary.subset", &mut d);
+    if stable_subset.value == canary_subset.value && stable.value != canary.value {
+        d.push(
+            err(
+                canary_subset.pos,
+                format!(
+                    "stable and canary both use subset `{}`",
+                    canary_subset.value
+                ),
+            )
+            .hint("each version needs a subset of its own"),
+        );
+    }
+
+    let trust_domain = match &spec.trust_domain {
+        None => "cluster.local".to_string(),
+        Some(td) => {
+            if !names::is_dns_subdomain(&td.value) {
+                d.push(
+                    err(Pos::of(td), format!("trustDomain `{}` is not a valid trust domain", td.value))
+                        .hint("use the mesh's trust domain as `istioctl` or meshConfig.trustDomain shows it, e.g. `cluster.local`"),
+                );
+            }
+            td.value.clone()
+        }
+    };
+
     let output = spec
         .output
         .as_ref()
@@ -370,7 +509,7 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         );
     }
     for (env_name, e) in &spec.environments {
-        if let Some(env) = environment(&source, &mut d, env_name, e, &spec.base) {
+        if let Some(env) = environment(&source, &mut d, env_name, e, &spec.base, method) {
             environments.push(env);
         }
     }
@@ -394,6 +533,7 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             version: stable,
             image: spec.stable.image.as_ref().map(At::of),
             container: spec.stable.container.as_ref().map(At::of),
+            subset: stable_subset,
             labels: stable_labels,
             labels_pos: spec
                 .stable
@@ -405,8 +545,9 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         },
         canary: Version {
             version: canary,
-            image: None,
+            image: spec.canary.image.as_ref().map(At::of),
             container: None,
+            subset: canary_subset,
             labels: Labels::new(),
             labels_pos: Pos::default(),
             env: canary_env,
@@ -415,6 +556,7 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         selector_add,
         selector_pos,
         allow_from,
+        trust_domain,
         steps,
         output,
         environments,
@@ -542,6 +684,7 @@ fn environment(
     name: &Spanned<String>,
     e: &plan::Environment,
     base: &Spanned<String>,
+    method: Method,
 ) -> Option<EnvironmentPlan> {
     let mut ok = true;
     if !names::is_dns_label(&name.value) {
@@ -632,7 +775,7 @@ fn environment(
             value: stage,
             pos: Pos::of(&e.stage),
         },
-        model: StageModel::new(stage, weight.as_ref().map(|w| w.value)),
+        model: StageModel::new(method, stage, weight.as_ref().map(|w| w.value)),
         weight,
         hosts,
         base: env_base,

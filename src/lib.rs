@@ -24,6 +24,7 @@ pub mod selector;
 pub mod stage;
 pub mod status;
 pub mod templates;
+pub mod traffic;
 pub mod yaml;
 
 use std::collections::HashMap;

@@ -71,7 +71,8 @@ pub struct Spec {
     #[schemars(with = "Option<Vec<String>>")]
     pub routes: Option<Vec<Spanned<String>>>,
     /// `succession` (default): the stable copy pins the last stable image. `coexistence`: one
-    /// image, the version chosen by environment variables.
+    /// image, the version chosen by environment variables. `versioned`: one Deployment per
+    /// version (Istio's own layout); the canary is a new Deployment beside the stable one.
     #[serde(default)]
     #[schemars(with = "Option<Method>")]
     pub method: Option<Spanned<String>>,
@@ -96,6 +97,11 @@ pub struct Spec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<u8>>")]
     pub steps: Option<Spanned<Vec<Node>>>,
+    /// The mesh's trust domain, for the principals of AuthorizationPolicies (default
+    /// `cluster.local`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub trust_domain: Option<Spanned<String>>,
     /// Overlays are written to `<output>/<environment>/` (relative to the plan; default `canary`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -111,6 +117,7 @@ pub struct Spec {
 pub enum Method {
     Succession,
     Coexistence,
+    Versioned,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -135,6 +142,11 @@ pub struct Stable {
     #[serde(default)]
     #[schemars(with = "Option<Labels>")]
     pub env: Option<Spanned<Labels>>,
+    /// The DestinationRule subset of this version (default: the version's name); reuse the
+    /// names your base already routes to.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub subset: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -143,10 +155,18 @@ pub struct Canary {
     /// The canary version's name, e.g. `v2`.
     #[schemars(with = "String")]
     pub version: Spanned<String>,
+    /// Versioned: the image of the new Deployment `<app>-<version>`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub image: Option<Spanned<String>>,
     /// Coexistence: environment variables that select the canary implementation.
     #[serde(default)]
     #[schemars(with = "Option<Labels>")]
     pub env: Option<Spanned<Labels>>,
+    /// The DestinationRule subset of this version (default: the version's name).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub subset: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -1,123 +1,265 @@
 //! Safety checks on what would ship: run on the final objects of one environment (base with
-//! every patch applied), so they check exactly what the cluster would get. Each failure points
-//! at the plan field to change.
+//! every patch applied), so they check exactly what the cluster would get. Each check is a
+//! small named function in `CHECKS`; a new rule is a new entry. Each failure points at the
+//! plan field or base object to change.
 
 use serde_json::Value;
 
-use crate::error::{Diagnostics, Result};
+use crate::error::{Diagnostic, Diagnostics, Result};
 use crate::objects::Context;
-use crate::plan::Labels;
+use crate::plan::{Labels, Method};
 use crate::selector;
+use crate::stage::{Stage, StageModel};
+use crate::traffic::{self, Mesh, ProblemKind};
 
-/// Checks the final objects of the environment in `cx`.
-pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
-    let mut d = Diagnostics::default();
-    let plan = cx.plan;
-    let kind_name = |kind: &str, name: &str| {
-        objects.iter().find(|o| {
+/// A check: the diagnostics it finds in the final objects of the environment in `cx`.
+pub type Check = fn(&Context<'_>, &Final<'_>) -> Vec<Diagnostic>;
+
+/// Every check, in the order their findings are reported.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("selectors match pod templates", selectors_match_templates),
+    ("versions kept apart", versions_disjoint),
+    ("the Service selects what it should", service_selection),
+    ("version names unused elsewhere", version_names_unused),
+    ("weights sum to 100", route_weights),
+    ("every destination has pods of one version", destinations),
+    ("done changes no traffic", done_changes_nothing),
+];
+
+/// The final objects of one environment, with the lookups the checks share.
+pub struct Final<'a> {
+    pub objects: &'a [Value],
+}
+
+impl Final<'_> {
+    fn find(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.objects.iter().find(|o| {
             o.get("kind").and_then(Value::as_str) == Some(kind)
                 && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
         })
-    };
-    let pod_labels = |o: &Value| selector::labels_of(o.pointer("/spec/template/metadata/labels"));
-    let original = kind_name("Deployment", &cx.workload.name);
-    let copy_name = plan.stable_copy_name();
-    let copy = kind_name("Deployment", &copy_name);
-    let canary_pods = original.map(pod_labels).unwrap_or_default();
-    let stable_pods = copy.map(pod_labels);
-    let show = |l: &Labels| {
-        l.iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-
-    // The two Deployments must never select each other's pods.
-    if let (Some(original), Some(copy), Some(stable_pods)) = (original, copy, &stable_pods) {
-        let sel_original = original
-            .pointer("/spec/selector")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let sel_copy = copy
-            .pointer("/spec/selector")
-            .cloned()
-            .unwrap_or(Value::Null);
-        if selector::label_selector_matches(&sel_original, stable_pods) {
-            d.push(
-                plan.diag(plan.stable.labels_pos, format!("the selector of Deployment {} also matches the stable copy's pods ({})", cx.workload.name, show(stable_pods)))
-                    .hint(format!("override a key of its selector in stable.labels, e.g. `labels: {{app: {copy_name}}}`")),
-            );
-        }
-        if selector::label_selector_matches(&sel_copy, &canary_pods) {
-            d.push(
-                plan.diag(plan.stable.labels_pos, format!("the stable copy's selector also matches the pods of Deployment {} ({})", cx.workload.name, show(&canary_pods)))
-                    .hint("give the copy a label value in stable.labels that the original's pods do not have"),
-            );
-        }
     }
 
-    // The Service: both versions while both serve; never the copy alone before routing.
-    if let Some(service) = kind_name("Service", &cx.service.name) {
-        let sel = selector::labels_of(service.pointer("/spec/selector"));
-        if cx.model.service_selector {
-            for (what, pods) in [
-                ("the canary", Some(&canary_pods)),
-                ("the stable copy", stable_pods.as_ref()),
-            ] {
-                if let Some(pods) = pods
-                    && !selector::map_matches(&sel, pods)
-                {
-                    d.push(
-                            plan.diag(plan.selector_pos, format!("the patched selector of Service {} ({}) does not select {what}'s pods ({})", cx.service.name, show(&sel), show(pods)))
-                                .hint("change `selector.remove`/`selector.add` so the Service selects labels both versions share, e.g. the podLabels"),
-                        );
-                }
+    fn pod_labels(&self, name: &str) -> Option<Labels> {
+        self.find("Deployment", name)
+            .map(|o| selector::labels_of(o.pointer("/spec/template/metadata/labels")))
+    }
+}
+
+/// Checks the final objects of the environment in `cx`.
+pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
+    let f = Final { objects };
+    let mut d = Diagnostics::default();
+    for (_, check) in CHECKS {
+        for diag in check(cx, &f) {
+            d.push(diag);
+        }
+    }
+    d.into_result()
+}
+
+fn show(l: &Labels) -> String {
+    l.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Kubernetes' own rule (apps/v1): a workload's selector must match its pod template, or the
+/// API server rejects it. A pod-template patch on a Deployment whose selector holds the
+/// version label breaks it.
+fn selectors_match_templates(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for o in f.objects {
+        let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if !traffic::WORKLOAD_KINDS.contains(&kind) {
+            continue;
+        }
+        let (Some(sel), Some(name)) = (
+            o.pointer("/spec/selector"),
+            o.pointer("/metadata/name").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let labels = selector::labels_of(o.pointer("/spec/template/metadata/labels"));
+        if selector::label_selector_matches(sel, &labels) {
+            continue;
+        }
+        let message = format!(
+            "the selector of {kind} {name} ({}) does not match its pod template's labels ({}): the API server rejects it, and a selector cannot be changed",
+            show(&selector::labels_of(sel.get("matchLabels"))),
+            show(&labels)
+        );
+        let in_base = cx.base.find(kind, name);
+        let holds_version =
+            selector::labels_of(sel.get("matchLabels")).contains_key(&cx.plan.version_label);
+        let diag = match in_base {
+            Some(b) if name == cx.workload.name && holds_version && cx.plan.method != Method::Versioned => b
+                .error(&["spec", "selector"], message)
+                .hint(format!(
+                    "its selector holds `{}`: this is the one-Deployment-per-version layout, so set `method: versioned` in the plan (the canary becomes a new Deployment {})",
+                    cx.plan.version_label,
+                    versioned_name(cx)
+                )),
+            Some(b) => b
+                .error(&["spec", "selector"], message)
+                .hint("keep every selector key on the pod template; check the plan's versionLabel, podLabels and stable.labels"),
+            None => cx.plan.diag(cx.env.stage.pos, message).hint("check the plan's versionLabel, podLabels and stable.labels"),
+        };
+        out.push(diag);
+    }
+    out
+}
+
+fn versioned_name(cx: &Context<'_>) -> String {
+    let app = cx
+        .workload
+        .name
+        .strip_suffix(&format!("-{}", cx.plan.stable.version.value))
+        .unwrap_or(&cx.workload.name);
+    format!("{app}-{}", cx.plan.canary.version.value)
+}
+
+/// The workload and the Deployment canaryplan adds must never select each other's pods.
+fn versions_disjoint(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let plan = cx.plan;
+    let new_name = plan.new_deployment_name();
+    let (Some(original), Some(new)) = (
+        f.find("Deployment", &cx.workload.name),
+        f.find("Deployment", &new_name),
+    ) else {
+        return out;
+    };
+    let labels = |o: &Value| selector::labels_of(o.pointer("/spec/template/metadata/labels"));
+    let sel = |o: &Value| o.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
+    let (original_pods, new_pods) = (labels(original), labels(new));
+    if selector::label_selector_matches(&sel(original), &new_pods) {
+        out.push(
+            plan.diag(plan.stable.labels_pos, format!("the selector of Deployment {} also matches the pods of Deployment {new_name} ({})", cx.workload.name, show(&new_pods)))
+                .hint(format!("override a key of its selector in stable.labels, e.g. `labels: {{app: {new_name}}}`")),
+        );
+    }
+    if selector::label_selector_matches(&sel(new), &original_pods) {
+        out.push(
+            plan.diag(plan.stable.labels_pos, format!("the selector of Deployment {new_name} also matches the pods of Deployment {} ({})", cx.workload.name, show(&original_pods)))
+                .hint("give the copy a label value in stable.labels that the original's pods do not have"),
+        );
+    }
+    out
+}
+
+/// The Service selects both versions while both serve, never the stable copy alone before
+/// routing, and its patched selector reaches no other workload's pods.
+fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let plan = cx.plan;
+    let Some(service) = f.find("Service", &cx.service.name) else {
+        return out;
+    };
+    let sel = selector::labels_of(service.pointer("/spec/selector"));
+    let new_name = plan.new_deployment_name();
+    let (canary_name, stable_name) = match plan.method {
+        Method::Versioned => (new_name.clone(), cx.workload.name.clone()),
+        Method::Succession | Method::Coexistence => (cx.workload.name.clone(), new_name.clone()),
+    };
+    let canary_pods = f.pod_labels(&canary_name);
+    let stable_pods = f.pod_labels(&stable_name);
+    let both_serve = cx.model.service_selector || plan.method == Method::Versioned;
+    if both_serve {
+        for (what, pods) in [
+            ("the canary", &canary_pods),
+            ("the stable version", &stable_pods),
+        ] {
+            if let Some(pods) = pods
+                && !selector::map_matches(&sel, pods)
+            {
+                let d = if cx.model.service_selector {
+                    plan.diag(plan.selector_pos, format!("the patched selector of Service {} ({}) does not select {what}'s pods ({})", cx.service.name, show(&sel), show(pods)))
+                        .hint("change `selector.remove`/`selector.add` so the Service selects labels both versions share, e.g. the podLabels")
+                } else {
+                    cx.service.error(&["spec", "selector"], format!("Service {} ({}) does not select {what}'s pods ({})", cx.service.name, show(&sel), show(pods)))
+                        .hint("with one Deployment per version the Service selects the labels every version shares (e.g. `app`)")
+                };
+                out.push(d);
             }
-        } else if let Some(stable_pods) = &stable_pods
-            && selector::map_matches(&sel, stable_pods)
-        {
-            d.push(
-                plan.diag(
-                    plan.stable.labels_pos,
-                    format!(
-                        "Service {} selects the stable copy's pods before routing is set up",
-                        cx.service.name
-                    ),
-                )
-                .hint("override a key of the Service selector in stable.labels"),
+        }
+    } else if let Some(stable_pods) = &stable_pods
+        && plan.method != Method::Versioned
+        && selector::map_matches(&sel, stable_pods)
+    {
+        out.push(
+            plan.diag(
+                plan.stable.labels_pos,
+                format!(
+                    "Service {} selects the stable copy's pods before routing is set up",
+                    cx.service.name
+                ),
+            )
+            .hint("override a key of the Service selector in stable.labels"),
+        );
+    }
+    if cx.model.service_selector {
+        let ns = cx.service.namespace();
+        for (w, labels) in Mesh::new(f.objects).workloads() {
+            if w.name == canary_name || w.name == stable_name {
+                continue;
+            }
+            if (w.namespace.as_deref() == ns || w.namespace.is_none() || ns.is_none())
+                && selector::map_matches(&sel, &labels)
+            {
+                out.push(
+                    plan.diag(plan.selector_pos, format!("the patched selector of Service {} ({}) also selects the pods of {w}, which is not part of this release", cx.service.name, show(&sel)))
+                        .hint("add a label only this app's pods carry to `selector.add` and `podLabels`, e.g. `applicationName: <app>`"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A version name other pods behind the Service already carry would put them into that
+/// version's subset.
+fn version_names_unused(cx: &Context<'_>, _f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let plan = cx.plan;
+    let sel = selector::labels_of(cx.service.value.pointer("/spec/selector"));
+    let new_name = plan.new_deployment_name();
+    for (version, pos) in [
+        (&plan.canary.version.value, plan.canary.version.pos),
+        (&plan.stable.version.value, plan.stable.version.pos),
+    ] {
+        let others: Vec<String> = traffic::WORKLOAD_KINDS
+            .iter()
+            .flat_map(|k| cx.base.of_kind(k))
+            .filter(|o| o.name != cx.workload.name && o.name != new_name)
+            .filter(|o| {
+                let labels = selector::labels_of(o.value.pointer("/spec/template/metadata/labels"));
+                selector::map_matches(&sel, &labels)
+                    && labels.get(&plan.version_label) == Some(version)
+            })
+            .map(|o| format!("{} {}", o.kind, o.name))
+            .collect();
+        if !others.is_empty() {
+            out.push(
+                plan.diag(pos, format!("pods of {} behind Service {} already carry `{}: {version}`; that version's subset would include them", others.join(", "), cx.service.name, plan.version_label))
+                    .hint("choose a version name no other workload behind the Service uses"),
             );
         }
     }
+    out
+}
 
-    // Routes: weights, and every subset they name defined for the host.
-    let subsets: Vec<(String, Value)> = objects
-        .iter()
-        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("DestinationRule"))
-        .filter(|o| {
-            o.pointer("/spec/host")
-                .and_then(Value::as_str)
-                .is_some_and(|h| cx.is_service_host(h))
-        })
-        .flat_map(|o| {
-            o.pointer("/spec/subsets")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|s| {
-            Some((
-                s.get("name")?.as_str()?.to_string(),
-                s.get("labels").cloned().unwrap_or(Value::Null),
-            ))
-        })
-        .collect();
+/// Weights are integers summing to 100 on every route to the Service.
+fn route_weights(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
     let weight_pos = cx
         .env
         .weight
         .as_ref()
         .map(|w| w.pos)
         .unwrap_or(cx.env.stage.pos);
-    for vs in objects
+    for vs in f
+        .objects
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("VirtualService"))
     {
@@ -125,7 +267,7 @@ pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        for kind in crate::objects::ROUTE_KINDS {
+        for kind in traffic::ROUTE_KINDS {
             for (i, route) in vs
                 .pointer(&format!("/spec/{kind}"))
                 .and_then(Value::as_array)
@@ -138,15 +280,12 @@ pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
-                let ours: Vec<&Value> = dests
-                    .iter()
-                    .filter(|x| {
-                        x.pointer("/destination/host")
-                            .and_then(Value::as_str)
-                            .is_some_and(|h| cx.is_service_host(h))
-                    })
-                    .collect();
-                if ours.is_empty() {
+                let ours = dests.iter().any(|x| {
+                    x.pointer("/destination/host")
+                        .and_then(Value::as_str)
+                        .is_some_and(|h| cx.is_service_host(h))
+                });
+                if !ours {
                     continue;
                 }
                 let weights: Vec<Option<u64>> = dests
@@ -160,36 +299,127 @@ pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
                     weights.iter().all(Option::is_some) && sum == 100
                 };
                 if !valid || weights.iter().flatten().any(|w| *w > 100) {
-                    d.push(plan.diag(weight_pos, format!("route {kind}[{i}] of VirtualService {vs_name} has weights that do not sum to 100")).hint("weights are integers from 0 to 100 summing to 100 per route"));
-                }
-                for dest in ours {
-                    let Some(subset) = dest.pointer("/destination/subset").and_then(Value::as_str)
-                    else {
-                        continue;
-                    };
-                    match subsets.iter().find(|(n, _)| n == subset) {
-                        None => d.push(
-                            plan.diag(cx.env.stage.pos, format!("route {kind}[{i}] of VirtualService {vs_name} names subset `{subset}`, which no DestinationRule for {} defines", cx.host))
-                                .hint("a subset must exist before a route uses it; go back one stage"),
-                        ),
-                        Some((_, labels)) => {
-                            let labels = selector::labels_of(Some(labels));
-                            let matches_canary = selector::map_matches(&labels, &canary_pods);
-                            let matches_stable = stable_pods.as_ref().is_some_and(|p| selector::map_matches(&labels, p));
-                            if matches_canary == matches_stable {
-                                let what = if matches_canary { "both versions'" } else { "neither version's" };
-                                d.push(
-                                    plan.diag(cx.env.stage.pos, format!("subset `{subset}` ({}) matches {what} pods", show(&labels)))
-                                        .hint("each subset must select exactly one version; check versionLabel and the pod labels in base"),
-                                );
-                            }
-                        }
-                    }
+                    out.push(cx.plan.diag(weight_pos, format!("route {kind}[{i}] of VirtualService {vs_name} has weights that do not sum to 100")).hint("weights are integers from 0 to 100 summing to 100 per route"));
                 }
             }
         }
     }
-    d.into_result()
+    out
+}
+
+/// The traffic evaluator over the final objects: every route and mirror destination has pods,
+/// of one workload when it names a subset.
+fn destinations(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    Mesh::new(f.objects)
+        .problems()
+        .into_iter()
+        .map(|p| {
+            let hint = match &p.kind {
+                ProblemKind::MissingSubset => "a subset must exist before a route uses it and outlive it; if the base routes name this subset, define it in the base's DestinationRule".to_string(),
+                ProblemKind::NoEndpoints => format!(
+                    "at stage {} no pod template carries both; check selector.add/podLabels, versionLabel and, where base routes name a subset, stable.subset (with one Deployment per version: `method: versioned`)",
+                    cx.model.stage
+                ),
+                ProblemKind::SeveralWorkloads(_) => "each subset must select exactly one version: choose a version name (and versionLabel) no other workload behind the Service carries".to_string(),
+            };
+            cx.plan.diag(cx.env.stage.pos, p.to_string()).hint(hint)
+        })
+        .collect()
+}
+
+/// `done` renders nothing beyond the base, so the base must by then route exactly as
+/// cleanup-3 does and run the same workloads; otherwise `done` would silently undo the
+/// release (traffic back on the stable version, or the canary's Deployment deleted).
+fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    if cx.model.stage != Stage::Done {
+        return Vec::new();
+    }
+    let model = StageModel::new(cx.plan.method, Stage::Cleanup3, Some(100));
+    let Ok(before_cx) = Context::at(cx.plan, cx.env, model, cx.base, cx.templates) else {
+        return Vec::new();
+    };
+    let Ok(before) = crate::objects::render(&before_cx)
+        .and_then(|r| crate::output::stream::final_objects(cx.base, &r))
+    else {
+        return Vec::new();
+    };
+    let (a, b) = (Mesh::new(&before), Mesh::new(f.objects));
+    let mut differences = Vec::new();
+    let names = |m: &Mesh<'_>| -> Vec<String> {
+        m.workloads()
+            .into_iter()
+            .map(|(w, _)| w.to_string())
+            .collect()
+    };
+    let (wa, wb) = (names(&a), names(&b));
+    for w in wa.iter().filter(|w| !wb.contains(w)) {
+        differences.push(format!("{w} would be deleted: add it to the base"));
+    }
+    for w in wb.iter().filter(|w| !wa.contains(w)) {
+        differences.push(format!("{w} would come back: remove it from the base"));
+    }
+    let reached = |m: &Mesh<'_>| -> Vec<(String, Vec<String>)> {
+        m.routes()
+            .into_iter()
+            .map(|r| {
+                let mut ws: Vec<String> = r
+                    .destinations
+                    .iter()
+                    .filter(|d| d.percent > 0.0)
+                    .flat_map(|d| d.endpoints.iter().map(ToString::to_string))
+                    .collect();
+                ws.sort();
+                ws.dedup();
+                (r.position(), ws)
+            })
+            .collect()
+    };
+    let (ra, rb) = (reached(&a), reached(&b));
+    for (pos, ws) in &rb {
+        if let Some((_, was)) = ra.iter().find(|(p, _)| p == pos)
+            && was != ws
+        {
+            differences.push(format!(
+                "{pos} would send traffic to {} instead of {}: route it in the base as cleanup-3 does",
+                list(ws),
+                list(was)
+            ));
+        }
+    }
+    if differences.is_empty() {
+        return Vec::new();
+    }
+    let edit = match cx.plan.method {
+        Method::Versioned => format!(
+            "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, routes to subset `{}`, the subset in its DestinationRule; see the README's \"Finishing a versioned release\"",
+            cx.env.base.value,
+            cx.plan.new_deployment_name(),
+            cx.workload.name,
+            cx.plan.canary.subset.value
+        ),
+        _ => {
+            "put the end state of the release into the base first, then advance to done".to_string()
+        }
+    };
+    vec![
+        cx.plan
+            .diag(
+                cx.env.stage.pos,
+                format!(
+                    "at done the base alone would change the cluster: {}",
+                    differences.join("; ")
+                ),
+            )
+            .hint(edit),
+    ]
+}
+
+fn list(ws: &[String]) -> String {
+    if ws.is_empty() {
+        "no pods".to_string()
+    } else {
+        ws.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -225,7 +455,7 @@ mod tests {
                 .unwrap()
                 .remove(0);
         });
-        assert!(err.contains("names subset `v1`, which no DestinationRule for my-service-web.my-service.svc.cluster.local defines"), "{err}");
+        assert!(err.contains("VirtualService relational-data-access--web, http[0] (\"primary\"), destination 1: subset `v1` of my-service-web is not defined by any DestinationRule"), "{err}");
     }
 
     #[test]
@@ -235,7 +465,7 @@ mod tests {
                 serde_json::json!({"canary": "enabled"});
         });
         assert!(
-            err.contains("subset `v1` (canary=enabled) matches both versions' pods"),
+            err.contains("subset `v1` of my-service-web selects the pods of 2 workloads (Deployment web, Deployment web-v1)"),
             "{err}"
         );
     }
@@ -259,7 +489,9 @@ mod tests {
             copy["spec"]["selector"] = serde_json::json!({"matchLabels": {"canary": "enabled"}});
         });
         assert!(
-            err.contains("the stable copy's selector also matches the pods of Deployment web"),
+            err.contains(
+                "the selector of Deployment web-v1 also matches the pods of Deployment web"
+            ),
             "{err}"
         );
     }

@@ -3,6 +3,8 @@
 //! stage name, so a new stage or piece changes this file only.
 
 use schemars::JsonSchema;
+
+use crate::plan::Method;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -106,70 +108,124 @@ pub enum Routing {
     Split(Weights),
     /// Only the canary subset.
     CanaryOnly,
+    /// Only the stable subset: traffic pinned before a new version's pods exist.
+    StableOnly,
+}
+
+/// Which version subsets the DestinationRule defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subsets {
+    Both,
+    /// After the stable version is gone (versioned: cleanup-3).
+    CanaryOnly,
 }
 
 /// What one environment's stage renders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageModel {
     pub stage: Stage,
+    pub method: Method,
     /// The plan's weight, where the stage has one.
     pub weight: Option<u8>,
-    /// The pinned stable copy `<workload>-<stable.version>`.
-    pub stable_copy: bool,
+    /// The new Deployment exists: the pinned stable copy (succession, coexistence) or the
+    /// canary Deployment (versioned).
+    pub new_deployment: bool,
     /// The version label (and pod labels) on the original Deployment's pods.
     pub canary_pod_labels: bool,
-    /// DestinationRule subsets for both versions.
-    pub subsets: bool,
+    /// Versioned: the stable Deployment of base is deleted (no route names it any more).
+    pub stable_removed: bool,
+    /// DestinationRule subsets.
+    pub subsets: Option<Subsets>,
     /// The route patch, if routes are changed.
     pub routing: Option<Routing>,
     /// The Service selector patch that selects both versions.
     pub service_selector: bool,
-    /// AuthorizationPolicies that let traffic reach the stable copy.
-    pub stable_authorization: bool,
+    /// The `allowFrom` AuthorizationPolicy for the new Deployment.
+    pub allow_from: bool,
 }
 
 impl StageModel {
     /// The model for `stage`; `weight` is the canary's percentage at `shift`.
-    pub fn new(stage: Stage, weight: Option<u8>) -> StageModel {
+    pub fn new(method: Method, stage: Stage, weight: Option<u8>) -> StageModel {
         use Stage::*;
         let at = |stages: &[Stage]| stages.contains(&stage);
-        let routing = match stage {
-            Route => Some(Routing::Split(Weights {
-                stable: 0,
-                canary: 100,
-            })),
-            Shift => {
-                let canary = weight.unwrap_or(0).min(100);
-                Some(Routing::Split(Weights {
-                    stable: 100 - canary,
-                    canary,
-                }))
-            }
-            Cleanup1 => Some(Routing::CanaryOnly),
-            _ => None,
+        let split = |canary: u8| {
+            Routing::Split(Weights {
+                stable: 100 - canary,
+                canary,
+            })
         };
-        StageModel {
-            stage,
-            weight,
-            stable_copy: at(&[Prepare, Route, Shift]),
-            // Kept while any route names the canary subset (make-before-break).
-            canary_pod_labels: at(&[Prepare, Route, Shift, Cleanup1]),
-            // Subsets outlive every route that names them: removed only at cleanup-3.
-            subsets: at(&[Route, Shift, Cleanup1, Cleanup2]),
-            routing,
-            service_selector: at(&[Route, Shift]),
-            stable_authorization: at(&[Route, Shift]),
+        let shifted = split(weight.unwrap_or(0).min(100));
+        match method {
+            Method::Succession | Method::Coexistence => StageModel {
+                stage,
+                method,
+                weight,
+                new_deployment: at(&[Prepare, Route, Shift]),
+                // Kept while any route names the canary subset (make-before-break).
+                canary_pod_labels: at(&[Prepare, Route, Shift, Cleanup1]),
+                stable_removed: false,
+                // Subsets outlive every route that names them: removed only at cleanup-3.
+                subsets: at(&[Route, Shift, Cleanup1, Cleanup2]).then_some(Subsets::Both),
+                routing: match stage {
+                    Route => Some(split(100)),
+                    Shift => Some(shifted),
+                    Cleanup1 => Some(Routing::CanaryOnly),
+                    _ => None,
+                },
+                service_selector: at(&[Route, Shift]),
+                allow_from: at(&[Route, Shift]),
+            },
+            // One Deployment per version: routes are pinned to the stable subset before the
+            // canary's pods exist, and the base edit at `done` makes the canary the base's.
+            Method::Versioned => StageModel {
+                stage,
+                method,
+                weight,
+                new_deployment: at(&[Route, Shift, Cleanup1, Cleanup2, Cleanup3]),
+                canary_pod_labels: false,
+                stable_removed: at(&[Cleanup2, Cleanup3]),
+                subsets: match stage {
+                    Prepare | Route | Shift | Cleanup1 | Cleanup2 => Some(Subsets::Both),
+                    Cleanup3 => Some(Subsets::CanaryOnly),
+                    Done => None,
+                },
+                routing: match stage {
+                    Prepare => Some(Routing::StableOnly),
+                    Route => Some(split(0)),
+                    Shift => Some(shifted),
+                    Cleanup1 | Cleanup2 | Cleanup3 => Some(Routing::CanaryOnly),
+                    Done => None,
+                },
+                service_selector: false,
+                allow_from: at(&[Route, Shift, Cleanup1, Cleanup2, Cleanup3]),
+            },
         }
     }
 
-    /// The weights traffic is split by, as `status` shows them.
+    /// The weights the plan asks for, as `status` shows them when nothing else is known.
     pub fn weights(&self) -> Weights {
         match self.routing {
             Some(Routing::Split(w)) => w,
-            // Without a split everything reaches the original Deployment.
-            Some(Routing::CanaryOnly) | None => Weights {
+            Some(Routing::StableOnly) => Weights {
+                stable: 100,
+                canary: 0,
+            },
+            Some(Routing::CanaryOnly) => Weights {
                 stable: 0,
                 canary: 100,
+            },
+            // Without a route patch the base routes: succession's original is the canary
+            // Deployment; the versioned stable Deployment serves until `prepare` pins it.
+            None => match (self.method, self.stage) {
+                (Method::Versioned, Stage::Prepare) => Weights {
+                    stable: 100,
+                    canary: 0,
+                },
+                _ => Weights {
+                    stable: 0,
+                    canary: 100,
+                },
             },
         }
     }
@@ -184,20 +240,66 @@ mod tests {
         // Moving forward one stage, every subset a route names, before or after the sync, is
         // defined after it: subsets are added with (and, by sync wave, before) the first route
         // that names them and removed only a stage after the last one did.
-        for pair in Stage::ALL.windows(2) {
-            let (a, b) = (
-                StageModel::new(pair[0], Some(100)),
-                StageModel::new(pair[1], Some(100)),
-            );
-            if a.routing.is_some() || b.routing.is_some() {
-                assert!(b.subsets, "{} -> {}", a.stage, b.stage);
-            }
-            // Traffic on the stable subset needs the copy on both sides.
-            for m in [&a, &b] {
-                if let Some(Routing::Split(w)) = m.routing
-                    && w.stable > 0
-                {
-                    assert!(a.stable_copy && b.stable_copy, "{} -> {}", a.stage, b.stage);
+        for method in [Method::Succession, Method::Coexistence, Method::Versioned] {
+            for pair in Stage::ALL.windows(2) {
+                let (a, b) = (
+                    StageModel::new(method, pair[0], Some(100)),
+                    StageModel::new(method, pair[1], Some(100)),
+                );
+                let names_stable = |m: &StageModel| {
+                    matches!(m.routing, Some(Routing::Split(_) | Routing::StableOnly))
+                };
+                let names_canary = |m: &StageModel| {
+                    matches!(m.routing, Some(Routing::Split(_) | Routing::CanaryOnly))
+                };
+                if names_stable(&a) || names_stable(&b) {
+                    assert_eq!(
+                        b.subsets,
+                        Some(Subsets::Both),
+                        "{method:?} {} -> {}",
+                        a.stage,
+                        b.stage
+                    );
+                }
+                // Versioned `done`: the base itself routes to the canary subset and defines it
+                // (the base edit that ends the release; `safety` refuses done until it does).
+                let base_takes_over = method == Method::Versioned && b.stage == Stage::Done;
+                if (names_canary(&a) || names_canary(&b)) && !base_takes_over {
+                    assert!(b.subsets.is_some(), "{method:?} {} -> {}", a.stage, b.stage);
+                }
+                // Versioned: the canary's pods exist only once routes pin traffic by subset,
+                // and the stable Deployment goes only after no route names it.
+                if method == Method::Versioned {
+                    if b.new_deployment {
+                        assert!(
+                            a.routing.is_some() && b.routing.is_some(),
+                            "{} -> {}",
+                            a.stage,
+                            b.stage
+                        );
+                    }
+                    if b.stable_removed {
+                        assert!(
+                            !names_stable(&a) && !names_stable(&b),
+                            "{} -> {}",
+                            a.stage,
+                            b.stage
+                        );
+                    }
+                } else {
+                    // Traffic on the stable subset needs the copy on both sides.
+                    for m in [&a, &b] {
+                        if let Some(Routing::Split(w)) = m.routing
+                            && w.stable > 0
+                        {
+                            assert!(
+                                a.new_deployment && b.new_deployment,
+                                "{} -> {}",
+                                a.stage,
+                                b.stage
+                            );
+                        }
+                    }
                 }
             }
         }

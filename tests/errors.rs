@@ -145,7 +145,7 @@ fn selectors_that_are_not_disjoint() {
     refused(
         |s| replace(s, "    labels: {app: web-v1}\n", ""),
         &[
-            "the selector of Deployment web also matches the stable copy's pods",
+            "the selector of Deployment web also matches the pods of Deployment web-v1",
             "stable.labels",
         ],
     );
@@ -157,7 +157,7 @@ fn service_selector_that_misses_a_version() {
         |s| replace(s, "    remove: [app]\n", "    remove: []\n"),
         &[
             "canaryplan.yaml:22:10:",
-            "does not select the stable copy's pods",
+            "does not select the stable version's pods",
         ],
     );
 }

@@ -1,6 +1,7 @@
-//! AuthorizationPolicies for the stable copy: one from the plan's `allowFrom`, and a clone of
-//! every policy in base that selects the original's pods but not the copy's, so the copy
-//! accepts exactly the traffic the original accepts.
+//! AuthorizationPolicies for the Deployment canaryplan adds (the stable copy, or the versioned
+//! canary): one from the plan's `allowFrom`, and a clone of every policy in base that selects
+//! the workload's pods but not the new ones, so the new pods accept exactly the traffic the
+//! workload's pods accept.
 
 use serde_json::{Value, json};
 
@@ -12,19 +13,24 @@ pub struct Policies;
 
 impl Component for Policies {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
-        let copy = cx.plan.stable_copy_name();
+        let copy = cx.plan.new_deployment_name();
         let match_labels = cx
-            .stable_selector
+            .new_selector
             .get("matchLabels")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        if cx.model.stable_authorization && !cx.plan.allow_from.is_empty() {
+        if cx.model.allow_from && !cx.plan.allow_from.is_empty() {
             let name = format!("{copy}-allow");
             let principals: Vec<String> = cx
                 .plan
                 .allow_from
                 .iter()
-                .map(|a| format!("cluster.local/ns/{}/sa/{}", a.namespace, a.service_account))
+                .map(|a| {
+                    format!(
+                        "{}/ns/{}/sa/{}",
+                        cx.plan.trust_domain, a.namespace, a.service_account
+                    )
+                })
                 .collect();
             out.resources.push(cx.new_resource(
                 "authorization-policy.yaml.j2",
@@ -32,11 +38,11 @@ impl Component for Policies {
                 &name,
                 json!({"match_labels": match_labels, "principals": principals, "workload": copy}),
                 Vec::new(),
-                format!("allowFrom, for the stable copy {copy}"),
+                format!("allowFrom, for {} {copy}", cx.plan.new_deployment_role()),
             )?);
         }
-        // Policies guard the copy for as long as it runs, not only while it is routed.
-        if !cx.model.stable_copy {
+        // Policies guard the new pods for as long as they run, not only while routed.
+        if !cx.model.new_deployment {
             return Ok(());
         }
         for policy in cx.base.of_kind("AuthorizationPolicy") {
@@ -44,10 +50,14 @@ impl Component for Policies {
                 continue; // namespace-wide: applies to the copy already
             };
             let selects = |labels| selector::label_selector_matches(sel, labels);
-            if !selects(&cx.original_pod_labels) || selects(&cx.stable_pod_labels) {
+            if !selects(&cx.original_pod_labels) || selects(&cx.new_pod_labels) {
                 continue;
             }
-            let name = format!("{}-{}", cx.file_part(policy)?, cx.plan.stable.version.value);
+            let version = match cx.plan.method {
+                crate::plan::Method::Versioned => &cx.plan.canary.version.value,
+                _ => &cx.plan.stable.version.value,
+            };
+            let name = format!("{}-{version}", cx.file_part(policy)?);
             let mut clone = policy.value.clone();
             strip_server_fields(&mut clone);
             if let Some(meta) = clone.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -59,8 +69,9 @@ impl Component for Policies {
             out.resources.push(Resource {
                 file: format!("authorizationpolicy-{name}.yaml"),
                 from: format!(
-                    "AuthorizationPolicy {} in base, extended to the stable copy {copy}",
-                    policy.name
+                    "AuthorizationPolicy {} in base, extended to {} {copy}",
+                    policy.name,
+                    cx.plan.new_deployment_role()
                 ),
                 object: clone,
             });

@@ -6,15 +6,26 @@ use serde_json::{Value, json};
 use super::{Component, Context, Patch, PatchBody, Rendered, SYNC_WAVE, Target};
 use crate::base::BaseObject;
 use crate::error::Result;
+use crate::selector;
+use crate::stage::Subsets as SubsetSet;
 
 pub struct Subsets;
 
-/// The subsets both versions need, as `(name, labels)`.
+/// The subsets the stage needs, as `{name, labels}` objects.
 pub fn subsets(cx: &Context<'_>) -> Vec<Value> {
-    [&cx.plan.stable.version.value, &cx.plan.canary.version.value]
-        .into_iter()
-        .map(|v| json!({"name": v, "labels": {cx.plan.version_label.clone(): v}}))
-        .collect()
+    let label = |version: &str| json!({cx.plan.version_label.clone(): version});
+    let stable_labels = if cx.stable_subset_follows_canary() {
+        label(&cx.plan.canary.version.value)
+    } else {
+        label(&cx.plan.stable.version.value)
+    };
+    let stable = json!({"name": cx.plan.stable.subset.value, "labels": stable_labels});
+    let canary = json!({"name": cx.plan.canary.subset.value, "labels": label(&cx.plan.canary.version.value)});
+    match cx.model.subsets {
+        Some(SubsetSet::Both) => vec![stable, canary],
+        Some(SubsetSet::CanaryOnly) => vec![canary],
+        None => Vec::new(),
+    }
 }
 
 /// The DestinationRule in base for the Service's host, if any.
@@ -29,14 +40,21 @@ pub fn in_base<'a>(cx: &Context<'a>) -> Option<&'a BaseObject> {
 
 impl Component for Subsets {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
-        if !cx.model.subsets {
+        let wanted = subsets(cx);
+        if wanted.is_empty() {
             return Ok(());
         }
-        let wanted = subsets(cx);
+        let names = wanted
+            .iter()
+            .filter_map(|s| s.get("name").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let from = format!("subsets {names} for {}", cx.host);
         match in_base(cx) {
             Some(dr) => {
                 let existing = dr.value.pointer("/spec/subsets").and_then(Value::as_array);
                 let mut ops = Vec::new();
+                let mut added = Vec::new();
                 for s in &wanted {
                     let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
                     let same_name = existing
@@ -45,37 +63,29 @@ impl Component for Subsets {
                         .enumerate()
                         .find(|(_, e)| e.get("name").and_then(Value::as_str) == Some(name));
                     match same_name {
-                        Some((_, e)) if e.get("labels") == s.get("labels") => {}
-                        Some((i, _)) => {
-                            return Err(dr
-                                .error(&["spec", "subsets", &i.to_string()], format!("DestinationRule {} already has a subset `{name}` with other labels", dr.name))
-                                .hint("rename the version in the plan, or remove that subset from base")
-                                .into());
-                        }
-                        None if existing.is_none() && ops.is_empty() => {
-                            ops.push(json!({"op": "add", "path": "/spec/subsets", "value": [s]}))
-                        }
-                        None if existing.is_none() => {
-                            if let Some(list) = ops
-                                .first_mut()
-                                .and_then(|o| o.get_mut("value"))
-                                .and_then(Value::as_array_mut)
-                            {
-                                list.push(s.clone());
+                        // A subset of that name is reused: our version label joins its labels
+                        // (an Argo Rollouts-style subset without labels gets them).
+                        Some((i, e)) => {
+                            let mut merged = selector::labels_of(e.get("labels"));
+                            merged.extend(selector::labels_of(s.get("labels")));
+                            if merged != selector::labels_of(e.get("labels")) {
+                                ops.push(json!({"op": "add", "path": format!("/spec/subsets/{i}/labels"), "value": selector::to_value(&merged)}));
                             }
                         }
-                        None => {
-                            ops.push(json!({"op": "add", "path": "/spec/subsets/-", "value": s}))
-                        }
+                        None => added.push(s.clone()),
+                    }
+                }
+                if existing.is_none() && !added.is_empty() {
+                    ops.push(json!({"op": "add", "path": "/spec/subsets", "value": added}));
+                } else {
+                    for s in added {
+                        ops.push(json!({"op": "add", "path": "/spec/subsets/-", "value": s}));
                     }
                 }
                 if !ops.is_empty() {
                     out.patches.push(Patch {
                         file: format!("patch-destinationrule-{}.yaml", cx.file_part(dr)?),
-                        from: format!(
-                            "subsets {} and {} for {}",
-                            cx.plan.stable.version.value, cx.plan.canary.version.value, cx.host
-                        ),
+                        from,
                         target: Target::of(dr),
                         body: PatchBody::Json(ops),
                     });
@@ -96,7 +106,7 @@ impl Component for Subsets {
                     &name,
                     json!({"host": cx.host, "subsets": wanted, "annotations": {SYNC_WAVE.0: SYNC_WAVE.1}}),
                     Vec::new(),
-                    format!("subsets {} and {} for Service {}", cx.plan.stable.version.value, cx.plan.canary.version.value, cx.service.name),
+                    format!("subsets {names} for Service {}", cx.service.name),
                 )?);
             }
         }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::base::{Base, BaseObject};
 use crate::check::{CheckedPlan, EnvironmentPlan};
 use crate::error::{Diagnostics, Result};
-use crate::plan::Labels;
+use crate::plan::{Labels, Method};
 use crate::selector;
 use crate::stage::StageModel;
 use crate::templates::{Identity, Templates};
@@ -76,6 +76,8 @@ pub enum PatchBody {
     Merge(Value),
     /// RFC 6902 operations.
     Json(Vec<Value>),
+    /// The target is removed from the output (`$patch: delete`); Argo CD prunes it.
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,33 +118,51 @@ pub struct Rendered {
 }
 
 /// What every component may read: the plan, the environment, its base and facts derived
-/// once from them (the two versions' pod labels, the stable copy's selector, the host).
+/// once from them (the two versions' pod labels, the new Deployment's selector, the host).
 pub struct Context<'a> {
     pub plan: &'a CheckedPlan,
     pub env: &'a EnvironmentPlan,
-    pub model: &'a StageModel,
+    pub model: StageModel,
     pub base: &'a Base,
     pub templates: &'a Templates,
     pub service: &'a BaseObject,
+    /// The plan's `workload`: the original Deployment (succession, coexistence: it becomes
+    /// the canary) or the stable Deployment (versioned).
     pub workload: &'a BaseObject,
     /// Namespace of new objects: the workload's, when base sets one.
     pub namespace: Option<String>,
     /// The Service's host as routes and subsets name it.
     pub host: String,
-    /// Pod labels of the original Deployment in base.
+    /// Pod labels of the workload in base.
     pub original_pod_labels: Labels,
-    /// Pod labels of the original Deployment (the canary) once patched.
+    /// Pod labels of the canary's pods once rendered.
     pub canary_pod_labels: Labels,
-    /// Pod labels of the stable copy.
+    /// Pod labels of the stable version's pods once rendered.
     pub stable_pod_labels: Labels,
-    /// The stable copy's `spec.selector`.
-    pub stable_selector: Value,
+    /// The Deployment canaryplan adds (`CheckedPlan::new_deployment_name`): its pod labels
+    /// and `spec.selector`.
+    pub new_pod_labels: Labels,
+    pub new_selector: Value,
+    /// Base routes to the Service name the stable subset (Argo Rollouts style): after weight
+    /// 100 that subset must follow the canary's pods until the route patch is gone.
+    pub base_routes_name_subsets: bool,
 }
 
 impl<'a> Context<'a> {
     pub fn new(
         plan: &'a CheckedPlan,
         env: &'a EnvironmentPlan,
+        base: &'a Base,
+        templates: &'a Templates,
+    ) -> Result<Context<'a>> {
+        Self::at(plan, env, env.model.clone(), base, templates)
+    }
+
+    /// The context of `env` rendered at the stage `model` describes.
+    pub fn at(
+        plan: &'a CheckedPlan,
+        env: &'a EnvironmentPlan,
+        model: StageModel,
         base: &'a Base,
         templates: &'a Templates,
     ) -> Result<Context<'a>> {
@@ -158,42 +178,46 @@ impl<'a> Context<'a> {
             Some(ns) => format!("{}.{ns}.svc.cluster.local", service.name),
             None => service.name.clone(),
         };
+        let vl = &plan.version_label;
         let original_pod_labels =
             selector::labels_of(workload.value.pointer("/spec/template/metadata/labels"));
-        let mut canary_pod_labels = original_pod_labels.clone();
-        canary_pod_labels.insert(
-            plan.version_label.clone(),
-            plan.canary.version.value.clone(),
-        );
-        canary_pod_labels.extend(plan.pod_labels.clone());
-        let mut stable_pod_labels = original_pod_labels.clone();
-        stable_pod_labels.extend(plan.stable.labels.clone());
-        stable_pod_labels.insert(
-            plan.version_label.clone(),
-            plan.stable.version.value.clone(),
-        );
-        stable_pod_labels.extend(plan.pod_labels.clone());
-
-        // The copy is a new Deployment, so its selector is ours to choose: the original's,
-        // with the plan's overrides and the version label, which keeps it off the original's pods.
-        let mut stable_selector = workload
+        let base_selector = workload
             .value
             .pointer("/spec/selector")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let mut match_labels = selector::labels_of(stable_selector.get("matchLabels"));
-        match_labels.extend(plan.stable.labels.clone());
-        match_labels.insert(
-            plan.version_label.clone(),
-            plan.stable.version.value.clone(),
-        );
-        if let Some(obj) = stable_selector.as_object_mut() {
+        let mut match_labels = selector::labels_of(base_selector.get("matchLabels"));
+        let (canary_pod_labels, stable_pod_labels, new_pod_labels) = match plan.method {
+            Method::Versioned => {
+                let mut canary = original_pod_labels.clone();
+                canary.insert(vl.clone(), plan.canary.version.value.clone());
+                match_labels.insert(vl.clone(), plan.canary.version.value.clone());
+                (canary.clone(), original_pod_labels.clone(), canary)
+            }
+            Method::Succession | Method::Coexistence => {
+                let mut canary = original_pod_labels.clone();
+                canary.insert(vl.clone(), plan.canary.version.value.clone());
+                canary.extend(plan.pod_labels.clone());
+                let mut stable = original_pod_labels.clone();
+                stable.extend(plan.stable.labels.clone());
+                stable.insert(vl.clone(), plan.stable.version.value.clone());
+                stable.extend(plan.pod_labels.clone());
+                // The copy is a new Deployment, so its selector is ours to choose: the
+                // original's, with the plan's overrides and the version label, which keeps it
+                // off the original's pods.
+                match_labels.extend(plan.stable.labels.clone());
+                match_labels.insert(vl.clone(), plan.stable.version.value.clone());
+                (canary, stable.clone(), stable)
+            }
+        };
+        let mut new_selector = base_selector;
+        if let Some(obj) = new_selector.as_object_mut() {
             obj.insert("matchLabels".into(), selector::to_value(&match_labels));
         }
-        Ok(Context {
+        let mut cx = Context {
             plan,
             env,
-            model: &env.model,
+            model,
             base,
             templates,
             service,
@@ -203,8 +227,28 @@ impl<'a> Context<'a> {
             original_pod_labels,
             canary_pod_labels,
             stable_pod_labels,
-            stable_selector,
-        })
+            new_pod_labels,
+            new_selector,
+            base_routes_name_subsets: false,
+        };
+        cx.base_routes_name_subsets = virtual_service::base_routes_name_subsets(&cx);
+        if cx.base_routes_name_subsets && plan.method != Method::Versioned {
+            use crate::stage::Stage;
+            // The route patch goes at cleanup-2; until then (and from weight 100 on) the stable
+            // subset names the canary's pods, which keep their version label that long.
+            let stage = cx.model.stage;
+            cx.model.canary_pod_labels |= stage == Stage::Cleanup2;
+        }
+        Ok(cx)
+    }
+
+    /// After weight 100, until the route patch goes: the stable subset names the canary's
+    /// pods, because base routes name that subset (see `base_routes_name_subsets`).
+    pub fn stable_subset_follows_canary(&self) -> bool {
+        use crate::stage::Stage;
+        self.base_routes_name_subsets
+            && self.plan.method != Method::Versioned
+            && matches!(self.model.stage, Stage::Cleanup1 | Stage::Cleanup2)
     }
 
     /// Whether a route destination host names the Service (short, namespaced or full name).
@@ -316,6 +360,17 @@ fn find<'a>(
     d: &mut Diagnostics,
 ) -> Option<&'a BaseObject> {
     let found = base.find(kind, &name.value);
+    if found.is_none()
+        && kind == "Deployment"
+        && let Some(rollout) = base.find("Rollout", &name.value)
+    {
+        d.push(
+            rollout
+                .error(&["kind"], format!("`{}` is an Argo Rollouts Rollout, not a Deployment", name.value))
+                .hint("canaryplan stages a canary on plain Deployments, with no controller in the cluster: turn the Rollout into a Deployment (the README's \"Coming from Argo Rollouts\" section shows the change) and name it in `workload:`"),
+        );
+        return None;
+    }
     if found.is_none() {
         let others: Vec<&str> = base.of_kind(kind).map(|o| o.name.as_str()).collect();
         let hint = match crate::names::did_you_mean(&name.value, others.iter().copied()) {

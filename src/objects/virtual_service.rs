@@ -154,7 +154,23 @@ fn selected_routes(cx: &Context<'_>, vs: &BaseObject) -> Result<Vec<(&'static st
     }
 }
 
-/// The new destinations of one route, from its current single destination to the Service.
+/// Whether base routes to the Service already name version subsets (bookinfo's
+/// `subset: v1`, or an Argo Rollouts layout with `stable`/`canary` subsets).
+pub fn base_routes_name_subsets(cx: &Context<'_>) -> bool {
+    cx.base.of_kind("VirtualService").any(|vs| {
+        routes_to_service(cx, vs).into_iter().any(|(kind, i)| {
+            vs.value
+                .pointer(&format!("/spec/{kind}/{i}/route"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|d| d.pointer("/destination/subset").is_some())
+        })
+    })
+}
+
+/// The new destinations of one route. The route's destinations to the Service must be one
+/// (the bare host, or the stable subset) or exactly the two version subsets.
 fn split(
     cx: &Context<'_>,
     vs: &BaseObject,
@@ -174,29 +190,60 @@ fn split(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let [dest] = dests.as_slice() else {
-        let mut d = at(&["route"]);
-        d.message = format!(
-            "route {kind}[{i}] of VirtualService {} already splits traffic between {} destinations",
-            vs.name,
-            dests.len()
-        );
-        return Err(d.hint("canaryplan splits routes with one destination, the Service; give this route one destination in base").into());
+    let stable = &cx.plan.stable.subset.value;
+    let canary = &cx.plan.canary.subset.value;
+    let subset_of = |d: &Value| {
+        d.pointer("/destination/subset")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     };
-    if dest.pointer("/destination/subset").is_some() {
+    let ours = |d: &Value| {
+        d.pointer("/destination/host")
+            .and_then(Value::as_str)
+            .is_some_and(|h| cx.is_service_host(h))
+    };
+    let is_pair = dests.len() == 2 && dests.iter().all(ours) && {
+        let mut names: Vec<Option<String>> = dests.iter().map(subset_of).collect();
+        names.sort();
+        names == [Some(canary.clone()), Some(stable.clone())]
+            || names == [Some(stable.clone()), Some(canary.clone())]
+    };
+    let dest = match dests.as_slice() {
+        [one] => one.clone(),
+        [first, ..] if is_pair => first.clone(),
+        _ => {
+            let mut d = at(&["route"]);
+            d.message = format!(
+                "route {kind}[{i}] of VirtualService {} already splits traffic between {} destinations",
+                vs.name,
+                dests.len()
+            );
+            return Err(d
+                .hint(format!(
+                    "canaryplan splits routes with one destination, the Service (or its `{stable}` subset), or with exactly the subsets `{stable}` and `{canary}`; give this route one destination in base"
+                ))
+                .into());
+        }
+    };
+    if let Some(subset) = subset_of(&dest)
+        && dests.len() == 1
+        && subset != *stable
+    {
         let mut d = at(&["route", "0", "destination", "subset"]);
         d.message = format!(
-            "route {kind}[{i}] of VirtualService {} already names a subset",
+            "route {kind}[{i}] of VirtualService {} routes to subset `{subset}`, not the stable subset `{stable}`",
             vs.name
         );
         return Err(d
-            .hint("remove the subset in base: canaryplan adds the version subsets")
+            .hint(format!(
+                "the route's subset is the version serving today: set `stable.subset: {subset}` (and stable.version to that version) in the plan, or route to the bare host in base"
+            ))
             .into());
     }
-    let with = |version: &str, weight: Option<u8>| {
+    let with = |subset: &str, weight: Option<u8>| {
         let mut d = dest.clone();
         if let Some(dst) = d.get_mut("destination").and_then(Value::as_object_mut) {
-            dst.insert("subset".into(), Value::String(version.to_string()));
+            dst.insert("subset".into(), Value::String(subset.to_string()));
         }
         if let Some(o) = d.as_object_mut() {
             o.remove("weight");
@@ -206,16 +253,51 @@ fn split(
         }
         d
     };
-    let stable = &cx.plan.stable.version.value;
-    let canary = &cx.plan.canary.version.value;
     Ok(match routing {
         Routing::Split(w) => json!([with(stable, Some(w.stable)), with(canary, Some(w.canary))]),
         Routing::CanaryOnly => json!([with(canary, None)]),
+        Routing::StableOnly => json!([with(stable, None)]),
     })
+}
+
+/// A base HTTPRoute sending traffic to the Service would bypass every subset canaryplan
+/// weights: the Service's share through it would reach both versions by pod count.
+fn refuse_http_routes(cx: &Context<'_>) -> Result<()> {
+    for route in cx.base.of_kind("HTTPRoute") {
+        let route_ns = route.namespace();
+        let names_service = route
+            .value
+            .pointer("/spec/rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|r| {
+                r.get("backendRefs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+            })
+            .any(|b| {
+                b.get("name").and_then(Value::as_str) == Some(cx.service.name.as_str())
+                    && b.get("kind")
+                        .and_then(Value::as_str)
+                        .is_none_or(|k| k == "Service")
+                    && b.get("namespace").and_then(Value::as_str).or(route_ns)
+                        == cx.service.namespace()
+            });
+        if names_service {
+            return Err(route
+                .error(&["spec", "rules"], format!("HTTPRoute {} sends traffic to Service {} too, past the VirtualService canaryplan weights", route.name, cx.service.name))
+                .hint("route this Service with one API: remove the HTTPRoute, or keep it and wait for canaryplan's Gateway API mode (`traffic: gateway-api`)")
+                .into());
+        }
+    }
+    Ok(())
 }
 
 impl Component for Routes {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
+        refuse_http_routes(cx)?;
         let vs = in_base(cx)?;
         let Some(routing) = cx.model.routing else {
             return Ok(());
@@ -226,10 +308,16 @@ impl Component for Routes {
                 let mut ops = Vec::new();
                 for (kind, i) in selected_routes(cx, vs)? {
                     let route = split(cx, vs, kind, i, routing)?;
-                    ops.push(json!({"op": "replace", "path": format!("/spec/{kind}/{i}/route"), "value": route}));
+                    // A route that already is what the stage needs is left as it is.
+                    if vs.value.pointer(&format!("/spec/{kind}/{i}/route")) != Some(&route) {
+                        ops.push(json!({"op": "replace", "path": format!("/spec/{kind}/{i}/route"), "value": route}));
+                    }
                 }
                 if !hosts.is_empty() {
                     ops.push(json!({"op": "replace", "path": "/spec/hosts", "value": hosts}));
+                }
+                if ops.is_empty() {
+                    return Ok(());
                 }
                 out.patches.push(Patch {
                     file: format!("patch-virtualservice-{}.yaml", cx.file_part(vs)?),
@@ -255,17 +343,18 @@ impl Component for Routes {
                 }
                 let mut all_hosts = vec![cx.host.as_str()];
                 all_hosts.extend(hosts.iter().filter(|h| **h != cx.host));
+                let only =
+                    |subset: &str| json!([{"destination": {"host": cx.host, "subset": subset}}]);
                 let route = match routing {
                     Routing::Split(w) => {
                         let d = |v: &str, w: u8| json!({"destination": {"host": cx.host, "subset": v}, "weight": w});
                         json!([
-                            d(&cx.plan.stable.version.value, w.stable),
-                            d(&cx.plan.canary.version.value, w.canary)
+                            d(&cx.plan.stable.subset.value, w.stable),
+                            d(&cx.plan.canary.subset.value, w.canary)
                         ])
                     }
-                    Routing::CanaryOnly => {
-                        json!([{"destination": {"host": cx.host, "subset": cx.plan.canary.version.value}}])
-                    }
+                    Routing::CanaryOnly => only(&cx.plan.canary.subset.value),
+                    Routing::StableOnly => only(&cx.plan.stable.subset.value),
                 };
                 if cx.base.find("VirtualService", &name).is_some() {
                     return Err(cx

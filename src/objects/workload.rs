@@ -16,7 +16,13 @@ pub struct Workload;
 impl Component for Workload {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
         let main = main_container(cx)?;
-        if cx.model.stable_copy {
+        if cx.plan.method == Method::Versioned {
+            return versioned(cx, main, out);
+        }
+        if cx.plan.method == Method::Succession {
+            stable_image_in_base(cx, main)?;
+        }
+        if cx.model.new_deployment {
             out.resources.push(stable_copy(cx, main)?);
         }
         if cx.model.canary_pod_labels {
@@ -60,6 +66,165 @@ impl Component for Workload {
         }
         Ok(())
     }
+}
+
+/// The image of the workload's main container in this environment's base.
+fn base_image<'a>(cx: &Context<'a>, main: usize) -> Option<&'a str> {
+    cx.workload
+        .value
+        .pointer(&format!("/spec/template/spec/containers/{main}/image"))
+        .and_then(Value::as_str)
+}
+
+/// Succession: while the original Deployment serves as "stable" (prepare, route: all traffic
+/// reaches it), it must run the stable image. New code in a base shared with another
+/// environment would otherwise reach 100% of that environment's traffic untested.
+fn stable_image_in_base(cx: &Context<'_>, main: usize) -> Result<()> {
+    use crate::stage::Stage;
+    let (Some(stable), Some(image)) = (&cx.plan.stable.image, base_image(cx, main)) else {
+        return Ok(());
+    };
+    if !matches!(cx.model.stage, Stage::Prepare | Stage::Route) || image == stable.value {
+        return Ok(());
+    }
+    Err(cx
+        .plan
+        .diag(
+            cx.env.stage.pos,
+            format!(
+                "at stage {} all of environment `{}`'s traffic reaches Deployment {}, whose base runs image {image}, not stable.image {}",
+                cx.model.stage, cx.env.name.value, cx.workload.name, stable.value
+            ),
+        )
+        .hint(format!(
+            "new code goes into the base only once this environment is at shift (weight 0 first); keep {} at the stable image in `{}`: give this environment its own base (`environments.{}.base`) or advance it to shift first",
+            cx.workload.name, cx.env.base.value, cx.env.name.value
+        ))
+        .into())
+}
+
+/// The versioned method: a new Deployment `<app>-<canary.version>` beside the stable one,
+/// which stays as base has it until cleanup-2 removes it.
+fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
+    let vl = &cx.plan.version_label;
+    let stable = &cx.plan.stable.version.value;
+    let template = &cx.original_pod_labels;
+    if template.get(vl) != Some(stable) {
+        return Err(cx
+            .workload
+            .error(
+                &["spec", "template", "metadata", "labels"],
+                format!(
+                    "the pods of Deployment {} are not labelled `{vl}: {stable}`",
+                    cx.workload.name
+                ),
+            )
+            .hint(format!(
+                "the versioned method needs the stable Deployment's pods labelled with stable.version; label them, or set versionLabel/stable.version to what they carry{}",
+                template.get(vl).map(|v| format!(" (`{v}`)")).unwrap_or_default()
+            ))
+            .into());
+    }
+    let selects_version =
+        selector::labels_of(cx.workload.value.pointer("/spec/selector/matchLabels"))
+            .get(vl)
+            .is_some();
+    if !selects_version {
+        return Err(cx
+            .workload
+            .error(
+                &["spec", "selector"],
+                format!(
+                    "the selector of Deployment {} does not hold `{vl}`, so it would also select the canary's pods",
+                    cx.workload.name
+                ),
+            )
+            .hint(format!(
+                "with one Deployment per version each selector holds the version label (`{vl}: {stable}`); without it, use `method: succession`"
+            ))
+            .into());
+    }
+    let name = cx.plan.new_deployment_name();
+    let in_base = cx.base.find("Deployment", &name);
+    if let Some(existing) = in_base {
+        // After the base edit at the end of a release the canary is the base's own.
+        let labels = selector::labels_of(existing.value.pointer("/spec/template/metadata/labels"));
+        if labels.get(vl) != Some(&cx.plan.canary.version.value) {
+            return Err(cx
+                .plan
+                .diag(
+                    cx.plan.canary.version.pos,
+                    format!("the canary Deployment would be {name}, but the base already has a Deployment {name} of another version"),
+                )
+                .hint("choose a canary.version no Deployment in base uses")
+                .into());
+        }
+    }
+    if cx.model.new_deployment && in_base.is_none() {
+        out.resources.push(canary_deployment(cx, main, &name)?);
+    }
+    if cx.model.stable_removed {
+        out.patches.push(Patch {
+            file: format!("delete-deployment-{}.yaml", cx.workload.name),
+            from: format!(
+                "Deployment {} (stable version {stable}) removed: no route names it",
+                cx.workload.name
+            ),
+            target: Target::of(cx.workload),
+            body: super::PatchBody::Delete,
+        });
+    }
+    Ok(())
+}
+
+fn canary_deployment(cx: &Context<'_>, main: usize, name: &str) -> Result<Resource> {
+    let mut deployment = cx.workload.value.clone();
+    strip_server_fields(&mut deployment);
+    let vl = &cx.plan.version_label;
+    let canary = &cx.plan.canary.version.value;
+    let mut labels = selector::labels_of(deployment.pointer("/metadata/labels"));
+    if labels.contains_key(vl) {
+        labels.insert(vl.clone(), canary.clone());
+    }
+    let mut annotations = deployment
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    annotations.insert(SYNC_WAVE.0.into(), Value::String(SYNC_WAVE.1.into()));
+    let mut spec = deployment.get("spec").cloned().unwrap_or_else(|| json!({}));
+    if let Some(s) = spec.as_object_mut() {
+        s.insert("selector".into(), cx.new_selector.clone());
+    }
+    if let Some(meta) = spec
+        .pointer_mut("/template/metadata")
+        .and_then(Value::as_object_mut)
+    {
+        meta.insert("labels".into(), selector::to_value(&cx.new_pod_labels));
+    }
+    if let (Some(c), Some(image)) = (
+        spec.pointer_mut(&format!("/template/spec/containers/{main}"))
+            .and_then(Value::as_object_mut),
+        &cx.plan.canary.image,
+    ) {
+        c.insert("image".into(), Value::String(image.value.clone()));
+    }
+    cx.new_resource(
+        "stable-copy.yaml.j2",
+        ("apps/v1", "Deployment"),
+        name,
+        json!({
+            "labels": selector::to_value(&labels),
+            "annotations": annotations,
+            "workload": cx.workload.name,
+            "version": canary,
+        }),
+        vec![("spec", spec)],
+        format!(
+            "Deployment {} in base, as the canary version {canary}",
+            cx.workload.name
+        ),
+    )
 }
 
 /// The canary implementation is switched on once traffic starts to reach it (shift with a
@@ -147,7 +312,7 @@ fn main_container(cx: &Context<'_>) -> Result<usize> {
 }
 
 fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
-    let name = cx.plan.stable_copy_name();
+    let name = cx.plan.new_deployment_name();
     let mut deployment = cx.workload.value.clone();
     strip_server_fields(&mut deployment);
     let mut labels = selector::labels_of(deployment.pointer("/metadata/labels"));
@@ -165,17 +330,17 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
 
     let mut spec = deployment.get("spec").cloned().unwrap_or_else(|| json!({}));
     if let Some(s) = spec.as_object_mut() {
-        s.insert("selector".into(), cx.stable_selector.clone());
+        s.insert("selector".into(), cx.new_selector.clone());
     }
     if let Some(meta) = spec
         .pointer_mut("/template/metadata")
         .and_then(Value::as_object_mut)
     {
-        meta.insert("labels".into(), selector::to_value(&cx.stable_pod_labels));
+        meta.insert("labels".into(), selector::to_value(&cx.new_pod_labels));
     }
     let container_path = format!("/template/spec/containers/{main}");
     match cx.plan.method {
-        Method::Succession => {
+        Method::Succession | Method::Versioned => {
             if let (Some(c), Some(image)) = (
                 spec.pointer_mut(&container_path)
                     .and_then(Value::as_object_mut),

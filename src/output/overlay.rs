@@ -72,6 +72,20 @@ pub fn files(
     for p in &rendered.patches {
         let (body, entry) = match &p.body {
             PatchBody::Merge(v) => (yaml::to_yaml(v), json!({"path": p.file})),
+            PatchBody::Delete => {
+                let mut meta = Map::new();
+                meta.insert("name".into(), json!(p.target.name));
+                if let Some(ns) = &p.target.namespace {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+                let body = json!({
+                    "$patch": "delete",
+                    "apiVersion": p.target.api_version,
+                    "kind": p.target.kind,
+                    "metadata": meta,
+                });
+                (yaml::to_yaml(&body), json!({"path": p.file}))
+            }
             PatchBody::Json(ops) => {
                 let (group, version) = p
                     .target

@@ -11,6 +11,18 @@ use crate::objects::{PatchBody, Rendered};
 pub fn final_objects(base: &Base, rendered: &Rendered) -> Result<Vec<Value>> {
     let mut objects: Vec<Value> = base.objects.iter().map(|o| o.value.clone()).collect();
     for patch in &rendered.patches {
+        if patch.body == PatchBody::Delete {
+            let before = objects.len();
+            objects.retain(|o| !patch.target.matches(o));
+            if objects.len() == before {
+                return Err(Diagnostic::new(format!(
+                    "patch {} deletes {} {}, which is not in the base",
+                    patch.file, patch.target.kind, patch.target.name
+                ))
+                .into());
+            }
+            continue;
+        }
         let Some(target) = objects.iter_mut().find(|o| patch.target.matches(o)) else {
             return Err(Diagnostic::new(format!(
                 "patch {} targets {} {}, which is not in the base",
@@ -20,6 +32,7 @@ pub fn final_objects(base: &Base, rendered: &Rendered) -> Result<Vec<Value>> {
         };
         match &patch.body {
             PatchBody::Merge(m) => json_patch::merge(target, m),
+            PatchBody::Delete => {}
             PatchBody::Json(ops) => {
                 let p: json_patch::Patch = serde_json::from_value(Value::Array(ops.clone()))
                     .map_err(|e| {

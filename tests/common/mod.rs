@@ -24,9 +24,19 @@ pub fn fixture_dir(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
 
+/// Fixtures whose base already runs the new code (they sit at shift): `(fixture, new image,
+/// stable image)`. A walkthrough keeps the stable image in base at prepare and route, as a
+/// user does (new code goes into the base once the stable copy serves, at shift).
+pub const NEW_CODE_IN_BASE: [(&str, &str, &str); 1] = [(
+    "multi-route",
+    "registry.example/checkout-api:1.9.0",
+    "registry.example/checkout-api:1.8.3",
+)];
+
 /// A scratch copy of a fixture; the plan's rendered output is left out.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    pub fixture: String,
 }
 
 /// Copies a fixture's plan and base (not its committed output) to `to`.
@@ -41,7 +51,10 @@ impl Scratch {
     pub fn fixture(name: &str) -> Scratch {
         let dir = tempfile::tempdir().unwrap();
         copy_fixture(name, dir.path());
-        Scratch { dir }
+        Scratch {
+            dir,
+            fixture: name.to_string(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -68,9 +81,24 @@ impl Scratch {
         self.write("canaryplan.yaml", &f(&text));
     }
 
-    /// Sets every environment to `stage`, with a weight where the stage needs one.
+    /// Sets every environment to `stage`, with a weight where the stage needs one; at
+    /// prepare and route the base runs the stable image (see `NEW_CODE_IN_BASE`).
     pub fn set_stage(&self, stage: &str) {
         self.edit_plan(|t| set_stage(t, stage));
+        let (from, to) = if ["prepare", "route"].contains(&stage) {
+            (1, 2)
+        } else {
+            (2, 1)
+        };
+        for entry in NEW_CODE_IN_BASE.iter().filter(|e| e.0 == self.fixture) {
+            let images = [entry.0, entry.1, entry.2];
+            let mut files = Vec::new();
+            walk(&self.path().join("base"), &mut files);
+            for f in files {
+                let text = std::fs::read_to_string(&f).unwrap();
+                std::fs::write(&f, text.replace(images[from], images[to])).unwrap();
+            }
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

@@ -1,0 +1,558 @@
+//! The traffic evaluator: where requests go, read from the FINAL manifests only (what Argo CD
+//! applies), never from the plan. It resolves VirtualService routes → hosts → Services →
+//! DestinationRule subsets → the pod templates of workloads, and reports every destination that
+//! would answer 503 or reach pods it should not. Because it knows nothing of the renderer, it is
+//! the independent check that `validate`, `render` and the tests use to prove the output right.
+
+use serde_json::Value;
+
+use crate::plan::Labels;
+use crate::selector;
+
+/// Kinds whose pod template receives traffic through a Service.
+pub const WORKLOAD_KINDS: [&str; 5] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Rollout",
+];
+/// VirtualService route kinds with weighted destinations.
+pub const ROUTE_KINDS: [&str; 3] = ["http", "tcp", "tls"];
+
+/// A workload whose pods can receive traffic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Workload {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
+/// A Service in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub name: String,
+    pub namespace: Option<String>,
+    /// `None`: the Service has no selector (its endpoints are managed elsewhere).
+    pub selector: Option<Labels>,
+}
+
+/// One destination of a route, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    pub host: String,
+    pub subset: Option<String>,
+    /// Percent of the route's requests (0..=100); for a mirror, the mirrored percent.
+    pub percent: f64,
+    /// The Service the host names, when it is one in the stream.
+    pub service: Option<ServiceRef>,
+    /// The subset's labels, when the subset is defined.
+    pub subset_labels: Option<Labels>,
+    /// Workloads whose pods receive these requests.
+    pub endpoints: Vec<Workload>,
+}
+
+/// One route of a VirtualService, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub virtual_service: String,
+    pub namespace: Option<String>,
+    pub hosts: Vec<String>,
+    /// Gateways the VirtualService is bound to; empty = the mesh sidecars only.
+    pub gateways: Vec<String>,
+    pub kind: &'static str,
+    pub index: usize,
+    pub name: Option<String>,
+    /// The route's `match` conditions as written (empty: every request).
+    pub matches: Vec<Value>,
+    pub destinations: Vec<Destination>,
+    pub mirrors: Vec<Destination>,
+    /// The route delegates to another VirtualService.
+    pub delegate: Option<String>,
+}
+
+impl Route {
+    /// `VirtualService reviews, http[0] ("primary")`: where the route is in the output.
+    pub fn position(&self) -> String {
+        let name = self
+            .name
+            .as_ref()
+            .map(|n| format!(" (\"{n}\")"))
+            .unwrap_or_default();
+        format!(
+            "VirtualService {}, {}[{}]{name}",
+            self.virtual_service, self.kind, self.index
+        )
+    }
+
+    /// Whether mesh callers (sidecars) use this route, not only gateways.
+    pub fn applies_to_mesh(&self) -> bool {
+        self.gateways.is_empty() || self.gateways.iter().any(|g| g == "mesh")
+    }
+}
+
+/// What would go wrong with a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The subset is not defined by any DestinationRule for the host: 503.
+    MissingSubset,
+    /// Nothing the Service and subset select has pods: 503.
+    NoEndpoints,
+    /// A subset that should name one version selects pods of several workloads.
+    SeveralWorkloads(Vec<Workload>),
+}
+
+/// A destination that would misbehave, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The route, as `Route::position` gives it, and which destination.
+    pub at: String,
+    pub host: String,
+    pub subset: Option<String>,
+    pub kind: ProblemKind,
+    /// What selects the pods: the Service selector and the subset's labels.
+    pub selects: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match &self.subset {
+            Some(s) => format!("subset `{s}` of {}", self.host),
+            None => self.host.clone(),
+        };
+        match &self.kind {
+            ProblemKind::MissingSubset => write!(
+                f,
+                "{}: {target} is not defined by any DestinationRule for the host; its requests would be answered 503",
+                self.at
+            ),
+            ProblemKind::NoEndpoints => write!(
+                f,
+                "{}: {target} selects no pods of any workload ({}); its requests would be answered 503",
+                self.at, self.selects
+            ),
+            ProblemKind::SeveralWorkloads(w) => write!(
+                f,
+                "{}: {target} selects the pods of {} workloads ({}), not one version",
+                self.at,
+                w.len(),
+                w.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// The mesh as the final manifests describe it.
+pub struct Mesh<'a> {
+    objects: &'a [Value],
+}
+
+fn s<'v>(v: &'v Value, p: &str) -> Option<&'v str> {
+    v.pointer(p).and_then(Value::as_str)
+}
+
+fn namespace(v: &Value) -> Option<String> {
+    s(v, "/metadata/namespace").map(str::to_string)
+}
+
+impl<'a> Mesh<'a> {
+    pub fn new(objects: &'a [Value]) -> Mesh<'a> {
+        Mesh { objects }
+    }
+
+    fn of_kind(&self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .iter()
+            .filter(move |o| s(o, "/kind") == Some(kind))
+    }
+
+    /// The Service a route host names, seen from a VirtualService in `from_ns`.
+    pub fn service_for_host(&self, host: &str, from_ns: Option<&str>) -> Option<ServiceRef> {
+        self.of_kind("Service").find_map(|svc| {
+            let name = s(svc, "/metadata/name")?;
+            let ns = s(svc, "/metadata/namespace");
+            host_names(host, name, ns, from_ns).then(|| ServiceRef {
+                name: name.to_string(),
+                namespace: ns.map(str::to_string),
+                selector: svc
+                    .pointer("/spec/selector")
+                    .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+                    .map(|v| selector::labels_of(Some(v))),
+            })
+        })
+    }
+
+    /// Every workload (pod template) with its pod labels.
+    pub fn workloads(&self) -> Vec<(Workload, Labels)> {
+        self.objects
+            .iter()
+            .filter(|o| s(o, "/kind").is_some_and(|k| WORKLOAD_KINDS.contains(&k)))
+            .filter_map(|o| {
+                Some((
+                    Workload {
+                        kind: s(o, "/kind")?.to_string(),
+                        name: s(o, "/metadata/name")?.to_string(),
+                        namespace: namespace(o),
+                    },
+                    selector::labels_of(o.pointer("/spec/template/metadata/labels")),
+                ))
+            })
+            .collect()
+    }
+
+    /// Workloads whose pods a Service (and a subset's labels) select.
+    pub fn endpoints(&self, service: &ServiceRef, subset: Option<&Labels>) -> Vec<Workload> {
+        let Some(sel) = &service.selector else {
+            return Vec::new();
+        };
+        let mut out: Vec<Workload> = self
+            .workloads()
+            .into_iter()
+            .filter(|(w, labels)| {
+                same_namespace(w.namespace.as_deref(), service.namespace.as_deref())
+                    && selector::map_matches(sel, labels)
+                    && subset.is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            })
+            .map(|(w, _)| w)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The subsets every DestinationRule for `service` defines, by name.
+    pub fn subsets(&self, service: &ServiceRef) -> Vec<(String, Labels)> {
+        self.of_kind("DestinationRule")
+            .filter(|dr| {
+                s(dr, "/spec/host").is_some_and(|h| {
+                    host_names(
+                        h,
+                        &service.name,
+                        service.namespace.as_deref(),
+                        s(dr, "/metadata/namespace"),
+                    )
+                })
+            })
+            .flat_map(|dr| {
+                dr.pointer("/spec/subsets")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|sub| {
+                        Some((
+                            sub.get("name")?.as_str()?.to_string(),
+                            selector::labels_of(sub.get("labels")),
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    fn destination(&self, d: &Value, percent: f64, from_ns: Option<&str>) -> Destination {
+        let host = s(d, "/host").unwrap_or_default().to_string();
+        let subset = s(d, "/subset").map(str::to_string);
+        let service = self.service_for_host(&host, from_ns);
+        let subset_labels = match (&service, &subset) {
+            (Some(svc), Some(name)) => self
+                .subsets(svc)
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, l)| l),
+            _ => None,
+        };
+        let endpoints = match &service {
+            Some(svc) if subset.is_none() || subset_labels.is_some() => {
+                self.endpoints(svc, subset_labels.as_ref())
+            }
+            _ => Vec::new(),
+        };
+        Destination {
+            host,
+            subset,
+            percent,
+            service,
+            subset_labels,
+            endpoints,
+        }
+    }
+
+    /// Every route of every VirtualService, in the order of the stream and of the routes.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut out = Vec::new();
+        for vs in self.of_kind("VirtualService") {
+            let ns = namespace(vs);
+            let strings = |p: &str| -> Vec<String> {
+                vs.pointer(p)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            };
+            let hosts = strings("/spec/hosts");
+            let gateways = strings("/spec/gateways");
+            for kind in ROUTE_KINDS {
+                let routes = vs
+                    .pointer(&format!("/spec/{kind}"))
+                    .and_then(Value::as_array);
+                for (index, r) in routes.into_iter().flatten().enumerate() {
+                    let dests: Vec<&Value> = r
+                        .get("route")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let single = dests.len() == 1;
+                    let destinations = dests
+                        .iter()
+                        .filter_map(|d| {
+                            let w = match d.get("weight").and_then(Value::as_f64) {
+                                Some(w) => w,
+                                None if single => 100.0,
+                                None => 0.0,
+                            };
+                            d.get("destination")
+                                .map(|dest| self.destination(dest, w, ns.as_deref()))
+                        })
+                        .collect();
+                    let mirror_percent = r
+                        .pointer("/mirrorPercentage/value")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(100.0);
+                    let mut mirrors: Vec<Destination> = r
+                        .get("mirror")
+                        .map(|m| self.destination(m, mirror_percent, ns.as_deref()))
+                        .into_iter()
+                        .collect();
+                    for m in r
+                        .get("mirrors")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let p = m
+                            .pointer("/percentage/value")
+                            .and_then(Value::as_f64)
+                            .unwrap_or(100.0);
+                        if let Some(dest) = m.get("destination") {
+                            mirrors.push(self.destination(dest, p, ns.as_deref()));
+                        }
+                    }
+                    out.push(Route {
+                        virtual_service: s(vs, "/metadata/name").unwrap_or_default().to_string(),
+                        namespace: ns.clone(),
+                        hosts: hosts.clone(),
+                        gateways: gateways.clone(),
+                        kind,
+                        index,
+                        name: r.get("name").and_then(Value::as_str).map(str::to_string),
+                        matches: r
+                            .get("match")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                        destinations,
+                        mirrors,
+                        delegate: s(r, "/delegate/name").map(str::to_string),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every destination that would answer 503 or reach more than one workload through a
+    /// subset, over every route and mirror of every VirtualService.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for r in self.routes() {
+            let all = r
+                .destinations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (format!("{}, destination {}", r.position(), i + 1), d))
+                .chain(
+                    r.mirrors
+                        .iter()
+                        .map(|d| (format!("{}, mirror", r.position()), d)),
+                );
+            for (at, d) in all {
+                if let Some(kind) = problem_of(d) {
+                    let show = |l: &Labels| {
+                        l.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    let mut selects = Vec::new();
+                    if let Some(sel) = d.service.as_ref().and_then(|s| s.selector.as_ref()) {
+                        selects.push(format!("Service selector {}", show(sel)));
+                    }
+                    if let Some(l) = &d.subset_labels {
+                        selects.push(format!("subset labels {}", show(l)));
+                    }
+                    out.push(Problem {
+                        at,
+                        host: d.host.clone(),
+                        subset: d.subset.clone(),
+                        kind,
+                        selects: selects.join(", "),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+fn problem_of(d: &Destination) -> Option<ProblemKind> {
+    // A host that is not a Service of the stream is outside what we can see.
+    let service = d.service.as_ref()?;
+    if d.subset.is_some() && d.subset_labels.is_none() {
+        return Some(ProblemKind::MissingSubset);
+    }
+    // Without a selector the Service's endpoints are managed elsewhere.
+    service.selector.as_ref()?;
+    if d.endpoints.is_empty() {
+        return Some(ProblemKind::NoEndpoints);
+    }
+    if d.subset.is_some() && d.endpoints.len() > 1 {
+        return Some(ProblemKind::SeveralWorkloads(d.endpoints.clone()));
+    }
+    None
+}
+
+/// Objects without a namespace all share the one the manifests are applied to.
+fn same_namespace(a: Option<&str>, b: Option<&str>) -> bool {
+    a == b || a.is_none() || b.is_none()
+}
+
+/// Whether `host`, written in namespace `from_ns`, names Service `name` in `ns`.
+pub fn host_names(host: &str, name: &str, ns: Option<&str>, from_ns: Option<&str>) -> bool {
+    let Some(rest) = host.strip_prefix(name) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return same_namespace(ns, from_ns);
+    }
+    match ns {
+        Some(ns) => [
+            format!(".{ns}"),
+            format!(".{ns}.svc"),
+            format!(".{ns}.svc.cluster.local"),
+        ]
+        .iter()
+        .any(|f| f == rest),
+        // Without a namespace in the manifests, any namespace-qualified form may be it.
+        None => {
+            let parts: Vec<&str> = rest.trim_start_matches('.').split('.').collect();
+            rest.starts_with('.')
+                && (parts.len() == 1
+                    || parts.get(1..) == Some(&["svc"])
+                    || parts.get(1..) == Some(&["svc", "cluster", "local"]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(name: &str, labels: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "ns"},
+               "spec": {"selector": {"matchLabels": labels.clone()}, "template": {"metadata": {"labels": labels}}}})
+    }
+
+    fn bookinfo() -> Vec<Value> {
+        vec![
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "ns"}, "spec": {"selector": {"app": "reviews"}}}),
+            deployment("reviews-v1", json!({"app": "reviews", "version": "v1"})),
+            deployment("reviews-v2", json!({"app": "reviews", "version": "v2"})),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "reviews", "namespace": "ns"},
+                   "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]}}),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews", "namespace": "ns"},
+                   "spec": {"hosts": ["reviews"], "http": [{"route": [
+                       {"destination": {"host": "reviews", "subset": "v1"}, "weight": 90},
+                       {"destination": {"host": "reviews.ns.svc.cluster.local", "subset": "v2"}, "weight": 10}]}]}}),
+        ]
+    }
+
+    #[test]
+    fn routes_resolve_to_the_pods_of_one_workload_each() {
+        let objects = bookinfo();
+        let mesh = Mesh::new(&objects);
+        let routes = mesh.routes();
+        assert_eq!(routes.len(), 1);
+        let d = &routes[0].destinations;
+        assert_eq!(d[0].endpoints[0].name, "reviews-v1");
+        assert_eq!(d[0].percent, 90.0);
+        assert_eq!(d[1].endpoints[0].name, "reviews-v2");
+        assert!(mesh.problems().is_empty(), "{:?}", mesh.problems());
+    }
+
+    #[test]
+    fn a_removed_subset_is_a_503() {
+        let mut objects = bookinfo();
+        objects[3]["spec"]["subsets"]
+            .as_array_mut()
+            .unwrap()
+            .remove(1);
+        let p = Mesh::new(&objects).problems();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].kind, ProblemKind::MissingSubset);
+        assert!(
+            p[0].to_string().starts_with(
+                "VirtualService reviews, http[0], destination 2: subset `v2` of reviews.ns.svc.cluster.local is not defined"
+            ),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn a_subset_without_pods_is_a_503() {
+        let mut objects = bookinfo();
+        objects.remove(2);
+        let p = Mesh::new(&objects).problems();
+        assert_eq!(p[0].kind, ProblemKind::NoEndpoints);
+    }
+
+    #[test]
+    fn a_subset_over_two_workloads_is_flagged() {
+        let mut objects = bookinfo();
+        objects.push(deployment(
+            "ratings-v1",
+            json!({"app": "reviews", "version": "v1", "tier": "x"}),
+        ));
+        let p = Mesh::new(&objects).problems();
+        assert!(
+            matches!(&p[0].kind, ProblemKind::SeveralWorkloads(w) if w.len() == 2),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn services_in_other_namespaces_are_not_confused() {
+        assert!(host_names("reviews", "reviews", Some("a"), Some("a")));
+        assert!(!host_names("reviews", "reviews", Some("a"), Some("b")));
+        assert!(host_names(
+            "reviews.a.svc.cluster.local",
+            "reviews",
+            Some("a"),
+            Some("b")
+        ));
+        assert!(!host_names("reviews.b", "reviews", Some("a"), None));
+        assert!(!host_names("reviewsx", "reviews", None, None));
+    }
+}
