@@ -23,6 +23,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("version names unused elsewhere", version_names_unused),
     ("weights sum to 100", route_weights),
     ("every destination has pods of one version", destinations),
+    (
+        "the canary is reached only through its subset",
+        canary_only_through_its_subset,
+    ),
     ("done changes no traffic", done_changes_nothing),
 ];
 
@@ -325,6 +329,44 @@ fn destinations(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
             cx.plan.diag(cx.env.stage.pos, p.to_string()).hint(hint)
         })
         .collect()
+}
+
+/// Versioned: the canary's pods sit behind the same Service as every other version, so only
+/// a route naming the canary subset may reach them; a route to the bare host, or mesh callers
+/// that no VirtualService covers, would send them traffic by pod count, untested.
+fn canary_only_through_its_subset(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if cx.plan.method != Method::Versioned {
+        return out;
+    }
+    let canary = cx.plan.new_deployment_name();
+    let mesh = Mesh::new(f.objects);
+    let is_canary = |w: &traffic::Workload| w.kind == "Deployment" && w.name == canary;
+    for r in mesh.routes() {
+        for (i, d) in r.destinations.iter().enumerate() {
+            if d.endpoints.iter().any(is_canary)
+                && d.subset.as_deref() != Some(cx.plan.canary.subset.value.as_str())
+                && d.percent > 0.0
+            {
+                out.push(
+                    cx.plan
+                        .diag(cx.env.stage.pos, format!("{}, destination {}: {} reaches the pods of Deployment {canary} by pod count, not through subset `{}`", r.position(), i + 1, d.host, cx.plan.canary.subset.value))
+                        .hint("canaryplan pins every route it patches; name that VirtualService's route in `routes:` (or remove `virtualService:` so every VirtualService routing to the Service is patched)"),
+                );
+            }
+        }
+    }
+    let Some(service) = mesh.service_for_host(&cx.service.name, cx.service.namespace()) else {
+        return out;
+    };
+    if mesh.endpoints(&service, None).iter().any(is_canary) && !mesh.mesh_routed(&service) {
+        out.push(
+            cx.plan
+                .diag(cx.env.stage.pos, format!("mesh callers of Service {} are not routed by any VirtualService: they would reach the pods of Deployment {canary} by pod count", cx.service.name))
+                .hint(format!("add a VirtualService for the mesh host (`hosts: [{}]`, no `gateways`) routing to the Service to the base; canaryplan then pins and splits it too", cx.service.name)),
+        );
+    }
+    out
 }
 
 /// `done` renders nothing beyond the base, so the base must by then route exactly as

@@ -370,6 +370,23 @@ impl<'a> Mesh<'a> {
         out
     }
 
+    /// Whether sidecar (mesh) callers of `service` go through a VirtualService: one bound to
+    /// the mesh with a host naming the Service. Without one they reach every pod the Service
+    /// selects, by pod count, whatever the routes of gateway-bound VirtualServices say.
+    pub fn mesh_routed(&self, service: &ServiceRef) -> bool {
+        self.routes().iter().any(|r| {
+            r.applies_to_mesh()
+                && r.hosts.iter().any(|h| {
+                    host_names(
+                        h,
+                        &service.name,
+                        service.namespace.as_deref(),
+                        r.namespace.as_deref(),
+                    )
+                })
+        })
+    }
+
     /// Every destination that would answer 503 or reach more than one workload through a
     /// subset, over every route and mirror of every VirtualService.
     pub fn problems(&self) -> Vec<Problem> {

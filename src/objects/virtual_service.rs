@@ -14,11 +14,11 @@ pub struct Routes;
 /// The route kinds of a VirtualService that carry weighted destinations.
 pub const ROUTE_KINDS: [&str; 3] = ["http", "tcp", "tls"];
 
-/// The VirtualService of base to patch: the one the plan names, else the one routing to the
-/// Service. `None`: the base has none and one is generated.
-pub fn in_base<'a>(cx: &Context<'a>) -> Result<Option<&'a BaseObject>> {
+/// The VirtualServices of base to patch: the one the plan names, else every one routing to
+/// the Service (a gateway's and the mesh's must agree). Empty: one is generated.
+pub fn in_base<'a>(cx: &Context<'a>) -> Result<Vec<&'a BaseObject>> {
     if let Some(name) = &cx.plan.virtual_service {
-        return cx.base.find("VirtualService", &name.value).map(Some).ok_or_else(|| {
+        return cx.base.find("VirtualService", &name.value).map(|v| vec![v]).ok_or_else(|| {
             let names: Vec<&str> = cx.base.of_kind("VirtualService").map(|v| v.name.as_str()).collect();
             let hint = match crate::names::did_you_mean(&name.value, names.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
@@ -31,30 +31,11 @@ pub fn in_base<'a>(cx: &Context<'a>) -> Result<Option<&'a BaseObject>> {
                 .into()
         });
     }
-    let routing: Vec<&BaseObject> = cx
+    Ok(cx
         .base
         .of_kind("VirtualService")
         .filter(|vs| !routes_to_service(cx, vs).is_empty())
-        .collect();
-    match routing.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(one)),
-        many => {
-            let names: Vec<&str> = many.iter().map(|v| v.name.as_str()).collect();
-            Err(cx
-                .plan
-                .diag(
-                    cx.plan.service.pos,
-                    format!(
-                        "several VirtualServices route to {}: {}",
-                        cx.host,
-                        names.join(", ")
-                    ),
-                )
-                .hint("name the one to patch with `virtualService:` in the plan spec")
-                .into())
-        }
-    }
+        .collect())
 }
 
 /// `(kind, index)` of every route with a destination that is the Service.
@@ -87,71 +68,97 @@ pub fn routes_to(vs: &Value, is_host: impl Fn(&str) -> bool) -> Vec<(&'static st
     found
 }
 
-/// The routes to change: the plan's named http routes, or every route to the Service.
-fn selected_routes(cx: &Context<'_>, vs: &BaseObject) -> Result<Vec<(&'static str, usize)>> {
-    let all = routes_to_service(cx, vs);
+/// The routes to change in each VirtualService: the plan's named http routes (each found in
+/// one of them), or every route to the Service.
+fn selected_routes<'a>(
+    cx: &Context<'_>,
+    vss: &[&'a BaseObject],
+) -> Result<Vec<(&'a BaseObject, Vec<(&'static str, usize)>)>> {
     let Some(named) = &cx.plan.routes else {
-        if all.is_empty() {
-            return Err(vs
-                .error(
-                    &["spec"],
-                    format!("VirtualService {} has no route to {}", vs.name, cx.host),
-                )
-                .hint("route to the Service in base, or name another VirtualService in the plan")
-                .into());
+        let mut out = Vec::new();
+        for vs in vss {
+            let all = routes_to_service(cx, vs);
+            if all.is_empty() {
+                return Err(vs
+                    .error(
+                        &["spec"],
+                        format!("VirtualService {} has no route to {}", vs.name, cx.host),
+                    )
+                    .hint(
+                        "route to the Service in base, or name another VirtualService in the plan",
+                    )
+                    .into());
+            }
+            out.push((*vs, all));
         }
-        return Ok(all);
+        return Ok(out);
     };
-    let http = vs.value.pointer("/spec/http").and_then(Value::as_array);
-    let mut out = Vec::new();
+    let http = |vs: &BaseObject| -> Vec<Value> {
+        vs.value
+            .pointer("/spec/http")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut out: Vec<(&BaseObject, Vec<(&'static str, usize)>)> =
+        vss.iter().map(|vs| (*vs, Vec::new())).collect();
     let mut errors: Vec<Diagnostic> = Vec::new();
     for n in named {
-        let index = http
-            .into_iter()
-            .flatten()
-            .position(|r| r.get("name").and_then(Value::as_str) == Some(&n.value));
-        match index {
-            Some(i) if all.contains(&("http", i)) => out.push(("http", i)),
-            Some(_) => errors.push(
-                cx.plan
-                    .diag(
-                        n.pos,
-                        format!(
-                            "route `{}` of VirtualService {} does not go to {}",
-                            n.value, vs.name, cx.host
-                        ),
-                    )
-                    .hint("name only routes whose destination is the Service"),
-            ),
-            None => {
-                let names: Vec<&str> = http
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r.get("name").and_then(Value::as_str))
-                    .collect();
+        let mut found = false;
+        for (vs, picked) in &mut out {
+            let all = routes_to_service(cx, vs);
+            let Some(i) = http(vs)
+                .iter()
+                .position(|r| r.get("name").and_then(Value::as_str) == Some(&n.value))
+            else {
+                continue;
+            };
+            found = true;
+            if all.contains(&("http", i)) {
+                picked.push(("http", i));
+            } else {
                 errors.push(
                     cx.plan
                         .diag(
                             n.pos,
                             format!(
-                                "VirtualService {} has no http route named `{}`",
-                                vs.name, n.value
+                                "route `{}` of VirtualService {} does not go to {}",
+                                n.value, vs.name, cx.host
                             ),
                         )
-                        .hint(if names.is_empty() {
-                            "its http routes have no names; add `name:` to them in base".to_string()
-                        } else {
-                            format!("its routes are {}", names.join(", "))
-                        }),
+                        .hint("name only routes whose destination is the Service"),
                 );
             }
         }
+        if !found {
+            let names: Vec<String> = vss
+                .iter()
+                .flat_map(|vs| http(vs))
+                .filter_map(|r| r.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect();
+            let which: Vec<&str> = vss.iter().map(|v| v.name.as_str()).collect();
+            errors.push(
+                cx.plan
+                    .diag(
+                        n.pos,
+                        format!(
+                            "VirtualService {} has no http route named `{}`",
+                            which.join(", "),
+                            n.value
+                        ),
+                    )
+                    .hint(if names.is_empty() {
+                        "its http routes have no names; add `name:` to them in base".to_string()
+                    } else {
+                        format!("its routes are {}", names.join(", "))
+                    }),
+            );
+        }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors.into())
+    if !errors.is_empty() {
+        return Err(errors.into());
     }
+    Ok(out.into_iter().filter(|(_, r)| !r.is_empty()).collect())
 }
 
 /// Whether base routes to the Service already name version subsets (bookinfo's
@@ -298,35 +305,64 @@ fn refuse_http_routes(cx: &Context<'_>) -> Result<()> {
 impl Component for Routes {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
         refuse_http_routes(cx)?;
-        let vs = in_base(cx)?;
+        let vss = in_base(cx)?;
+        let hosts: Vec<&str> = cx.env.hosts.iter().map(|h| h.value.as_str()).collect();
+        if vss.len() > 1
+            && let Some(h) = cx.env.hosts.first()
+        {
+            let names: Vec<&str> = vss.iter().map(|v| v.name.as_str()).collect();
+            return Err(cx
+                .plan
+                .diag(
+                    h.pos,
+                    format!(
+                        "`hosts` would replace the hosts of every VirtualService routing to {}: {}",
+                        cx.host,
+                        names.join(", ")
+                    ),
+                )
+                .hint("name the one whose hosts change with `virtualService:`, or remove `hosts`")
+                .into());
+        }
         let Some(routing) = cx.model.routing else {
             return Ok(());
         };
-        let hosts: Vec<&str> = cx.env.hosts.iter().map(|h| h.value.as_str()).collect();
-        match vs {
-            Some(vs) => {
-                let mut ops = Vec::new();
-                for (kind, i) in selected_routes(cx, vs)? {
-                    let route = split(cx, vs, kind, i, routing)?;
-                    // A route that already is what the stage needs is left as it is.
-                    if vs.value.pointer(&format!("/spec/{kind}/{i}/route")) != Some(&route) {
-                        ops.push(json!({"op": "replace", "path": format!("/spec/{kind}/{i}/route"), "value": route}));
+        match vss.as_slice() {
+            [_, ..] => {
+                for (vs, routes) in selected_routes(cx, &vss)? {
+                    let mut ops = Vec::new();
+                    for (kind, i) in routes {
+                        let route = split(cx, vs, kind, i, routing)?;
+                        // A route that already is what the stage needs is left as it is.
+                        if vs.value.pointer(&format!("/spec/{kind}/{i}/route")) != Some(&route) {
+                            ops.push(json!({"op": "replace", "path": format!("/spec/{kind}/{i}/route"), "value": route}));
+                        }
                     }
+                    if !hosts.is_empty() {
+                        ops.push(json!({"op": "replace", "path": "/spec/hosts", "value": hosts}));
+                    }
+                    if ops.is_empty() {
+                        continue;
+                    }
+                    out.patches.push(Patch {
+                        file: format!("patch-virtualservice-{}.yaml", cx.file_part(vs)?),
+                        from: match routing {
+                            Routing::Split(_) => format!("routes to {} split by version", cx.host),
+                            Routing::StableOnly => format!(
+                                "routes to {} pinned to subset {}",
+                                cx.host, cx.plan.stable.subset.value
+                            ),
+                            Routing::CanaryOnly => format!(
+                                "routes to {} on subset {} only",
+                                cx.host, cx.plan.canary.subset.value
+                            ),
+                        },
+                        target: Target::of(vs),
+                        body: PatchBody::Json(ops),
+                    });
                 }
-                if !hosts.is_empty() {
-                    ops.push(json!({"op": "replace", "path": "/spec/hosts", "value": hosts}));
-                }
-                if ops.is_empty() {
-                    return Ok(());
-                }
-                out.patches.push(Patch {
-                    file: format!("patch-virtualservice-{}.yaml", cx.file_part(vs)?),
-                    from: format!("routes to {} split by version", cx.host),
-                    target: Target::of(vs),
-                    body: PatchBody::Json(ops),
-                });
             }
-            None => {
+            [] => {
                 let name = cx.service.name.clone();
                 let ports = cx
                     .service
