@@ -68,12 +68,15 @@ pub fn routes_to(vs: &Value, is_host: impl Fn(&str) -> bool) -> Vec<(&'static st
     found
 }
 
+/// Routes of a VirtualService, as `(kind, index)`.
+type RouteRefs = Vec<(&'static str, usize)>;
+
 /// The routes to change in each VirtualService: the plan's named http routes (each found in
 /// one of them), or every route to the Service.
 fn selected_routes<'a>(
     cx: &Context<'_>,
     vss: &[&'a BaseObject],
-) -> Result<Vec<(&'a BaseObject, Vec<(&'static str, usize)>)>> {
+) -> Result<Vec<(&'a BaseObject, RouteRefs)>> {
     let Some(named) = &cx.plan.routes else {
         let mut out = Vec::new();
         for vs in vss {
@@ -100,8 +103,7 @@ fn selected_routes<'a>(
             .cloned()
             .unwrap_or_default()
     };
-    let mut out: Vec<(&BaseObject, Vec<(&'static str, usize)>)> =
-        vss.iter().map(|vs| (*vs, Vec::new())).collect();
+    let mut out: Vec<(&BaseObject, RouteRefs)> = vss.iter().map(|vs| (*vs, Vec::new())).collect();
     let mut errors: Vec<Diagnostic> = Vec::new();
     for n in named {
         let mut found = false;
