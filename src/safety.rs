@@ -128,6 +128,9 @@ fn versions_disjoint(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let plan = cx.plan;
     let new_name = plan.new_deployment_name();
+    if cx.base_edited {
+        return out;
+    }
     let (Some(original), Some(new)) = (
         f.find("Deployment", &cx.workload.name),
         f.find("Deployment", &new_name),

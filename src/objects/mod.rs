@@ -146,6 +146,9 @@ pub struct Context<'a> {
     /// Base routes to the Service name the stable subset (Argo Rollouts style): after weight
     /// 100 that subset must follow the canary's pods until the route patch is gone.
     pub base_routes_name_subsets: bool,
+    /// Versioned: the base already holds the release's end state (the canary Deployment, and
+    /// no stable one); `workload` is then the canary Deployment of base.
+    pub base_edited: bool,
 }
 
 impl<'a> Context<'a> {
@@ -168,7 +171,16 @@ impl<'a> Context<'a> {
     ) -> Result<Context<'a>> {
         let mut d = Diagnostics::default();
         let service = find(plan, base, "Service", &plan.service, &mut d);
-        let workload = find(plan, base, "Deployment", &plan.workload, &mut d);
+        // Versioned, after the base edit that ends a release: the stable Deployment is gone
+        // from base and the canary is the base's own (stages after the stable one was removed).
+        let edited = plan.method == Method::Versioned
+            && model.stable_removed | (model.stage == crate::stage::Stage::Done)
+            && base.find("Deployment", &plan.workload.value).is_none();
+        let canary_in_base = base.find("Deployment", &plan.new_deployment_name());
+        let workload = match canary_in_base {
+            Some(c) if edited => Some(c),
+            _ => find(plan, base, "Deployment", &plan.workload, &mut d),
+        };
         d.into_result()?;
         let (Some(service), Some(workload)) = (service, workload) else {
             return Err(plan.diag(plan.workload.pos, "base objects missing").into());
@@ -230,6 +242,7 @@ impl<'a> Context<'a> {
             new_pod_labels,
             new_selector,
             base_routes_name_subsets: false,
+            base_edited: edited && canary_in_base.is_some(),
         };
         cx.base_routes_name_subsets = virtual_service::base_routes_name_subsets(&cx);
         if cx.base_routes_name_subsets && plan.method != Method::Versioned {

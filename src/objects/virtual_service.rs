@@ -237,6 +237,7 @@ fn split(
     if let Some(subset) = subset_of(&dest)
         && dests.len() == 1
         && subset != *stable
+        && subset != *canary
     {
         let mut d = at(&["route", "0", "destination", "subset"]);
         d.message = format!(

@@ -106,6 +106,9 @@ fn stable_image_in_base(cx: &Context<'_>, main: usize) -> Result<()> {
 /// The versioned method: a new Deployment `<app>-<canary.version>` beside the stable one,
 /// which stays as base has it until cleanup-2 removes it.
 fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
+    if cx.base_edited {
+        return Ok(());
+    }
     let vl = &cx.plan.version_label;
     let stable = &cx.plan.stable.version.value;
     let template = &cx.original_pod_labels;
@@ -147,9 +150,15 @@ fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
     let name = cx.plan.new_deployment_name();
     let in_base = cx.base.find("Deployment", &name);
     if let Some(existing) = in_base {
-        // After the base edit at the end of a release the canary is the base's own.
+        // The base's own canary (the end state committed early) runs canary.image with the
+        // canary's version label; anything else of that name is another version.
         let labels = selector::labels_of(existing.value.pointer("/spec/template/metadata/labels"));
-        if labels.get(vl) != Some(&cx.plan.canary.version.value) {
+        let image = existing
+            .value
+            .pointer(&format!("/spec/template/spec/containers/{main}/image"))
+            .and_then(Value::as_str);
+        let canary_image = cx.plan.canary.image.as_ref().map(|i| i.value.as_str());
+        if labels.get(vl) != Some(&cx.plan.canary.version.value) || image != canary_image {
             return Err(cx
                 .plan
                 .diag(
