@@ -63,6 +63,19 @@ pub struct EnvironmentRender {
     pub on_disk: Option<DiskState>,
     /// The overlay's files on disk when rendering started.
     pub existing: Vec<File>,
+    /// The Service selector as patched at this stage, for checks across plans.
+    pub patched_selector: Option<PatchedSelector>,
+}
+
+/// A Service selector canaryplan patched: in one namespace it must select no pods of another
+/// plan's apps.
+#[derive(Debug, Clone)]
+pub struct PatchedSelector {
+    pub namespace: Option<String>,
+    pub service: String,
+    pub selector: plan::Labels,
+    /// Where the plan sets it (a diagnostic without a message yet).
+    pub at: Diagnostic,
 }
 
 /// Renders the environments `only` (all when empty) of a checked plan, in memory.
@@ -154,6 +167,16 @@ fn render_environment(
     let objects = output::stream::final_objects(base, &rendered)?;
     safety::check(&cx, &objects)?;
     let dir = plan.output_dir(&env.name.value);
+    let patched_selector = cx.model.service_selector.then(|| PatchedSelector {
+        namespace: cx.service.namespace().map(str::to_string),
+        service: cx.service.name.clone(),
+        selector: objects
+            .iter()
+            .find(|o| objects::Target::of(cx.service).matches(o))
+            .map(|o| selector::labels_of(o.pointer("/spec/selector")))
+            .unwrap_or_default(),
+        at: plan.diag(plan.selector_pos, String::new()),
+    });
     let (files, on_disk, existing) = match mode {
         Mode::Stream => (Vec::new(), None, Vec::new()),
         Mode::Overlay => {
@@ -187,6 +210,7 @@ fn render_environment(
         objects,
         on_disk,
         existing,
+        patched_selector,
     })
 }
 
@@ -259,7 +283,45 @@ pub fn render_plans(
         }
     }
     d.into_result()?;
+    selectors_apart(&out)?;
     Ok(out)
+}
+
+/// Plans rendered together (a monorepo) deploy to the same clusters per environment name: a
+/// Service selector one plan patches must not select the pods of another plan's workloads in
+/// the same namespace, or that Service would send its traffic to the other app.
+fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
+    let mut d = Diagnostics::default();
+    for a in renders {
+        let Some(p) = &a.patched_selector else {
+            continue;
+        };
+        for b in renders
+            .iter()
+            .filter(|b| b.plan != a.plan && b.environment == a.environment)
+        {
+            for (w, labels) in traffic::Mesh::new(&b.objects).workloads() {
+                let same_ns =
+                    w.namespace == p.namespace || w.namespace.is_none() || p.namespace.is_none();
+                if same_ns && selector::map_matches(&p.selector, &labels) {
+                    let mut diag = p.at.clone();
+                    diag.message = format!(
+                        "in environment `{}` the patched selector of Service {} ({}) also selects the pods of {w} of {}",
+                        a.environment,
+                        p.service,
+                        p.selector
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        b.plan.display()
+                    );
+                    d.push(diag.hint("give each app's selector a label only its pods carry (e.g. `applicationName: <app>` in `podLabels` and `selector.add`)"));
+                }
+            }
+        }
+    }
+    d.into_result()
 }
 
 /// Writes rendered overlays. Call only once everything rendered without error, so that a

@@ -440,3 +440,43 @@ fn an_argo_rollout_in_base_says_what_it_is_and_how_to_migrate() {
         r.stderr
     );
 }
+
+#[test]
+fn two_plans_in_one_namespace_must_not_select_each_others_pods() {
+    let mono = tempfile::tempdir().unwrap();
+    copy_fixture("no-virtualservice", &mono.path().join("apps/ledger"));
+    copy_fixture("no-virtualservice", &mono.path().join("apps/billing"));
+    let billing = mono.path().join("apps/billing");
+    for f in [
+        "canaryplan.yaml",
+        "base/ledger.yaml",
+        "base/kustomization.yaml",
+    ] {
+        let text = std::fs::read_to_string(billing.join(f)).unwrap();
+        std::fs::write(billing.join(f), text.replace("ledger", "billing")).unwrap();
+    }
+    std::fs::rename(
+        billing.join("base/ledger.yaml"),
+        billing.join("base/billing.yaml"),
+    )
+    .unwrap();
+    let r = run_in(
+        mono.path(),
+        &[
+            "render",
+            "apps/billing/canaryplan.yaml",
+            "apps/ledger/canaryplan.yaml",
+        ],
+        &[],
+    );
+    r.fails();
+    assert!(
+        r.stderr.contains("apps/billing/canaryplan.yaml:20:10: error: in environment `dev` the patched selector of Service billing (canary=enabled) also selects the pods of Deployment ledger of apps/ledger/canaryplan.yaml"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !mono.path().join("apps/ledger/rendered").exists(),
+        "nothing is written"
+    );
+}
