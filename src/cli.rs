@@ -512,12 +512,16 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
             for t in &e.traffic {
                 let _ = writeln!(
                     out,
-                    "    {:<10} {} {:>3}%  {}",
+                    "    {:<6} {:<24} {} {:>3}%  {}",
                     t.version,
+                    t.workload,
                     bar(t.percent),
                     t.percent,
                     t.role
                 );
+            }
+            for n in &e.notes {
+                let _ = writeln!(out, "    note: {n}");
             }
             let _ = writeln!(out, "    next: {}", e.next);
         }
@@ -570,6 +574,9 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
                 "rendered"
             }
         );
+    }
+    for n in &edit.notes {
+        eprintln!("{n}");
     }
     let _ = writeln!(out, "suggested commit message:\n  {}", edit.commit_message);
     Ok(ExitCode::SUCCESS)

@@ -31,6 +31,8 @@ pub struct Edit {
     /// What changed, e.g. `production: weight 5 → 25`.
     pub change: String,
     pub commit_message: String,
+    /// What the user should know about the step (warnings, how to go on).
+    pub notes: Vec<String>,
     /// The plan as edited.
     pub plan: CheckedPlan,
 }
@@ -164,15 +166,78 @@ pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) 
         }
     };
     let edited = reparse(path, new_text.clone())?;
-    crate::render_plan(&edited, &[env.to_string()], templates, Mode::Overlay)?;
+    let after = crate::render_plan(&edited, &[env.to_string()], templates, Mode::Overlay)?;
+    let after_objects = after
+        .first()
+        .map(|r| r.objects.as_slice())
+        .unwrap_or_default();
+    let mut notes = Vec::new();
+    let (mut change, mut message) = (change, message);
+    match action {
+        Action::Advance => {
+            // What the step really changes in the cluster, from the two rendered streams.
+            if let Ok(before) = crate::objects_at(&plan, e, e.model.clone(), templates) {
+                let what = crate::transition::describe(&before, after_objects);
+                let what = if what.is_empty() {
+                    "changes nothing in the cluster".to_string()
+                } else {
+                    what.join("; ")
+                };
+                change = format!("{change} ({what})");
+                message = format!(
+                    "canary({}): {env} to {}: {what}",
+                    plan.name,
+                    stage.next().unwrap_or(stage)
+                );
+            }
+        }
+        Action::Promote { .. } => {
+            if let Some(w) = canary_on_stable_image(&edited, after_objects) {
+                notes.push(format!(
+                    "warning: Deployment {w} still runs stable.image: this promotion moves traffic between two copies of the stable code; put the new image into the base to test it"
+                ));
+            }
+        }
+        Action::Abort => notes.push(format!(
+            "all traffic is on the stable copy {}. To end the failed release: put stable.image back into Deployment {} in the base `{}` and sync it; then promote to 100 and advance to done (both versions then run the stable code), or fix the new code and promote again",
+            plan.new_deployment_name(),
+            plan.workload.value,
+            e.base.value
+        )),
+    }
     Ok(Edit {
         path: path.to_path_buf(),
         old_text: text.clone(),
         new_text,
         change,
         commit_message: message,
+        notes,
         plan: edited,
     })
+}
+
+/// Succession: the Deployment that serves as canary, when it still runs stable.image and the
+/// edited plan sends it traffic.
+fn canary_on_stable_image(plan: &CheckedPlan, objects: &[serde_json::Value]) -> Option<String> {
+    let stable = plan.stable.image.as_ref()?;
+    if plan.method != crate::plan::Method::Succession {
+        return None;
+    }
+    let d = objects.iter().find(|o| {
+        o.get("kind").and_then(serde_json::Value::as_str) == Some("Deployment")
+            && o.pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                == Some(&plan.workload.value)
+    })?;
+    let containers = d.pointer("/spec/template/spec/containers")?.as_array()?;
+    let main = match &plan.stable.container {
+        Some(c) => containers
+            .iter()
+            .find(|x| x.get("name").and_then(serde_json::Value::as_str) == Some(&c.value))?,
+        None => containers.first()?,
+    };
+    (main.get("image").and_then(serde_json::Value::as_str) == Some(&stable.value))
+        .then(|| plan.workload.value.clone())
 }
 
 /// Writes the edited plan atomically (a sibling file renamed over it).

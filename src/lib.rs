@@ -25,6 +25,7 @@ pub mod stage;
 pub mod status;
 pub mod templates;
 pub mod traffic;
+pub mod transition;
 pub mod yaml;
 
 use std::collections::HashMap;
@@ -212,6 +213,23 @@ fn render_environment(
         existing,
         patched_selector,
     })
+}
+
+/// The final objects of `env` rendered at the stage `model` describes (another stage than the
+/// plan's, for `status` and `advance`), checked like a render.
+pub fn objects_at(
+    plan: &CheckedPlan,
+    env: &check::EnvironmentPlan,
+    model: StageModel,
+    templates: &Templates,
+) -> Result<Vec<serde_json::Value>> {
+    let base_path = plan.dir.join(&env.base.value);
+    let base = base::load(&base_path).map_err(|e| locate_missing_base(plan, env, &base_path, e))?;
+    let cx = objects::Context::at(plan, env, model, &base, templates)?;
+    let rendered = objects::render(&cx)?;
+    let objects = output::stream::final_objects(&base, &rendered)?;
+    safety::check(&cx, &objects)?;
+    Ok(objects)
 }
 
 /// Renders every environment of a plan given as text against a base given as text, all in

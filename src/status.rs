@@ -1,11 +1,15 @@
-//! Where each environment stands: stage, weights per version, whether the overlay on disk is
-//! current, and what the next step changes.
+//! Where each environment stands: stage, where requests go (read from the final manifests by
+//! the traffic evaluator, not from the plan), whether the overlay on disk is current, and what
+//! the next step really changes (the difference of the two stages' rendered output).
 
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::check::CheckedPlan;
+use crate::check::{CheckedPlan, EnvironmentPlan};
 use crate::output::diff;
-use crate::stage::{Routing, Stage, Weights};
+use crate::plan::Method;
+use crate::stage::{Stage, StageModel};
+use crate::traffic::{Mesh, host_names};
 use crate::{Mode, Templates};
 
 #[derive(Debug, Clone, Serialize)]
@@ -15,8 +19,10 @@ pub struct EnvironmentStatus {
     pub stage: Stage,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u8>,
-    /// Percent of traffic per version name.
+    /// Where requests to the Service go, per workload (the first route to it).
     pub traffic: Vec<VersionTraffic>,
+    /// Facts about the traffic worth knowing (mesh callers bypassing the split...).
+    pub notes: Vec<String>,
     pub overlay: Overlay,
     /// The overlay directory.
     pub output: String,
@@ -26,8 +32,12 @@ pub struct EnvironmentStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionTraffic {
+    /// The pods' version label, if they carry one.
     pub version: String,
-    pub role: &'static str,
+    /// The Deployment (or other workload) the requests reach.
+    pub workload: String,
+    /// `stable`, `canary`, or how the workload relates to the release.
+    pub role: String,
     pub percent: u8,
 }
 
@@ -46,88 +56,234 @@ pub enum Overlay {
 
 /// The status of every environment of `plan`.
 pub fn of(plan: &CheckedPlan, templates: &Templates) -> Vec<EnvironmentStatus> {
+    let all_done = plan
+        .environments
+        .iter()
+        .all(|e| e.model.stage == Stage::Done);
     plan.environments
         .iter()
-        .map(|e| {
-            let name = e.name.value.clone();
-            let overlay = match crate::render_plan(
-                plan,
-                std::slice::from_ref(&name),
-                templates,
-                Mode::Overlay,
-            ) {
-                Err(err) => Overlay::Refused {
-                    reason: err
-                        .diagnostics
-                        .first()
-                        .map(|d| d.message.clone())
-                        .unwrap_or_default(),
-                },
-                Ok(renders) => match renders
-                    .first()
-                    .map(|r| (r.on_disk.is_some(), diff::changes(r)))
-                {
-                    Some((false, _)) => Overlay::Missing,
-                    Some((true, Ok(changes))) if changes.is_empty() => Overlay::Current,
-                    Some((true, Ok(changes))) => Overlay::Stale {
-                        files: changes.len(),
-                    },
-                    Some((true, Err(err))) => Overlay::Refused {
-                        reason: err.to_string(),
-                    },
-                    None => Overlay::Missing,
-                },
-            };
-            let w: Weights = e.model.weights();
-            let next = next_step(
-                plan,
-                e.model.stage,
-                e.model.routing,
-                e.weight.as_ref().map(|w| w.value),
-            );
-            EnvironmentStatus {
-                environment: name.clone(),
-                stage: e.model.stage,
-                weight: e.weight.as_ref().map(|w| w.value),
-                traffic: vec![
-                    VersionTraffic {
-                        version: plan.stable.version.value.clone(),
-                        role: "stable",
-                        percent: w.stable,
-                    },
-                    VersionTraffic {
-                        version: plan.canary.version.value.clone(),
-                        role: "canary",
-                        percent: w.canary,
-                    },
-                ],
-                overlay,
-                output: diff::shown(&plan.output_dir(&name)),
-                next,
-            }
-        })
+        .map(|e| environment(plan, e, templates, all_done))
         .collect()
+}
+
+fn environment(
+    plan: &CheckedPlan,
+    e: &EnvironmentPlan,
+    templates: &Templates,
+    all_done: bool,
+) -> EnvironmentStatus {
+    let name = e.name.value.clone();
+    let renders = crate::render_plan(plan, std::slice::from_ref(&name), templates, Mode::Overlay);
+    let overlay = match &renders {
+        Err(err) => Overlay::Refused {
+            reason: err
+                .diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default(),
+        },
+        Ok(renders) => match renders
+            .first()
+            .map(|r| (r.on_disk.is_some(), diff::changes(r)))
+        {
+            Some((false, _)) | None => Overlay::Missing,
+            Some((true, Ok(changes))) if changes.is_empty() => Overlay::Current,
+            Some((true, Ok(changes))) => Overlay::Stale {
+                files: changes.len(),
+            },
+            Some((true, Err(err))) => Overlay::Refused {
+                reason: err.to_string(),
+            },
+        },
+    };
+    // The objects of this stage, even where the overlay on disk makes `render` refuse.
+    let objects = crate::objects_at(plan, e, e.model.clone(), templates).ok();
+    let (traffic, notes) = match &objects {
+        Some(o) => traffic(plan, o),
+        None => (Vec::new(), Vec::new()),
+    };
+    EnvironmentStatus {
+        environment: name.clone(),
+        stage: e.model.stage,
+        weight: e.weight.as_ref().map(|w| w.value),
+        traffic,
+        notes,
+        overlay,
+        output: diff::shown(&plan.output_dir(&name)),
+        next: next_step(plan, e, templates, objects.as_deref(), all_done),
+    }
+}
+
+/// Where requests to the plan's Service go, from the final objects.
+fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<String>) {
+    let mesh = Mesh::new(objects);
+    let service_ns = objects
+        .iter()
+        .find(|o| {
+            o.get("kind").and_then(Value::as_str) == Some("Service")
+                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(&plan.service.value)
+        })
+        .and_then(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .map(str::to_string);
+    let ours = |h: &str| {
+        host_names(
+            h,
+            &plan.service.value,
+            service_ns.as_deref(),
+            service_ns.as_deref(),
+        )
+    };
+    let routes: Vec<_> = mesh
+        .routes()
+        .into_iter()
+        .filter(|r| r.destinations.iter().any(|d| ours(&d.host)))
+        .collect();
+    let images: Vec<(String, String)> = objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Deployment"))
+        .filter_map(|o| {
+            Some((
+                o.pointer("/metadata/name")?.as_str()?.to_string(),
+                o.pointer("/spec/template/spec/containers/0/image")?
+                    .as_str()?
+                    .to_string(),
+            ))
+        })
+        .collect();
+    let labels = mesh.workloads();
+    let row = |workload: &str, percent: f64, by_pods: bool| {
+        let version = labels
+            .iter()
+            .find(|(w, _)| w.name == workload)
+            .and_then(|(_, l)| l.get(&plan.version_label).cloned())
+            .unwrap_or_default();
+        let mut role = if version == plan.stable.version.value {
+            "stable".to_string()
+        } else if version == plan.canary.version.value {
+            "canary".to_string()
+        } else {
+            String::new()
+        };
+        let image = images.iter().find(|(n, _)| n == workload).map(|(_, i)| i);
+        if role == "canary"
+            && plan.method == Method::Succession
+            && image.is_some_and(|i| plan.stable.image.as_ref().is_some_and(|s| s.value == *i))
+        {
+            role = "canary pods, still on the stable image".to_string();
+        }
+        if by_pods {
+            role = format!("{role} (by pod count)").trim().to_string();
+        }
+        VersionTraffic {
+            version,
+            workload: workload.to_string(),
+            role,
+            percent: percent.round().clamp(0.0, 100.0) as u8,
+        }
+    };
+    let mut rows: Vec<VersionTraffic> = Vec::new();
+    match routes.first() {
+        Some(r) => {
+            for d in r.destinations.iter().filter(|d| ours(&d.host)) {
+                let n = d.endpoints.len().max(1) as f64;
+                for w in &d.endpoints {
+                    rows.push(row(&w.name, d.percent / n, d.endpoints.len() > 1));
+                }
+            }
+        }
+        // No route: callers reach the Service directly.
+        None => {
+            if let Some(svc) = mesh.service_for_host(&plan.service.value, service_ns.as_deref()) {
+                let endpoints = mesh.endpoints(&svc, None);
+                let n = endpoints.len().max(1) as f64;
+                for w in &endpoints {
+                    rows.push(row(&w.name, 100.0 / n, endpoints.len() > 1));
+                }
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if let (Some(r), Some(svc)) = (
+        routes.first(),
+        mesh.service_for_host(&plan.service.value, service_ns.as_deref()),
+    ) && !mesh.mesh_routed(&svc)
+    {
+        notes.push(format!(
+            "VirtualService {} is bound to gateways only: mesh callers bypass the split and reach every pod Service {} selects, by pod count",
+            r.virtual_service, plan.service.value
+        ));
+    }
+    if routes.len() > 1 {
+        notes.push(format!(
+            "{} routes reach the Service; the first is shown: {}",
+            routes.len(),
+            routes
+                .iter()
+                .map(|r| r.position())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    (rows, notes)
 }
 
 fn next_step(
     plan: &CheckedPlan,
-    stage: Stage,
-    routing: Option<Routing>,
-    weight: Option<u8>,
+    e: &EnvironmentPlan,
+    templates: &Templates,
+    now: Option<&[Value]>,
+    all_done: bool,
 ) -> String {
-    if let (Stage::Shift, Some(Routing::Split(_))) = (stage, routing) {
+    let stage = e.model.stage;
+    let weight = e.weight.as_ref().map(|w| w.value);
+    if stage == Stage::Shift {
         let current = weight.unwrap_or(0);
-        if let Some(step) = plan.steps.iter().find(|s| **s > current) {
-            return format!(
+        let step = plan.steps.iter().find(|s| **s > current);
+        let mut line = match step {
+            Some(step) => format!(
                 "promote to {step}: {} {}%, {} {step}%",
                 plan.stable.version.value,
                 100 - step,
                 plan.canary.version.value
-            );
+            ),
+            None => String::new(),
+        };
+        if current == 0 && plan.method == Method::Succession {
+            line.push_str(if line.is_empty() { "" } else { ". " });
+            line.push_str(&format!(
+                "All traffic is on {}. To end a failed release instead: put stable.image back into Deployment {} in the base `{}` and sync it, then promote to 100 and advance to done (both versions then run the stable code)",
+                plan.stable.version.value, plan.workload.value, e.base.value
+            ));
+        }
+        if !line.is_empty() {
+            return line;
         }
     }
-    match stage.next() {
-        Some(next) => format!("{next}: {}", next.summary()),
-        None => "nothing: the release is complete; the plan can be deleted".to_string(),
+    let Some(next) = stage.next() else {
+        return if all_done {
+            "nothing: every environment is done; the plan (and its output directory) can be deleted"
+                .to_string()
+        } else {
+            "nothing: this environment is done".to_string()
+        };
+    };
+    let model = StageModel::new(plan.method, next, Some(100));
+    match (now, crate::objects_at(plan, e, model, templates)) {
+        (Some(now), Ok(after)) => {
+            let changes = crate::transition::describe(now, &after);
+            if changes.is_empty() {
+                format!("{next}: changes nothing in the cluster")
+            } else {
+                format!("{next}: {}", changes.join("; "))
+            }
+        }
+        (_, Err(err)) => format!(
+            "{next}: refused now: {}",
+            err.diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default()
+        ),
+        (None, Ok(_)) => format!("{next}: {}", next.summary()),
     }
 }

@@ -112,8 +112,16 @@ fn versioned_release_of_bookinfo_reviews() {
     let (t, d) = at(&s);
     assert_eq!(t, vec![vec![("reviews-v4".to_string(), 100.0)]]);
     assert!(d.contains(&"reviews-v1".to_string()));
-    // cleanup-2: reviews-v1 goes (no route names it any more); v2 and v3 are untouched.
-    s.run(&["advance", "--env", "staging", "--render"]).ok();
+    // cleanup-2: reviews-v1 goes (no route names it any more); v2 and v3 are untouched. The
+    // suggested commit says so, from the rendered difference.
+    let r = s.run(&["advance", "--env", "staging", "--render"]);
+    assert!(
+        r.ok()
+            .stdout
+            .contains("canary(reviews): staging to cleanup-2: removes Deployment reviews-v1\n"),
+        "{}",
+        r.stdout
+    );
     let (_, d) = at(&s);
     assert_eq!(d, ["reviews-v2", "reviews-v3", "reviews-v4"]);
     s.run(&["advance", "--env", "staging", "--render"]).ok();

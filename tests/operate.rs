@@ -31,12 +31,72 @@ fn status_shows_stage_traffic_overlay_and_next_step() {
     assert_eq!(envs[1]["overlay"]["state"], "missing");
     assert_eq!(
         envs[1]["traffic"][0],
-        serde_json::json!({"version": "v1", "role": "stable", "percent": 95})
+        serde_json::json!({"version": "v1", "workload": "web-v1", "role": "stable", "percent": 95})
     );
     assert_eq!(envs[1]["next"], "promote to 25: v1 75%, v2 25%");
+    // What the next stage really changes, from the two stages' rendered output.
     assert_eq!(
         envs[0]["next"],
-        "cleanup-1: the stable route, the Service selector patch, the stable copy and its AuthorizationPolicy are removed"
+        "cleanup-1: changes the selector of Service my-service-web; changes the routes of VirtualService relational-data-access--web; removes Deployment web-v1; removes AuthorizationPolicy web-allow-frontend-v1; removes AuthorizationPolicy web-v1-allow"
+    );
+    // The route is bound to a gateway only: mesh callers bypass it, and status says so.
+    assert!(
+        envs[0]["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("mesh callers bypass the split")
+    );
+}
+
+#[test]
+fn status_tells_what_the_base_routes_and_when_the_plan_can_go() {
+    // At prepare nothing is routed by subset yet: the base's route reaches the original
+    // Deployment, whose pods are labelled v2 but still run the stable image.
+    let s = Scratch::fixture("runbook");
+    s.set_stage("prepare");
+    let json: serde_json::Value =
+        serde_json::from_str(&s.run(&["status", "--format", "json"]).ok().stdout).unwrap();
+    let env = &json["plans"][0]["environments"][0];
+    assert_eq!(
+        env["traffic"],
+        serde_json::json!([{"version": "v2", "workload": "web", "role": "canary pods, still on the stable image", "percent": 100}])
+    );
+    assert!(
+        env["next"].as_str().unwrap().starts_with("route: changes the selector of Service my-service-web; adds DestinationRule my-service-web;"),
+        "{}",
+        env["next"]
+    );
+    // The plan can be deleted only once every environment is done.
+    s.set_stage("done");
+    s.edit_plan(|t| t.replacen("stage: done", "stage: cleanup-3", 1));
+    let text = s.run(&["status"]).ok().stdout.clone();
+    assert!(
+        text.contains("next: nothing: this environment is done"),
+        "{text}"
+    );
+    assert!(!text.contains("can be deleted"), "{text}");
+    s.set_stage("done");
+    let text = s.run(&["status"]).ok().stdout.clone();
+    assert!(
+        text.contains(
+            "every environment is done; the plan (and its output directory) can be deleted"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn after_an_abort_status_says_how_to_end_a_failed_release() {
+    let s = Scratch::fixture("runbook");
+    s.run(&["abort", "--env", "production"]).ok();
+    let text = s
+        .run(&["status", "--env", "production"])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        text.contains("To end a failed release instead: put stable.image back into Deployment web in the base `overlays/production`"),
+        "{text}"
     );
 }
 
@@ -56,6 +116,13 @@ fn promote_changes_only_the_weight_and_suggests_a_commit() {
     assert_eq!(
         r.stdout,
         "canaryplan.yaml: production: weight 5 → 25\nsuggested commit message:\n  canary(my-service): production to 25% on v2\n"
+    );
+    // The base still runs the stable image: the promotion only moves traffic between copies.
+    assert!(
+        r.stderr
+            .contains("warning: Deployment web still runs stable.image"),
+        "{}",
+        r.stderr
     );
     let after = s.read("canaryplan.yaml");
     assert_eq!(
@@ -177,7 +244,7 @@ fn advance_walks_the_stages_one_commit_at_a_time() {
                 .to_string(),
         );
         assert!(
-            r.stdout.contains("dev: stage ") && r.stdout.contains(&format!("→ {expected}\n")),
+            r.stdout.contains("dev: stage ") && r.stdout.contains(&format!("→ {expected} (")),
             "{}",
             r.stdout
         );
@@ -194,7 +261,7 @@ fn advance_walks_the_stages_one_commit_at_a_time() {
     for stage in ["cleanup-1", "cleanup-2", "cleanup-3", "done"] {
         let r = s.run(&["advance", "--env", "dev", "--render"]);
         r.ok();
-        assert!(r.stdout.contains(&format!("→ {stage}\n")), "{}", r.stdout);
+        assert!(r.stdout.contains(&format!("→ {stage} (")), "{}", r.stdout);
         assert!(
             s.read("rendered/dev/kustomization.yaml")
                 .contains(&format!("canaryplan.io/stage: {stage}\n"))

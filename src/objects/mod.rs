@@ -341,28 +341,12 @@ impl<'a> Context<'a> {
 
 /// Whether a route destination host names `service` (short, namespaced or full name).
 pub fn is_host_of(service: &BaseObject, host: &str) -> bool {
-    let Some(rest) = host.strip_prefix(service.name.as_str()) else {
-        return false;
-    };
-    if rest.is_empty() {
-        return true;
-    }
-    match service.namespace() {
-        Some(ns) => [
-            format!(".{ns}"),
-            format!(".{ns}.svc"),
-            format!(".{ns}.svc.cluster.local"),
-        ]
-        .contains(&rest.to_string()),
-        // Without a namespace in base, any namespace-qualified form may be ours.
-        None => {
-            let parts: Vec<&str> = rest.trim_start_matches('.').split('.').collect();
-            rest.starts_with('.')
-                && (parts.len() == 1
-                    || parts.get(1..) == Some(&["svc"])
-                    || parts.get(1..) == Some(&["svc", "cluster", "local"]))
-        }
-    }
+    crate::traffic::host_names(
+        host,
+        &service.name,
+        service.namespace(),
+        service.namespace(),
+    )
 }
 
 fn find<'a>(
