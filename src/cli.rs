@@ -94,6 +94,12 @@ struct InitArgs {
     /// Where to write the plan.
     #[arg(long, value_name = "PATH", default_value = canaryplan::plan::DEFAULT_PLAN)]
     output: PathBuf,
+    /// The Service to plan for, in a base with several apps.
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
+    /// The Deployment to plan for (the stable one, where each version has its own).
+    #[arg(long, value_name = "NAME")]
+    workload: Option<String>,
 }
 
 #[derive(Args)]
@@ -591,7 +597,11 @@ fn init(a: &InitArgs) -> Result<ExitCode, Error> {
         .hint("remove it first, or choose another path with --output")
         .into());
     }
-    let text = canaryplan::init::starter(&a.base, &a.output)?;
+    let pick = canaryplan::init::Pick {
+        service: a.service.clone(),
+        workload: a.workload.clone(),
+    };
+    let text = canaryplan::init::starter(&a.base, &a.output, &pick)?;
     std::fs::write(&a.output, &text).map_err(|e| Error::io("write", &a.output, &e))?;
     eprintln!(
         "wrote {}: review it (the image above all), then run `canaryplan validate`",

@@ -12,11 +12,19 @@ use crate::names;
 use crate::output::overlay::relative;
 use crate::selector;
 
+/// Which app of a multi-app base to start the plan for.
+#[derive(Debug, Default, Clone)]
+pub struct Pick {
+    pub service: Option<String>,
+    pub workload: Option<String>,
+}
+
 /// The text of a starter plan for the base at `base_dir`, to be written at `plan_path`.
-pub fn starter(base_dir: &Path, plan_path: &Path) -> Result<String> {
+pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String> {
     let base = base::load(base_dir)?;
     let pairs: Vec<(&BaseObject, &BaseObject)> = base
         .of_kind("Service")
+        .filter(|s| pick.service.as_ref().is_none_or(|n| *n == s.name))
         .flat_map(|svc| {
             let sel = selector::labels_of(svc.value.pointer("/spec/selector"));
             base.of_kind("Deployment")
@@ -28,36 +36,64 @@ pub fn starter(base_dir: &Path, plan_path: &Path) -> Result<String> {
                 })
                 .map(move |d| (svc, d))
         })
+        .filter(|(_, d)| pick.workload.as_ref().is_none_or(|n| *n == d.name))
         .collect();
     let (service, workload) = match pairs.as_slice() {
         [one] => *one,
         [] => {
-            return Err(Diagnostic::new(
-                "found no Service that selects a Deployment's pods in the base",
-            )
-            .in_file(base_dir)
-            .hint(
-                "the base needs the Service that receives the traffic and the Deployment behind it",
-            )
-            .into());
+            let what = match (&pick.service, &pick.workload) {
+                (None, None) => {
+                    "found no Service that selects a Deployment's pods in the base".to_string()
+                }
+                (Some(s), None) => {
+                    format!("found no Service `{s}` that selects a Deployment's pods in the base")
+                }
+                (None, Some(w)) => format!(
+                    "found no Service that selects the pods of Deployment `{w}` in the base"
+                ),
+                (Some(s), Some(w)) => format!(
+                    "Service `{s}` does not select the pods of Deployment `{w}` in the base"
+                ),
+            };
+            return Err(Diagnostic::new(what)
+                .in_file(base_dir)
+                .hint(
+                    "the base needs the Service that receives the traffic and the Deployment behind it",
+                )
+                .into());
         }
         many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|(s, d)| format!("Service {} → Deployment {}", s.name, d.name))
-                .collect();
-            return Err(Diagnostic::new(format!(
-                "found several Services with Deployments: {}",
-                list.join(", ")
-            ))
-            .in_file(base_dir)
-            .hint("run init on a base with one app, or write the plan by hand from the README")
-            .into());
+            let mut services: Vec<&str> = many.iter().map(|(s, _)| s.name.as_str()).collect();
+            services.dedup();
+            let (message, hint) = if let [one] = services.as_slice() {
+                let deployments: Vec<&str> = many.iter().map(|(_, d)| d.name.as_str()).collect();
+                (
+                    format!("Service {one} selects the pods of {} Deployments: {}", deployments.len(), deployments.join(", ")),
+                    "choose the one running the stable version with `--workload`; with one Deployment per version the plan uses `method: versioned`".to_string(),
+                )
+            } else {
+                let list: Vec<String> = many
+                    .iter()
+                    .map(|(s, d)| format!("Service {} → Deployment {}", s.name, d.name))
+                    .collect();
+                (
+                    format!(
+                        "found several Services with Deployments: {}",
+                        list.join(", ")
+                    ),
+                    "choose the app with `--service` (and `--workload`)".to_string(),
+                )
+            };
+            return Err(Diagnostic::new(message).in_file(base_dir).hint(hint).into());
         }
     };
-    let vs = base.of_kind("VirtualService").find(|vs| {
-        !crate::objects::routes_to(&vs.value, |h| crate::objects::is_host_of(service, h)).is_empty()
-    });
+    let routing: Vec<&BaseObject> = base
+        .of_kind("VirtualService")
+        .filter(|vs| {
+            !crate::objects::routes_to(&vs.value, |h| crate::objects::is_host_of(service, h))
+                .is_empty()
+        })
+        .collect();
     let selector_labels = selector::labels_of(workload.value.pointer("/spec/selector/matchLabels"));
     let Some((key, value)) = selector_labels.first() else {
         return Err(workload
@@ -74,6 +110,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path) -> Result<String> {
         .and_then(Value::as_str)
         .unwrap_or("registry.example/app@sha256:...");
     let service_selector = selector::labels_of(service.value.pointer("/spec/selector"));
+    let pod_labels = selector::labels_of(workload.value.pointer("/spec/template/metadata/labels"));
     let plan_dir = plan_path.parent().unwrap_or(Path::new(""));
     let base_rel = relative(plan_dir, base_dir).unwrap_or_else(|| base_dir.display().to_string());
     let name = if names::is_dns_label(&service.name) {
@@ -86,12 +123,6 @@ pub fn starter(base_dir: &Path, plan_path: &Path) -> Result<String> {
             .trim_end()
             .to_string()
     };
-    let copy_value = format!("{value}-v1");
-    let copy_value = if names::is_label_value(&copy_value) {
-        copy_value
-    } else {
-        "stable-v1".to_string()
-    };
 
     let mut t = String::new();
     t.push_str(&format!(
@@ -103,11 +134,66 @@ pub fn starter(base_dir: &Path, plan_path: &Path) -> Result<String> {
     t.push_str("spec:\n");
     t.push_str(&format!("  base: {}\n", q(&base_rel)));
     t.push_str(&format!("  # The Service that receives the traffic, and the Deployment it selects.\n  service: {}\n  workload: {}\n", q(&service.name), q(&workload.name)));
-    match vs {
-        Some(vs) => t.push_str(&format!("  # The VirtualService routing to the Service; its routes are split by version.\n  virtualService: {}\n", q(&vs.name))),
-        None => t.push_str("  # The base has no VirtualService for the Service: one is generated for the mesh host.\n"),
+    match routing.as_slice() {
+        [vs] => t.push_str(&format!("  # The VirtualService routing to the Service; its routes are split by version.\n  virtualService: {}\n", q(&vs.name))),
+        [] => t.push_str("  # The base has no VirtualService for the Service: one is generated for the mesh host.\n"),
+        many => t.push_str(&format!(
+            "  # Every VirtualService routing to the Service is patched alike: {}.\n",
+            many.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+        )),
     }
-    t.push_str("  podLabels: {canary: enabled}   # on the pods of both versions\n");
+    // One Deployment per version (the version label in its selector): the canary is a new
+    // Deployment beside it, and the Service already selects both.
+    if let Some(stable) = selector_labels.get("version") {
+        let taken = |v: &str| {
+            base.of_kind("Deployment").any(|d| {
+                selector::labels_of(d.value.pointer("/spec/template/metadata/labels"))
+                    .get("version")
+                    .map(String::as_str)
+                    == Some(v)
+            })
+        };
+        let canary = (2..100)
+            .map(|n| format!("v{n}"))
+            .find(|v| !taken(v))
+            .unwrap_or_else(|| "canary".to_string());
+        t.push_str("  # One Deployment per version: the canary is a new Deployment beside this one.\n  method: versioned\n");
+        t.push_str(&format!("  stable:\n    version: {}\n", q(stable)));
+        t.push_str(&format!(
+            "  canary:\n    version: {}   # no Deployment behind the Service uses it yet\n",
+            q(&canary)
+        ));
+        t.push_str(
+            "    # FILL IN: the new version's image, pinned by digest (registry/app@sha256:...).\n",
+        );
+        t.push_str(&format!(
+            "    # Prefilled with the stable image.\n    image: {}\n",
+            q(image)
+        ));
+        t.push_str(
+            "  # Sources allowed to reach the canary Deployment, e.g. the ingress gateway:\n",
+        );
+        t.push_str("  # allowFrom:\n  # - {namespace: istio-system, serviceAccount: istio-ingressgateway-service-account}\n");
+        t.push_str("  steps: [1, 5, 25, 50, 100]\n");
+        t.push_str("  environments:\n    staging:\n      stage: prepare\n");
+        return Ok(t);
+    }
+    let copy_value = format!("{value}-v1");
+    let copy_value = if names::is_label_value(&copy_value) {
+        copy_value
+    } else {
+        "stable-v1".to_string()
+    };
+    // A label only this app's pods carry, so the patched Service selector cannot reach other
+    // apps' pods in a shared namespace.
+    let app_label = pod_labels
+        .get("applicationName")
+        .cloned()
+        .unwrap_or_else(|| name.clone());
+    t.push_str(&format!(
+        "  podLabels: {{canary: enabled, applicationName: {}}}   # on the pods of both versions\n",
+        q(&app_label)
+    ));
     t.push_str("  stable:\n    version: v1\n");
     t.push_str(
         "    # FILL IN: the image stable runs today, pinned by digest (registry/app@sha256:...).\n",
@@ -123,11 +209,14 @@ pub fn starter(base_dir: &Path, plan_path: &Path) -> Result<String> {
         q(&copy_value)
     ));
     t.push_str("  canary:\n    version: v2\n");
-    t.push_str("  # While both versions serve, the Service selects them by the labels they share.\n  selector:\n");
+    t.push_str("  # While both versions serve, the Service selects them by the labels they share,\n  # including one only this app's pods carry.\n  selector:\n");
     if service_selector.contains_key(key) {
         t.push_str(&format!("    remove: [{}]\n", q(key)));
     }
-    t.push_str("    add: {canary: enabled}\n");
+    t.push_str(&format!(
+        "    add: {{canary: enabled, applicationName: {}}}\n",
+        q(&app_label)
+    ));
     t.push_str("  # Sources allowed to reach the stable copy, e.g. the ingress gateway:\n");
     t.push_str("  # allowFrom:\n  # - {namespace: istio-system, serviceAccount: istio-ingressgateway-service-account}\n");
     t.push_str("  steps: [1, 5, 25, 50, 100]\n");

@@ -397,6 +397,27 @@ fn init_writes_a_plan_that_validates() {
         );
         assert_eq!(s.read("canaryplan.yaml"), plan);
     }
+    // Istio's layout: one Service, a Deployment per version. init says so, picks with
+    // --workload, and writes a versioned plan with an unused canary version.
+    let s = Scratch::fixture("bookinfo-reviews");
+    std::fs::remove_file(s.plan()).unwrap();
+    let r = s.run(&["init"]);
+    r.fails();
+    assert!(
+        r.stderr.contains(
+            "Service reviews selects the pods of 3 Deployments: reviews-v1, reviews-v2, reviews-v3"
+        ),
+        "{}",
+        r.stderr
+    );
+    s.run(&["init", "--service", "reviews", "--workload", "reviews-v1"])
+        .ok();
+    let plan = s.read("canaryplan.yaml");
+    assert!(
+        plan.contains("method: versioned\n") && plan.contains("version: v4"),
+        "{plan}"
+    );
+    s.run(&["validate"]).ok();
     let empty = tempfile::tempdir().unwrap();
     std::fs::create_dir(empty.path().join("base")).unwrap();
     std::fs::write(
