@@ -2,7 +2,7 @@
 """canaryplan benchmark: a generated monorepo of N apps, rendered by canaryplan and built by
 `kubectl kustomize`, side by side in the same run. Prints a Markdown report.
 
-    python3 bench/run.py [--apps 200] [--runs 10] [--sample 20]
+    python3 bench/run.py [--apps 200] [--runs 10] [--sample 20] [--bin OLD_BINARY]
 
 Needs cargo and kubectl. Standard library only.
 """
@@ -165,9 +165,14 @@ def main():
     ap.add_argument("--apps", type=int, default=200)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--sample", type=int, default=20)
+    ap.add_argument("--bin", help="measure this canaryplan binary (e.g. an older build) instead of building one")
     args = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    global BIN
+    if args.bin:
+        BIN = os.path.abspath(args.bin)
+    else:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
     kubectl = shutil.which("kubectl") or sys.exit("kubectl is required")
     work = tempfile.mkdtemp(prefix="canaryplan-bench-")
     try:

@@ -310,32 +310,65 @@ pub fn render_plans(
 /// the same namespace, or that Service would send its traffic to the other app.
 fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
     let mut d = Diagnostics::default();
+    if !renders.iter().any(|r| r.patched_selector.is_some()) {
+        return Ok(());
+    }
+    let workloads: Vec<_> = renders
+        .iter()
+        .map(|r| traffic::Mesh::new(&r.objects).workloads())
+        .collect();
+    // Every pod label, per environment: a selector only needs the workloads that carry its
+    // rarest label (a monorepo of hundreds of plans stays linear).
+    let mut by_label: HashMap<(&str, &str, &str), Vec<(usize, usize)>> = HashMap::new();
+    for (ri, (r, ws)) in renders.iter().zip(&workloads).enumerate() {
+        for (wi, (_, labels)) in ws.iter().enumerate() {
+            for (k, v) in labels {
+                by_label
+                    .entry((r.environment.as_str(), k.as_str(), v.as_str()))
+                    .or_default()
+                    .push((ri, wi));
+            }
+        }
+    }
     for a in renders {
         let Some(p) = &a.patched_selector else {
             continue;
         };
-        for b in renders
+        let candidates = p
+            .selector
             .iter()
-            .filter(|b| b.plan != a.plan && b.environment == a.environment)
-        {
-            for (w, labels) in traffic::Mesh::new(&b.objects).workloads() {
-                let same_ns =
-                    w.namespace == p.namespace || w.namespace.is_none() || p.namespace.is_none();
-                if same_ns && selector::map_matches(&p.selector, &labels) {
-                    let mut diag = p.at.clone();
-                    diag.message = format!(
-                        "in environment `{}` the patched selector of Service {} ({}) also selects the pods of {w} of {}",
-                        a.environment,
-                        p.service,
-                        p.selector
-                            .iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        b.plan.display()
-                    );
-                    d.push(diag.hint("give each app's selector a label only its pods carry (e.g. `applicationName: <app>` in `podLabels` and `selector.add`)"));
-                }
+            .map(|(k, v)| {
+                by_label
+                    .get(&(a.environment.as_str(), k.as_str(), v.as_str()))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|c| c.len())
+            .unwrap_or_default();
+        for &(ri, wi) in candidates {
+            let (Some(b), Some((w, labels))) =
+                (renders.get(ri), workloads.get(ri).and_then(|ws| ws.get(wi)))
+            else {
+                continue;
+            };
+            if b.plan == a.plan {
+                continue;
+            }
+            let same_ns =
+                w.namespace == p.namespace || w.namespace.is_none() || p.namespace.is_none();
+            if same_ns && selector::map_matches(&p.selector, labels) {
+                let mut diag = p.at.clone();
+                diag.message = format!(
+                    "in environment `{}` the patched selector of Service {} ({}) also selects the pods of {w} of {}",
+                    a.environment,
+                    p.service,
+                    p.selector
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    b.plan.display()
+                );
+                d.push(diag.hint("give each app's selector a label only its pods carry (e.g. `applicationName: <app>` in `podLabels` and `selector.add`)"));
             }
         }
     }

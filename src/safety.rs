@@ -33,6 +33,8 @@ pub const CHECKS: &[(&str, Check)] = &[
 /// The final objects of one environment, with the lookups the checks share.
 pub struct Final<'a> {
     pub objects: &'a [Value],
+    /// The traffic evaluator over them, built once.
+    pub mesh: Mesh<'a>,
 }
 
 impl Final<'_> {
@@ -51,7 +53,10 @@ impl Final<'_> {
 
 /// Checks the final objects of the environment in `cx`.
 pub fn check(cx: &Context<'_>, objects: &[Value]) -> Result<()> {
-    let f = Final { objects };
+    let f = Final {
+        objects,
+        mesh: Mesh::new(objects),
+    };
     let mut d = Diagnostics::default();
     for (_, check) in CHECKS {
         for diag in check(cx, &f) {
@@ -207,7 +212,7 @@ fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     }
     if cx.model.service_selector {
         let ns = cx.service.namespace();
-        for (w, labels) in Mesh::new(f.objects).workloads() {
+        for (w, labels) in f.mesh.workloads() {
             if w.name == canary_name || w.name == stable_name {
                 continue;
             }
@@ -317,7 +322,7 @@ fn route_weights(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
 /// The traffic evaluator over the final objects: every route and mirror destination has pods,
 /// of one workload when it names a subset.
 fn destinations(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
-    Mesh::new(f.objects)
+    f.mesh
         .problems()
         .into_iter()
         .map(|p| {
@@ -343,7 +348,7 @@ fn canary_only_through_its_subset(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagno
         return out;
     }
     let canary = cx.plan.new_deployment_name();
-    let mesh = Mesh::new(f.objects);
+    let mesh = &f.mesh;
     let is_canary = |w: &traffic::Workload| w.kind == "Deployment" && w.name == canary;
     for r in mesh.routes() {
         for (i, d) in r.destinations.iter().enumerate() {
@@ -388,7 +393,7 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     else {
         return Vec::new();
     };
-    let (a, b) = (Mesh::new(&before), Mesh::new(f.objects));
+    let (a, b) = (Mesh::new(&before), &f.mesh);
     let mut differences = Vec::new();
     let names = |m: &Mesh<'_>| -> Vec<String> {
         m.workloads()
@@ -396,7 +401,7 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
             .map(|(w, _)| w.to_string())
             .collect()
     };
-    let (wa, wb) = (names(&a), names(&b));
+    let (wa, wb) = (names(&a), names(b));
     for w in wa.iter().filter(|w| !wb.contains(w)) {
         differences.push(format!("{w} would be deleted: add it to the base"));
     }
@@ -419,7 +424,7 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
             })
             .collect()
     };
-    let (ra, rb) = (reached(&a), reached(&b));
+    let (ra, rb) = (reached(&a), reached(b));
     for (pos, ws) in &rb {
         if let Some((_, was)) = ra.iter().find(|(p, _)| p == pos)
             && was != ws

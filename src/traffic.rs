@@ -151,9 +151,11 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// The mesh as the final manifests describe it.
+/// The mesh as the final manifests describe it, with the lookups every route needs built once.
 pub struct Mesh<'a> {
     objects: &'a [Value],
+    workloads: Vec<(Workload, Labels)>,
+    services: Vec<ServiceRef>,
 }
 
 fn s<'v>(v: &'v Value, p: &str) -> Option<&'v str> {
@@ -166,34 +168,7 @@ fn namespace(v: &Value) -> Option<String> {
 
 impl<'a> Mesh<'a> {
     pub fn new(objects: &'a [Value]) -> Mesh<'a> {
-        Mesh { objects }
-    }
-
-    fn of_kind(&self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.objects
-            .iter()
-            .filter(move |o| s(o, "/kind") == Some(kind))
-    }
-
-    /// The Service a route host names, seen from a VirtualService in `from_ns`.
-    pub fn service_for_host(&self, host: &str, from_ns: Option<&str>) -> Option<ServiceRef> {
-        self.of_kind("Service").find_map(|svc| {
-            let name = s(svc, "/metadata/name")?;
-            let ns = s(svc, "/metadata/namespace");
-            host_names(host, name, ns, from_ns).then(|| ServiceRef {
-                name: name.to_string(),
-                namespace: ns.map(str::to_string),
-                selector: svc
-                    .pointer("/spec/selector")
-                    .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
-                    .map(|v| selector::labels_of(Some(v))),
-            })
-        })
-    }
-
-    /// Every workload (pod template) with its pod labels.
-    pub fn workloads(&self) -> Vec<(Workload, Labels)> {
-        self.objects
+        let workloads = objects
             .iter()
             .filter(|o| s(o, "/kind").is_some_and(|k| WORKLOAD_KINDS.contains(&k)))
             .filter_map(|o| {
@@ -206,7 +181,45 @@ impl<'a> Mesh<'a> {
                     selector::labels_of(o.pointer("/spec/template/metadata/labels")),
                 ))
             })
-            .collect()
+            .collect();
+        let services = objects
+            .iter()
+            .filter(|o| s(o, "/kind") == Some("Service"))
+            .filter_map(|svc| {
+                Some(ServiceRef {
+                    name: s(svc, "/metadata/name")?.to_string(),
+                    namespace: namespace(svc),
+                    selector: svc
+                        .pointer("/spec/selector")
+                        .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+                        .map(|v| selector::labels_of(Some(v))),
+                })
+            })
+            .collect();
+        Mesh {
+            objects,
+            workloads,
+            services,
+        }
+    }
+
+    fn of_kind(&self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .iter()
+            .filter(move |o| s(o, "/kind") == Some(kind))
+    }
+
+    /// The Service a route host names, seen from a VirtualService in `from_ns`.
+    pub fn service_for_host(&self, host: &str, from_ns: Option<&str>) -> Option<ServiceRef> {
+        self.services
+            .iter()
+            .find(|svc| host_names(host, &svc.name, svc.namespace.as_deref(), from_ns))
+            .cloned()
+    }
+
+    /// Every workload (pod template) with its pod labels.
+    pub fn workloads(&self) -> Vec<(Workload, Labels)> {
+        self.workloads.clone()
     }
 
     /// Workloads whose pods a Service (and a subset's labels) select.
@@ -215,14 +228,14 @@ impl<'a> Mesh<'a> {
             return Vec::new();
         };
         let mut out: Vec<Workload> = self
-            .workloads()
-            .into_iter()
+            .workloads
+            .iter()
             .filter(|(w, labels)| {
                 same_namespace(w.namespace.as_deref(), service.namespace.as_deref())
                     && selector::map_matches(sel, labels)
                     && subset.is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
             })
-            .map(|(w, _)| w)
+            .map(|(w, _)| w.clone())
             .collect();
         out.sort();
         out
