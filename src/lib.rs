@@ -319,7 +319,9 @@ fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
         .collect();
     // Every pod label, per environment: a selector only needs the workloads that carry its
     // rarest label (a monorepo of hundreds of plans stays linear).
-    let mut by_label: HashMap<(&str, &str, &str), Vec<(usize, usize)>> = HashMap::new();
+    // (environment, label key, label value) → (render, workload) indices.
+    type Index<'a> = HashMap<(&'a str, &'a str, &'a str), Vec<(usize, usize)>>;
+    let mut by_label: Index<'_> = HashMap::new();
     for (ri, (r, ws)) in renders.iter().zip(&workloads).enumerate() {
         for (wi, (_, labels)) in ws.iter().enumerate() {
             for (k, v) in labels {
