@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::fsio::{PathKind, Root};
 use crate::yaml::{self, Kind, Pos, Source};
 
 /// One object from a base file.
@@ -74,29 +75,29 @@ const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml
 /// The kustomization fields whose effect canaryplan reproduces.
 const KUSTOMIZATION_FIELDS: [&str; 4] = ["apiVersion", "kind", "resources", "namespace"];
 
+/// The kustomization file of `dir`, if it has one (it is read through the root's checks).
 pub fn kustomization_file(dir: &Path) -> Option<PathBuf> {
     KUSTOMIZATION_FILES
         .iter()
         .map(|f| dir.join(f))
-        .find(|p| p.is_file())
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
 }
 
-/// Loads a base. `shown` is the path as the plan wrote it, for messages.
-pub fn load(path: &Path) -> Result<Base> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read the base", path, &e))?;
+/// Loads a base: every file it reads resolves inside `root` (see `fsio`).
+pub fn load(path: &Path, root: &Root) -> Result<Base> {
     let mut objects = Vec::new();
     let mut is_kustomization = false;
-    if meta.is_dir() {
+    if root.kind(path)? == PathKind::Dir {
         if let Some(k) = kustomization_file(path) {
             is_kustomization = true;
-            load_kustomization(&k, &mut objects, 0)?;
+            load_kustomization(&k, root, &mut objects, 0)?;
         } else {
-            for file in yaml_files(path)? {
-                load_file(&file, &mut objects)?;
+            for file in yaml_files(path, root)? {
+                load_file(&file, root, &mut objects)?;
             }
         }
     } else {
-        load_file(path, &mut objects)?;
+        load_file(path, root, &mut objects)?;
     }
     Ok(Base {
         path: path.to_path_buf(),
@@ -121,8 +122,9 @@ pub fn from_text(path: &Path, text: String) -> Result<Base> {
     })
 }
 
-/// The YAML files of a directory, sorted by name, without kustomization files.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The YAML files of a directory, sorted by name, without kustomization files. A YAML entry
+/// that is neither a file nor a directory (a FIFO, a device) is refused, not skipped.
+fn yaml_files(dir: &Path, root: &Root) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, &e))?;
     let mut files = Vec::new();
     for entry in entries {
@@ -130,10 +132,10 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
         let p = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-        if p.is_file()
-            && is_yaml
+        if is_yaml
             && !KUSTOMIZATION_FILES.contains(&name.as_str())
             && !name.starts_with('.')
+            && root.kind(&p)? == PathKind::File
         {
             files.push(p);
         }
@@ -142,8 +144,13 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load_kustomization(file: &Path, objects: &mut Vec<BaseObject>, depth: usize) -> Result<()> {
-    let source = Source::read(file)?;
+fn load_kustomization(
+    file: &Path,
+    root: &Root,
+    objects: &mut Vec<BaseObject>,
+    depth: usize,
+) -> Result<()> {
+    let source = Source::read(file, root)?;
     let docs = yaml::parse_documents(&source)?;
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let Some(doc) = docs.first() else {
@@ -175,18 +182,20 @@ fn load_kustomization(file: &Path, objects: &mut Vec<BaseObject>, depth: usize) 
                         return Err(source.error(item.pos, "a resource must be a path").into());
                     };
                     let p = dir.join(rel);
-                    if p.is_dir() {
-                        let Some(k) = kustomization_file(&p) else {
-                            return Err(source.error(item.pos, format!("`{rel}` is a directory without a kustomization file")).hint("kustomize needs a kustomization.yaml in every directory it reads").into());
-                        };
-                        load_kustomization(&k, objects, depth + 1)?;
-                    } else if p.is_file() {
-                        load_file(&p, objects)?;
-                    } else {
+                    if std::fs::symlink_metadata(&p).is_err() {
                         return Err(source
                             .error(item.pos, format!("resource `{rel}` does not exist"))
                             .hint("fix the path; it is relative to the kustomization file")
                             .into());
+                    }
+                    match root.kind(&p)? {
+                        PathKind::Dir => {
+                            let Some(k) = kustomization_file(&p) else {
+                                return Err(source.error(item.pos, format!("`{rel}` is a directory without a kustomization file")).hint("kustomize needs a kustomization.yaml in every directory it reads").into());
+                            };
+                            load_kustomization(&k, root, objects, depth + 1)?;
+                        }
+                        PathKind::File => load_file(&p, root, objects)?,
                     }
                 }
             }
@@ -214,8 +223,8 @@ fn load_kustomization(file: &Path, objects: &mut Vec<BaseObject>, depth: usize) 
     Ok(())
 }
 
-fn load_file(path: &Path, objects: &mut Vec<BaseObject>) -> Result<()> {
-    let source = Source::read(path)?;
+fn load_file(path: &Path, root: &Root, objects: &mut Vec<BaseObject>) -> Result<()> {
+    let source = Source::read(path, root)?;
     for (i, doc) in yaml::parse_values(&source)?.into_iter().enumerate() {
         if !doc.is_null() {
             objects.push(object(&source, i, doc)?);

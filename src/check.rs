@@ -37,6 +37,8 @@ pub const DEFAULT_OUTPUT: &str = "canary";
 #[derive(Debug)]
 pub struct CheckedPlan {
     pub source: Arc<Source>,
+    /// The repository root every path the plan names must stay inside.
+    pub root: crate::fsio::Root,
     /// The plan file as given.
     pub path: PathBuf,
     /// The directory paths in the plan are relative to.
@@ -136,7 +138,7 @@ pub fn load(path: &Path) -> Result<CheckedPlan> {
 }
 
 pub fn check(plan: Plan) -> Result<CheckedPlan> {
-    let Plan { source, file } = plan;
+    let Plan { source, file, root } = plan;
     let mut d = Diagnostics::default();
     let err = |pos: Pos, m: String| source.error(pos, m);
 
@@ -178,6 +180,16 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             )
             .hint("a VirtualService name is lower-case letters, digits, `-` and `.`"),
         );
+    }
+    let mut bases: Vec<&Spanned<String>> = vec![&spec.base];
+    bases.extend(spec.environments.values().filter_map(|e| e.base.as_ref()));
+    for b in bases {
+        if Path::new(&b.value).is_absolute() {
+            d.push(
+                err(Pos::of(b), format!("the base `{}` is an absolute path", b.value))
+                    .hint("write the base relative to the plan file; canaryplan reads only inside the repository"),
+            );
+        }
     }
     if spec.base.value.trim().is_empty() {
         d.push(
@@ -563,6 +575,7 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         path,
         dir,
         source,
+        root,
     })
 }
 

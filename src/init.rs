@@ -21,7 +21,8 @@ pub struct Pick {
 
 /// The text of a starter plan for the base at `base_dir`, to be written at `plan_path`.
 pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String> {
-    let base = base::load(base_dir)?;
+    let root = crate::fsio::Root::discover(plan_path.parent().unwrap_or(Path::new("")))?;
+    let base = base::load(base_dir, &root)?;
     let pairs: Vec<(&BaseObject, &BaseObject)> = base
         .of_kind("Service")
         .filter(|s| pick.service.as_ref().is_none_or(|n| *n == s.name))

@@ -14,6 +14,7 @@ pub mod base;
 pub mod check;
 pub mod edit;
 pub mod error;
+pub mod fsio;
 pub mod init;
 pub mod names;
 pub mod objects;
@@ -116,8 +117,8 @@ pub fn render_plan(
     {
         let base_path = plan.dir.join(&env.base.value);
         if !bases.contains_key(&base_path) {
-            let loaded =
-                base::load(&base_path).map_err(|e| locate_missing_base(plan, env, &base_path, e));
+            let loaded = base::load(&base_path, &plan.root)
+                .map_err(|e| locate_missing_base(plan, env, &base_path, e));
             match d.take(loaded) {
                 Some(b) => {
                     bases.insert(base_path.clone(), b);
@@ -142,7 +143,7 @@ fn locate_missing_base(
     path: &Path,
     e: Error,
 ) -> Error {
-    if path.exists() {
+    if std::fs::symlink_metadata(path).is_ok() {
         return e;
     }
     plan.diag(
@@ -224,7 +225,8 @@ pub fn objects_at(
     templates: &Templates,
 ) -> Result<Vec<serde_json::Value>> {
     let base_path = plan.dir.join(&env.base.value);
-    let base = base::load(&base_path).map_err(|e| locate_missing_base(plan, env, &base_path, e))?;
+    let base = base::load(&base_path, &plan.root)
+        .map_err(|e| locate_missing_base(plan, env, &base_path, e))?;
     let cx = objects::Context::at(plan, env, model, &base, templates)?;
     let rendered = objects::render(&cx)?;
     let objects = output::stream::final_objects(&base, &rendered)?;

@@ -214,15 +214,31 @@ pub struct Environment {
 pub struct Plan {
     pub source: Arc<Source>,
     pub file: PlanFile,
+    /// The repository root every path the plan names must stay inside.
+    pub root: crate::fsio::Root,
 }
 
 impl Plan {
     pub fn load(path: &Path) -> Result<Plan> {
-        let source = Source::read(path)?;
-        Plan::parse(source)
+        if std::fs::symlink_metadata(path).is_err() {
+            return Err(crate::error::Diagnostic::new("no plan file here")
+                .in_file(path)
+                .hint("create one with `canaryplan init`, or name the plan file (or use --all)")
+                .into());
+        }
+        let root = crate::fsio::Root::discover(path.parent().unwrap_or(Path::new("")))?;
+        let source = Source::read(path, &root)?;
+        Plan::parse_in(source, root)
     }
 
+    /// A plan held in memory; paths it names are confined to the current directory's root.
     pub fn parse(source: Arc<Source>) -> Result<Plan> {
+        let dir = source.path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let root = crate::fsio::Root::discover(&dir).unwrap_or_else(|_| crate::fsio::Root { dir });
+        Plan::parse_in(source, root)
+    }
+
+    pub fn parse_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<Plan> {
         if source.text.trim().is_empty() {
             return Err(source
                 .error(yaml::Pos::default(), "the plan file is empty")
@@ -230,7 +246,7 @@ impl Plan {
                 .into());
         }
         let file = yaml::parse_one::<PlanFile>(&source)?;
-        Ok(Plan { source, file })
+        Ok(Plan { source, file, root })
     }
 }
 

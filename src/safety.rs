@@ -483,7 +483,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runbook");
         let plan = check::load(&dir.join("canaryplan.yaml")).unwrap();
         let env = plan.environment("production").unwrap();
-        let base = base::load(&dir.join(&env.base.value)).unwrap();
+        let base = base::load(&dir.join(&env.base.value), &plan.root).unwrap();
         let templates = Templates::builtin();
         let cx = objects::Context::new(&plan, env, &base, &templates).unwrap();
         let rendered = objects::render(&cx).unwrap();

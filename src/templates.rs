@@ -66,11 +66,14 @@ impl Templates {
                 .hint("point --templates at a directory holding copies of canaryplan's templates/")
                 .into());
         }
+        // Templates come from the repository too (the hook's arguments are the repository's):
+        // they are read inside the root of the directory canaryplan runs in.
+        let root = crate::fsio::Root::discover(Path::new("."))?;
         let mut sources = Vec::new();
         for (name, _) in BUILTIN {
             let p = dir.join(name);
-            if p.is_file() {
-                sources.push((name, p.clone(), Source::read(&p)?));
+            if std::fs::symlink_metadata(&p).is_ok() {
+                sources.push((name, p.clone(), Source::read(&p, &root)?));
             }
         }
         Templates::with(|name| {

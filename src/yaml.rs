@@ -10,11 +10,9 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use crate::error::{Diagnostic, Error, Location, Result};
+use crate::error::{Diagnostic, Location, Result};
 
-/// Largest input file read, in bytes. Manifests and plans are small; a larger file is a mistake
-/// or an attack, and refusing it early keeps every run fast and bounded in memory.
-pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+pub use crate::fsio::MAX_FILE_BYTES;
 /// Deepest nesting accepted. Kubernetes objects stay far below this.
 pub const MAX_DEPTH: usize = 128;
 
@@ -26,25 +24,9 @@ pub struct Source {
 }
 
 impl Source {
-    /// Reads a file, refusing what is too large or not UTF-8.
-    pub fn read(path: &Path) -> Result<Arc<Source>> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, &e))?;
-        if meta.is_dir() {
-            return Err(Diagnostic::new("is a directory, expected a YAML file")
-                .in_file(path)
-                .into());
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(Diagnostic::new(format!(
-                "file is {} bytes, more than the {} bytes canaryplan reads",
-                meta.len(),
-                MAX_FILE_BYTES
-            ))
-            .in_file(path)
-            .hint("split the manifests into several files")
-            .into());
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, &e))?;
+    /// Reads a file inside `root` (see `fsio`), refusing what is too large or not UTF-8.
+    pub fn read(path: &Path, root: &crate::fsio::Root) -> Result<Arc<Source>> {
+        let bytes = root.read(path)?;
         Source::from_bytes(path, bytes)
     }
 

@@ -299,7 +299,8 @@ fn missing_plan_file() {
     let r = run_in(dir.path(), &["render"], &[]);
     r.fails();
     assert!(
-        r.stderr.contains("canaryplan.yaml: error: cannot read"),
+        r.stderr
+            .contains("canaryplan.yaml: error: no plan file here"),
         "{}",
         r.stderr
     );
