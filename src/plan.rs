@@ -234,7 +234,7 @@ impl Plan {
     /// A plan held in memory; paths it names are confined to the current directory's root.
     pub fn parse(source: Arc<Source>) -> Result<Plan> {
         let dir = source.path.parent().unwrap_or(Path::new("")).to_path_buf();
-        let root = crate::fsio::Root::discover(&dir).unwrap_or_else(|_| crate::fsio::Root { dir });
+        let root = crate::fsio::Root::discover(&dir).unwrap_or(crate::fsio::Root { dir });
         Plan::parse_in(source, root)
     }
 
