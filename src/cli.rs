@@ -81,6 +81,9 @@ struct EditArgs {
     /// Also re-render the environment's overlay.
     #[arg(long)]
     render: bool,
+    /// With --render: write an overlay where none is on disk yet, past `prepare`.
+    #[arg(long, requires = "render")]
+    from_scratch: bool,
     /// A directory with your own copies of canaryplan's templates.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
@@ -152,6 +155,10 @@ struct RenderArgs {
     /// Exit 1 when an overlay was created or changed (for hooks: the commit must include it).
     #[arg(long, conflicts_with = "stdout")]
     exit_code: bool,
+    /// Write an overlay past `prepare` where none is on disk yet (normally a release starts at
+    /// prepare, one stage per commit).
+    #[arg(long, conflicts_with = "stdout")]
+    from_scratch: bool,
 }
 
 #[derive(Args)]
@@ -258,16 +265,19 @@ fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     let renders = a.plans.render(Mode::Overlay)?;
+    canaryplan::refuse_jumps_from_nothing(&renders, a.from_scratch)?;
     let mut changed = false;
-    for (dir, written) in canaryplan::write_overlays(&renders)? {
+    let report = canaryplan::write_overlays(&renders)?;
+    for (dir, written) in &report.written {
         let what = match written {
             Written::Unchanged => "unchanged",
             Written::Created => "created",
             Written::Updated => "updated",
         };
-        changed |= written != Written::Unchanged;
-        eprintln!("{}: {what}", diff::shown(&dir));
+        changed |= *written != Written::Unchanged;
+        eprintln!("{}: {what}", diff::shown(dir));
     }
+    warn_left_behind(&report);
     if changed && a.exit_code {
         eprintln!("overlays changed: review them, `git add` them and commit again");
         return Ok(ExitCode::from(1));
@@ -555,37 +565,69 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
         .plan
         .clone()
         .unwrap_or_else(|| PathBuf::from(canaryplan::plan::DEFAULT_PLAN));
+    // Read, edit and write under one lock: concurrent steps take turns.
+    let _lock = canaryplan::edit::lock(&path)?;
     let edit = canaryplan::edit::plan_edit(&path, &a.env, action, &templates)?;
     let renders = if a.render {
-        canaryplan::render_plan(
+        let r = canaryplan::render_plan(
             &edit.plan,
             std::slice::from_ref(&a.env),
             &templates,
             Mode::Overlay,
-        )?
+        )?;
+        canaryplan::refuse_jumps_from_nothing(&r, a.from_scratch)?;
+        r
     } else {
         Vec::new()
     };
     canaryplan::edit::write(&edit)?;
+    // The plan and its overlay change together: if the overlay cannot be written, the plan
+    // goes back to what it was.
+    let report = match canaryplan::write_overlays(&renders) {
+        Ok(r) => r,
+        Err(mut e) => {
+            let restored = canaryplan::edit::restore(&edit);
+            e.diagnostics.push(match restored {
+                Ok(()) => Diagnostic::new(format!("{} is unchanged", diff::shown(&path)))
+                    .hint("fix the problem and run the same command again"),
+                Err(r) => Diagnostic::new(format!(
+                    "{} was edited but its overlay was not written, and putting the plan back failed too: {r}",
+                    diff::shown(&path)
+                ))
+                .hint("render it, or undo the plan edit with git"),
+            });
+            return Err(e);
+        }
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}: {}", diff::shown(&path), edit.change);
-    for (dir, written) in canaryplan::write_overlays(&renders)? {
+    for (dir, written) in &report.written {
         let _ = writeln!(
             out,
             "{}: {}",
-            diff::shown(&dir),
-            if written == Written::Unchanged {
+            diff::shown(dir),
+            if *written == Written::Unchanged {
                 "unchanged"
             } else {
                 "rendered"
             }
         );
     }
+    warn_left_behind(&report);
     for n in &edit.notes {
         eprintln!("{n}");
     }
     let _ = writeln!(out, "suggested commit message:\n  {}", edit.commit_message);
     Ok(ExitCode::SUCCESS)
+}
+
+fn warn_left_behind(report: &canaryplan::WriteReport) {
+    for p in &report.left_behind {
+        eprintln!(
+            "warning: canaryplan could not remove {} (the previous overlay, moved aside): remove it",
+            diff::shown(p)
+        );
+    }
 }
 
 fn init(a: &InitArgs) -> Result<ExitCode, Error> {

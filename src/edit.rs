@@ -165,7 +165,7 @@ pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) 
             )
         }
     };
-    let edited = reparse(path, new_text.clone())?;
+    let edited = reparse(path, new_text.clone(), &plan.root)?;
     let after = crate::render_plan(&edited, &[env.to_string()], templates, Mode::Overlay)?;
     let after_objects = after
         .first()
@@ -240,33 +240,69 @@ fn canary_on_stable_image(plan: &CheckedPlan, objects: &[serde_json::Value]) -> 
         .then(|| plan.workload.value.clone())
 }
 
-/// Writes the edited plan atomically (a sibling file renamed over it).
+/// Writes the edited plan atomically (a sibling file renamed over it). A plan that is a
+/// symbolic link is edited where it points (inside the repository, as loading checked), so the
+/// link stays a link.
 pub fn write(edit: &Edit) -> Result<()> {
-    let dir = edit
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    replace(&edit.path, &edit.new_text)
+}
+
+/// Puts the plan's text back as it was before `write` (when the rest of a `--render` step
+/// failed: the plan and its overlay change together or not at all).
+pub fn restore(edit: &Edit) -> Result<()> {
+    replace(&edit.path, &edit.old_text)
+}
+
+fn replace(path: &Path, text: &str) -> Result<()> {
+    let target = std::fs::canonicalize(path).map_err(|e| Error::io("resolve", path, &e))?;
+    let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.canaryplan-{}",
-        edit.path
+        target
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
         std::process::id()
     ));
-    std::fs::write(&tmp, &edit.new_text).map_err(|e| Error::io("write", &tmp, &e))?;
-    if let Ok(meta) = std::fs::metadata(&edit.path) {
+    std::fs::write(&tmp, text).map_err(|e| Error::io("write", path, &e))?;
+    if let Ok(meta) = std::fs::metadata(&target) {
         let _ = std::fs::set_permissions(&tmp, meta.permissions());
     }
-    std::fs::rename(&tmp, &edit.path).map_err(|e| {
+    std::fs::rename(&tmp, &target).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::io("replace", &edit.path, &e)
+        Error::io("replace", path, &e)
     })
 }
 
-fn reparse(path: &Path, text: String) -> Result<CheckedPlan> {
-    check::check(Plan::parse(Source::from_text(path, text))?)
+/// Held while a plan is read, edited and written: two `promote` runs at once take turns, so
+/// neither loses the other's step. The lock is on the plan's directory (the plan file itself
+/// is replaced by a rename, which a lock on it would not survive) and ends with the process.
+pub struct Lock {
+    #[cfg(unix)]
+    _dir: std::fs::File,
+}
+
+pub fn lock(path: &Path) -> Result<Lock> {
+    let dir = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    #[cfg(unix)]
+    {
+        let file = std::fs::File::open(&dir).map_err(|e| Error::io("lock", &dir, &e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("lock", &dir, &std::io::Error::from(e)))?;
+        Ok(Lock { _dir: file })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(Lock {})
+    }
+}
+
+fn reparse(path: &Path, text: String, root: &crate::fsio::Root) -> Result<CheckedPlan> {
+    check::check(Plan::parse_in(Source::from_text(path, text), root.clone())?)
 }
 
 /// Parses without the plan checks (an intermediate text may be incomplete, e.g. shift

@@ -67,6 +67,8 @@ pub struct EnvironmentRender {
     pub existing: Vec<File>,
     /// The Service selector as patched at this stage, for checks across plans.
     pub patched_selector: Option<PatchedSelector>,
+    /// Where the plan sets this environment's stage (a diagnostic without a message yet).
+    pub stage_at: Diagnostic,
 }
 
 /// A Service selector canaryplan patched: in one namespace it must select no pods of another
@@ -188,6 +190,7 @@ fn render_environment(
                     .hint("add a kustomization.yaml listing the base's files under `resources:`, or use `render --stdout`")
                     .into());
             }
+            overlay::check_target(&plan.dir, &dir, &plan.root)?;
             let existing = overlay::read_files(&dir)?;
             overlay::check_ours(&dir, &existing)?;
             let files = overlay::files(plan, env, &base.path, &rendered)?;
@@ -213,6 +216,7 @@ fn render_environment(
         on_disk,
         existing,
         patched_selector,
+        stage_at: plan.diag(env.stage.pos, String::new()),
     })
 }
 
@@ -303,8 +307,71 @@ pub fn render_plans(
         }
     }
     d.into_result()?;
+    one_plan_per_overlay(&out)?;
     selectors_apart(&out)?;
     Ok(out)
+}
+
+/// Two plans writing their overlays to one directory would overwrite each other.
+fn one_plan_per_overlay(renders: &[EnvironmentRender]) -> Result<()> {
+    let mut d = Diagnostics::default();
+    // The same directory however each plan spells it (`a/out` and `b/../a/out`).
+    let key = |p: &Path| {
+        let mut out = PathBuf::new();
+        for c in std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .components()
+        {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        out
+    };
+    let keys: Vec<PathBuf> = renders.iter().map(|r| key(&r.dir)).collect();
+    for (i, a) in renders.iter().enumerate() {
+        for (j, b) in renders.iter().enumerate().skip(i + 1) {
+            if a.plan != b.plan && keys.get(i) == keys.get(j) {
+                let mut diag = b.stage_at.clone();
+                diag.message = format!(
+                    "environment `{}` of this plan and environment `{}` of {} write their overlays to the same directory {}",
+                    b.environment,
+                    a.environment,
+                    a.plan.display(),
+                    b.dir.display()
+                );
+                d.push(diag.hint("give each plan its own `spec.output` directory"));
+            }
+        }
+    }
+    d.into_result()
+}
+
+/// Without an overlay on disk nothing says which stage the cluster is at, so the "one stage at
+/// a time" rule cannot hold: a render starting past `prepare` must be asked for
+/// (`--from-scratch`), since it may skip stages in a cluster that was synced from elsewhere.
+pub fn refuse_jumps_from_nothing(renders: &[EnvironmentRender], from_scratch: bool) -> Result<()> {
+    if from_scratch {
+        return Ok(());
+    }
+    let mut d = Diagnostics::default();
+    for r in renders {
+        if r.on_disk.is_none() && r.model.stage > Stage::Prepare {
+            let mut diag = r.stage_at.clone();
+            diag.message = format!(
+                "environment `{}` has no overlay on disk at {}, and the plan starts it at stage {}",
+                r.environment,
+                r.dir.display(),
+                r.model.stage
+            );
+            d.push(diag.hint("a release starts at prepare, one stage per commit; if the cluster really is at this stage (a deleted overlay, a new checkout of rendered output), render with --from-scratch"));
+        }
+    }
+    d.into_result()
 }
 
 /// Plans rendered together (a monorepo) deploy to the same clusters per environment name: a
@@ -379,17 +446,57 @@ fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
     d.into_result()
 }
 
+/// What writing the overlays did: each overlay with what happened to it, and directories that
+/// could not be removed afterwards.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    pub written: Vec<(PathBuf, overlay::Written)>,
+    pub left_behind: Vec<PathBuf>,
+}
+
 /// Writes rendered overlays. Call only once everything rendered without error, so that a
-/// refused render writes nothing.
-pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<Vec<(PathBuf, overlay::Written)>> {
-    let mut written = Vec::new();
-    for r in renders {
-        written.push((
-            r.dir.clone(),
-            overlay::write(&r.dir, &r.files, &r.existing)?,
-        ));
+/// refused render writes nothing. Each overlay is replaced whole; when one cannot be written,
+/// the error says which overlays are new and which are as they were.
+pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<WriteReport> {
+    let mut report = WriteReport::default();
+    for (i, r) in renders.iter().enumerate() {
+        match overlay::write(&r.dir, &r.files, &r.existing) {
+            Ok((w, leftover)) => {
+                report.written.push((r.dir.clone(), w));
+                report.left_behind.extend(leftover);
+            }
+            Err(mut e) => {
+                if renders.len() > 1 {
+                    let list = |rs: &mut dyn Iterator<Item = &PathBuf>| {
+                        let v: Vec<String> = rs.map(|p| p.display().to_string()).collect();
+                        if v.is_empty() {
+                            "none".to_string()
+                        } else {
+                            v.join(", ")
+                        }
+                    };
+                    let new = list(
+                        &mut report
+                            .written
+                            .iter()
+                            .filter(|(_, w)| *w != overlay::Written::Unchanged)
+                            .map(|(p, _)| p),
+                    );
+                    let old = list(&mut renders.iter().skip(i).map(|r| &r.dir));
+                    e.diagnostics.push(
+                        Diagnostic::new(format!(
+                            "overlays written: {new}; left as they were: {old}"
+                        ))
+                        .hint(
+                            "fix the problem and render again: each overlay is whole, old or new",
+                        ),
+                    );
+                }
+                return Err(e);
+            }
+        }
     }
-    Ok(written)
+    Ok(report)
 }
 
 /// Every `canaryplan.yaml` below `root`, sorted; hidden directories, `target` and

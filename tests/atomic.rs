@@ -42,10 +42,10 @@ fn hidden(root: &Path) -> Vec<String> {
 #[test]
 fn a_render_killed_at_any_point_leaves_the_previous_overlay_intact() {
     let s = Scratch::fixture("runbook");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let at_5 = overlays(s.path());
     s.edit_plan(|t| t.replace("weight: 5\n", "weight: 25\n"));
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let at_25 = overlays(s.path());
     assert_ne!(at_5, at_25);
     let mut killed_midway = 0;
@@ -57,7 +57,7 @@ fn a_render_killed_at_any_point_leaves_the_previous_overlay_intact() {
         };
         s.edit_plan(|t| t.replace(from, to));
         let mut child = Command::new(bin())
-            .arg("render")
+            .args(["render", "--from-scratch"])
             .current_dir(s.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -75,7 +75,7 @@ fn a_render_killed_at_any_point_leaves_the_previous_overlay_intact() {
         );
         // The next, uninterrupted render always completes.
         if i % 10 == 9 {
-            s.run(&["render"]).ok();
+            s.run(&["render", "--from-scratch"]).ok();
         }
     }
     assert!(
@@ -84,7 +84,7 @@ fn a_render_killed_at_any_point_leaves_the_previous_overlay_intact() {
     );
     // Staging directories of killed renders are cleaned up by the next render.
     s.edit_plan(|t| t.replace("weight: 25\n", "weight: 5\n"));
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     assert_eq!(overlays(s.path()), at_5);
     assert_eq!(hidden(s.path()), Vec::<String>::new());
 }
@@ -93,13 +93,13 @@ fn a_render_killed_at_any_point_leaves_the_previous_overlay_intact() {
 fn renders_at_once_end_with_a_consistent_overlay() {
     // The same plan, eight times at once.
     let s = Scratch::fixture("runbook");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let expected = overlays(s.path());
     std::fs::remove_dir_all(s.path().join("gap")).unwrap();
     let children: Vec<_> = (0..8)
         .map(|_| {
             Command::new(bin())
-                .arg("render")
+                .args(["render", "--from-scratch"])
                 .current_dir(s.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -126,15 +126,15 @@ fn racing_renders_of_two_versions_leave_each_overlay_whole() {
         .read("canaryplan.yaml")
         .replace("weight: 5\n", "weight: 25\n");
     s.write("other.yaml", &other);
-    s.run(&["render", "other.yaml"]).ok();
+    s.run(&["render", "--from-scratch", "other.yaml"]).ok();
     let b = overlays(s.path());
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let a = overlays(s.path());
     for round in 0..5 {
         let children: Vec<_> = (0..8)
             .map(|i| {
                 let mut cmd = Command::new(bin());
-                cmd.arg("render")
+                cmd.args(["render", "--from-scratch"])
                     .current_dir(s.path())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped());

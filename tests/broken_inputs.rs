@@ -48,7 +48,7 @@ fn every_broken_input_is_refused_with_a_located_error_and_writes_nothing() {
         copy_tree(&corpus.join("_base"), &dir.join("base"));
         copy_tree(&case, &dir);
         let before = files(outer.path());
-        for args in [&["render"][..], &["validate"][..]] {
+        for args in [&["render", "--from-scratch"][..], &["validate"][..]] {
             let r = run_in(&dir, args, &[]);
             assert_eq!(r.code, 2, "{name} {args:?}: expected exit 2\n{}", r.stderr);
             assert!(r.stdout.is_empty(), "{name}: stdout must stay empty");

@@ -9,7 +9,7 @@ use common::*;
 #[test]
 fn render_writes_one_overlay_per_environment() {
     let s = Scratch::fixture("runbook");
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.ok();
     assert_eq!(r.stderr, "gap/staging: created\ngap/production: created\n");
     assert!(r.stdout.is_empty());
@@ -23,7 +23,7 @@ fn render_writes_one_overlay_per_environment() {
     assert!(k.contains("- ../../overlays/production\n"), "{k}");
     // A second run changes nothing and says so.
     assert_eq!(
-        s.run(&["render"]).ok().stderr,
+        s.run(&["render", "--from-scratch"]).ok().stderr,
         "gap/staging: unchanged\ngap/production: unchanged\n"
     );
 }
@@ -32,8 +32,8 @@ fn render_writes_one_overlay_per_environment() {
 fn output_is_byte_identical_across_runs_and_directories() {
     let a = Scratch::fixture("runbook");
     let b = Scratch::fixture("runbook");
-    a.run(&["render"]).ok();
-    b.run(&["render"]).ok();
+    a.run(&["render", "--from-scratch"]).ok();
+    b.run(&["render", "--from-scratch"]).ok();
     assert_eq!(a.tree("gap"), b.tree("gap"));
     let stream = |s: &Scratch| {
         s.run(&["render", "--stdout", "--env", "production"])
@@ -44,7 +44,7 @@ fn output_is_byte_identical_across_runs_and_directories() {
     assert_eq!(stream(&a), stream(&b));
     // And rendering into a fresh directory gives the same bytes as re-rendering in place.
     std::fs::remove_dir_all(a.path().join("gap")).unwrap();
-    a.run(&["render"]).ok();
+    a.run(&["render", "--from-scratch"]).ok();
     assert_eq!(a.tree("gap"), b.tree("gap"));
 }
 
@@ -58,7 +58,7 @@ fn several_plans_in_one_call() {
         .iter()
         .map(|f| format!("apps/{f}/canaryplan.yaml"))
         .collect();
-    let mut args = vec!["render"];
+    let mut args = vec!["render", "--from-scratch"];
     args.extend(plans.iter().map(String::as_str));
     let r = run_in(mono.path(), &args, &[]);
     r.ok();
@@ -131,7 +131,8 @@ fn organisation_templates_add_labels() {
     let text = std::fs::read_to_string(root().join("templates/destination-rule.yaml.j2")).unwrap();
     let custom = text.replace("  annotations: {{ annotations }}", "  labels:\n    team.example.com/owner: {{ plan }}\n    env: {{ environment }}\n  annotations: {{ annotations }}");
     s.write("org-templates/destination-rule.yaml.j2", &custom);
-    s.run(&["render", "--templates", "org-templates"]).ok();
+    s.run(&["render", "--from-scratch", "--templates", "org-templates"])
+        .ok();
     let dr = s.read("gap/staging/destinationrule-my-service-web.yaml");
     assert!(dr.contains("team.example.com/owner: my-service\n"), "{dr}");
     assert!(dr.contains("env: staging\n"), "{dr}");
@@ -195,7 +196,7 @@ fn a_plain_file_base_renders_to_stdout_but_needs_kustomize_for_an_overlay() {
     s.edit_plan(|t| t.replace("  base: base\n", "  base: ledger.yaml\n"));
     let out = s.run(&["render", "--stdout"]).ok().stdout.clone();
     assert!(out.contains("name: ledger-stable\n"), "{out}");
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.fails();
     assert!(
         r.stderr.contains(

@@ -10,7 +10,7 @@ use common::*;
 /// message contains every one of `expected`; the overlays must be untouched.
 fn refused(edit: impl FnOnce(&Scratch), expected: &[&str]) -> String {
     let s = Scratch::fixture("runbook");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let before = s.tree("gap");
     edit(&s);
     for args in [
@@ -33,7 +33,7 @@ fn refused(edit: impl FnOnce(&Scratch), expected: &[&str]) -> String {
             "a refused render must leave the overlays as they were"
         );
     }
-    s.run(&["render"]).stderr
+    s.run(&["render", "--from-scratch"]).stderr
 }
 
 fn replace(s: &Scratch, from: &str, to: &str) {
@@ -189,10 +189,10 @@ fn cleanup_before_weight_100_in_the_plan() {
 #[test]
 fn cleanup_before_weight_100_on_disk() {
     let s = Scratch::fixture("runbook");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let before = s.tree("gap");
     replace(&s, "stage: shift\n      weight: 5", "stage: cleanup-1");
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.fails();
     assert!(r.stderr.contains("canaryplan.yaml:35:14: error: cleanup-1 removes the stable copy, but the overlay on disk still sends it traffic (weight 5)"), "{}", r.stderr);
     assert_eq!(s.tree("gap"), before);
@@ -202,10 +202,10 @@ fn cleanup_before_weight_100_on_disk() {
 fn a_stage_may_advance_one_step_and_go_back_any_number() {
     let s = Scratch::fixture("runbook");
     s.set_stage("prepare");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let before = s.tree("gap");
     s.set_stage("shift");
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.fails();
     assert!(
         r.stderr
@@ -221,11 +221,11 @@ fn a_stage_may_advance_one_step_and_go_back_any_number() {
     assert_eq!(s.tree("gap"), before);
     for stage in ["route", "shift"] {
         s.set_stage(stage);
-        s.run(&["render"]).ok();
+        s.run(&["render", "--from-scratch"]).ok();
     }
     // Rollback: back to prepare in one go.
     s.set_stage("prepare");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     assert_eq!(s.tree("gap"), before);
 }
 
@@ -246,7 +246,7 @@ fn unknown_environment() {
 fn an_overlay_directory_with_foreign_files_is_not_overwritten() {
     let s = Scratch::fixture("runbook");
     s.write("gap/staging/notes.txt", "mine\n");
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.fails();
     assert!(
         r.stderr.contains("holds files canaryplan did not write"),
@@ -259,12 +259,12 @@ fn an_overlay_directory_with_foreign_files_is_not_overwritten() {
 #[test]
 fn foreign_files_beside_a_rendered_overlay_are_not_overwritten() {
     let s = Scratch::fixture("runbook");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     s.write("gap/staging/README.md", "notes\n");
     s.write("gap/production/extra/patch.yaml", "[]\n");
     s.edit_plan(|t| t.replace("weight: 5\n", "weight: 25\n"));
     let before = s.tree("gap");
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.fails();
     assert!(
         r.stderr
@@ -285,18 +285,18 @@ fn foreign_files_beside_a_rendered_overlay_are_not_overwritten() {
 fn coexistence_reaches_done_only_with_the_canary_implementation_in_base() {
     let s = Scratch::fixture("coexistence");
     s.set_stage("done");
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.fails();
     assert!(r.stderr.contains("at done Deployment search would go back to the stable implementation: its base lacks SEARCH_ENGINE=vector, VECTOR_INDEX=2026-11"), "{}", r.stderr);
     let base = s.read("base/search.yaml").replace("        - {name: SEARCH_ENGINE, value: classic}\n", "        - {name: SEARCH_ENGINE, value: vector}\n        - {name: VECTOR_INDEX, value: \"2026-11\"}\n");
     s.write("base/search.yaml", &base);
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
 }
 
 #[test]
 fn missing_plan_file() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run_in(dir.path(), &["render"], &[]);
+    let r = run_in(dir.path(), &["render", "--from-scratch"], &[]);
     r.fails();
     assert!(
         r.stderr

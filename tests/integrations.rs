@@ -24,7 +24,7 @@ fn diff_exit_codes_follow_diff1() {
         "{}",
         r.stdout
     );
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let r = s.run(&["diff"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.is_empty());
@@ -75,7 +75,7 @@ fn diff_exit_codes_follow_diff1() {
 #[test]
 fn diff_for_github_annotates_and_summarises() {
     let s = Scratch::fixture("runbook");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     s.edit_plan(|t| t.replace("weight: 5\n", "weight: 25\n"));
     let summary = s.path().join("summary.md");
     std::fs::write(&summary, "earlier step\n").unwrap();
@@ -171,6 +171,8 @@ fn pre_commit_hook_renders_then_passes_then_catches_a_weight_change() {
         return;
     }
     let s = Scratch::fixture("runbook");
+    // A release starts at prepare (a first render past it needs --from-scratch, by hand).
+    s.set_stage("prepare");
     let dir = s.path();
     git(dir, &["init", "-q", "-b", "main"]);
     git(
@@ -218,7 +220,24 @@ fn pre_commit_hook_renders_then_passes_then_catches_a_weight_change() {
         second.stdout, second.stderr
     );
 
-    s.edit_plan(|t| t.replace("weight: 5\n", "weight: 25\n"));
+    // One stage per commit up to shift, each rendered by the hook.
+    for stage in ["route", "shift"] {
+        s.set_stage(stage);
+        git(dir, &["add", "-A"]);
+        assert_eq!(pre_commit(dir).code, 1, "{stage} renders and fails once");
+        git(dir, &["add", "-A"]);
+        assert_eq!(pre_commit(dir).code, 0, "{stage} then passes");
+    }
+
+    // Production's weight (the second environment) moves.
+    s.edit_plan(|t| {
+        let at = t.rfind("weight: 50\n").unwrap();
+        format!(
+            "{}weight: 25\n{}",
+            &t[..at],
+            &t[at + "weight: 50\n".len()..]
+        )
+    });
     git(dir, &["add", "-A"]);
     let third = pre_commit(dir);
     assert_eq!(

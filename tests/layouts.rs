@@ -66,7 +66,7 @@ fn every_stage_of_every_fixture_passes_the_traffic_check() {
 fn versioned_release_of_bookinfo_reviews() {
     let s = Scratch::fixture("bookinfo-reviews");
     s.set_stage("prepare");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let at = |s: &Scratch| {
         let objects = stream(s, "staging");
         (traffic(&objects, "reviews"), deployments(&objects))
@@ -177,7 +177,7 @@ fn versioned_release_of_bookinfo_reviews() {
     );
     // cleanup-3 still renders against the edited base; done renders nothing beyond it, and
     // the cluster does not change.
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     s.run(&["advance", "--env", "staging", "--render"]).ok();
     let k = s.read("canary/staging/kustomization.yaml");
     assert!(
@@ -202,7 +202,7 @@ fn versioned_never_reaches_the_canary_past_its_subset() {
             .replace("- mesh.yaml\n", ""),
     );
     s.set_stage("prepare");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let objects = stream(&s, "production");
     // prepare pins the gateway's route to subset v1 (make-before-break: the subset comes first).
     assert_eq!(
@@ -373,7 +373,7 @@ fn a_patched_selector_that_reaches_another_apps_pods_is_refused() {
 fn new_code_in_a_shared_base_is_refused_where_it_would_take_all_traffic() {
     let s = Scratch::fixture("runbook");
     s.set_stage("prepare");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     // The README once said: put the new image in base. With one base for both environments
     // that sends all of production's traffic to it at prepare.
     s.write(
@@ -384,7 +384,7 @@ fn new_code_in_a_shared_base_is_refused_where_it_would_take_all_traffic() {
             1,
         ),
     );
-    let r = s.run(&["render"]);
+    let r = s.run(&["render", "--from-scratch"]);
     r.fails();
     assert!(
         r.stderr.contains("at stage prepare all of environment `production`'s traffic reaches Deployment web, whose base runs image registry.example/my-service:2.0.0, not stable.image registry.example/my-service@sha256:be6b"),

@@ -19,7 +19,8 @@ fn changed_lines(old: &str, new: &str) -> Vec<(String, String)> {
 #[test]
 fn status_shows_stage_traffic_overlay_and_next_step() {
     let s = Scratch::fixture("runbook");
-    s.run(&["render", "--env", "staging"]).ok();
+    s.run(&["render", "--from-scratch", "--env", "staging"])
+        .ok();
     let r = s.run(&["status"]);
     r.ok();
     insta::assert_snapshot!("status_text", r.stdout);
@@ -139,6 +140,8 @@ fn promote_changes_only_the_weight_and_suggests_a_commit() {
         ]
     );
     // --to, and --render re-renders that environment only.
+    s.run(&["render", "--from-scratch", "--env", "production"])
+        .ok();
     let r = s.run(&["promote", "--env", "production", "--to", "50", "--render"]);
     r.ok();
     assert!(
@@ -170,6 +173,7 @@ fn promote_changes_only_the_weight_and_suggests_a_commit() {
 #[test]
 fn abort_puts_all_traffic_back_on_the_stable_copy() {
     let s = Scratch::fixture("runbook");
+    s.run(&["render", "--from-scratch"]).ok();
     let before = s.read("canaryplan.yaml");
     let r = s.run(&["abort", "--env", "production", "--render"]);
     r.ok();
@@ -219,6 +223,7 @@ fn advance_walks_the_stages_one_commit_at_a_time() {
             "    dev: {stage: prepare}   # the dev cluster\n",
         )
     });
+    s.run(&["render"]).ok();
     let mut seen = Vec::new();
     for expected in ["route", "shift", "cleanup-1"] {
         let before = s.read("canaryplan.yaml");
@@ -280,7 +285,7 @@ fn advance_walks_the_stages_one_commit_at_a_time() {
 fn advance_in_block_style_adds_the_weight_line() {
     let s = Scratch::fixture("runbook");
     s.set_stage("route");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     let before = s.read("canaryplan.yaml");
     s.run(&["advance", "--env", "staging"]).ok();
     let changes = changed_lines(&before, &s.read("canaryplan.yaml"));
@@ -298,7 +303,7 @@ fn advance_in_block_style_adds_the_weight_line() {
 fn edits_are_refused_like_validate_would() {
     let s = Scratch::fixture("runbook");
     s.set_stage("prepare");
-    s.run(&["render"]).ok();
+    s.run(&["render", "--from-scratch"]).ok();
     // On disk: prepare. Two advances without rendering in between: the second is refused.
     s.run(&["advance", "--env", "staging"]).ok();
     let before = s.read("canaryplan.yaml");

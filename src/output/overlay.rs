@@ -271,6 +271,64 @@ pub enum Written {
     Updated,
 }
 
+/// Where an overlay is written must be a plain directory canaryplan may replace: no symbolic
+/// link on the way from the plan's directory (the overlay's relative paths would then break, and
+/// the write would land elsewhere), and nothing but a directory at `<output>/<env>` (a user's file
+/// there is never moved).
+pub fn check_target(plan_dir: &Path, dir: &Path, root: &crate::fsio::Root) -> Result<()> {
+    let rel = dir.strip_prefix(plan_dir).unwrap_or(dir);
+    let mut at = plan_dir.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            break;
+        };
+        if meta.file_type().is_symlink() {
+            return Err(Diagnostic::new("is a symbolic link; canaryplan does not write overlays through links")
+                .in_file(&at)
+                .hint("replace it with a real directory (or remove it: canaryplan creates what is missing)")
+                .into());
+        }
+        if !meta.is_dir() {
+            return Err(Diagnostic::new("exists and is not a directory; canaryplan writes the overlay there and never moves a file it did not write")
+                .in_file(&at)
+                .hint("move the file away, or set `spec.output` to a directory canaryplan owns")
+                .into());
+        }
+    }
+    // `..` in `spec.output` may not climb out of the repository.
+    let mut lexical = PathBuf::new();
+    let from = if plan_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        plan_dir
+    };
+    for c in std::fs::canonicalize(from)
+        .unwrap_or_else(|_| from.to_path_buf())
+        .join(rel)
+        .components()
+    {
+        match c {
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    if !lexical.starts_with(&root.dir) {
+        return Err(Diagnostic::new(format!(
+            "the overlay would be written to {}, outside the repository root {}",
+            lexical.display(),
+            root.dir.display()
+        ))
+        .in_file(dir)
+        .hint("set `spec.output` to a directory inside the repository")
+        .into());
+    }
+    Ok(())
+}
+
 /// The files in `dir` as they are now (a subdirectory is listed as `name/`, with no text).
 /// A render running at the same time may swap the directory while it is listed; a file that
 /// vanishes mid-listing means that happened, and the listing starts again.
@@ -337,10 +395,12 @@ fn identity(_dir: &Path) -> Option<(u64, u64)> {
     None
 }
 
-/// `existing` is what `read_files` found in `dir` when rendering started.
-pub fn write(dir: &Path, files: &[File], existing: &[File]) -> Result<Written> {
+/// `existing` is what `read_files` found in `dir` when rendering started. Returns what was
+/// done, and a directory that could not be removed afterwards (the previous overlay, moved
+/// aside), for the user to remove.
+pub fn write(dir: &Path, files: &[File], existing: &[File]) -> Result<(Written, Option<PathBuf>)> {
     if existing == files {
-        return Ok(Written::Unchanged);
+        return Ok((Written::Unchanged, None));
     }
     let parent = dir
         .parent()
@@ -355,19 +415,50 @@ pub fn write(dir: &Path, files: &[File], existing: &[File]) -> Result<Written> {
     let unique = format!("{}-{}", std::process::id(), nanos());
     let staging = parent.join(format!(".{leaf}.canaryplan-new-{unique}"));
     let result = stage_and_swap(dir, &staging, files);
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
+    let leftover = (!remove_dir(&staging)).then(|| staging.clone());
+    match result {
+        Ok(w) => Ok((w, leftover)),
+        Err(mut e) => {
+            if let Some(l) = leftover
+                && let Some(d) = e.diagnostics.first_mut()
+            {
+                d.hint = Some(format!(
+                    "{}; canaryplan could not remove {}: remove it",
+                    d.hint.clone().unwrap_or_default(),
+                    l.display()
+                ));
+            }
+            Err(e)
+        }
     }
-    result
 }
 
+/// Removes a directory canaryplan made (or moved aside), making it writable first: a
+/// read-only previous overlay must not be left behind. True when it is gone.
+fn remove_dir(dir: &Path) -> bool {
+    if std::fs::symlink_metadata(dir).is_err() {
+        return true;
+    }
+    if std::fs::remove_dir_all(dir).is_ok() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    std::fs::remove_dir_all(dir).is_ok()
+}
+
+/// Writes `files` into `staging`, then puts it in place of `dir`. Errors name `dir`, the
+/// user's path, not the staging directory.
 fn stage_and_swap(dir: &Path, staging: &Path, files: &[File]) -> Result<Written> {
-    std::fs::create_dir(staging).map_err(|e| Error::io("create", staging, &e))?;
+    std::fs::create_dir(staging).map_err(|e| Error::io("create", dir, &e))?;
     for f in files {
         let p = staging.join(&f.name);
-        std::fs::write(&p, &f.text).map_err(|e| Error::io("write", &p, &e))?;
+        std::fs::write(&p, &f.text).map_err(|e| Error::io("write", &dir.join(&f.name), &e))?;
     }
-    if !dir.exists() {
+    if std::fs::symlink_metadata(dir).is_err() {
         match std::fs::rename(staging, dir) {
             Ok(()) => return Ok(Written::Created),
             // Another render created it meanwhile: swap with theirs below.
@@ -375,10 +466,17 @@ fn stage_and_swap(dir: &Path, staging: &Path, files: &[File]) -> Result<Written>
             Err(e) => return Err(Error::io("create", dir, &e)),
         }
     }
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Err(
+            Diagnostic::new("is no longer a directory; not replacing it")
+                .in_file(dir)
+                .hint("something else wrote there during the render; look at it and render again")
+                .into(),
+        );
+    }
     swap(staging, dir)?;
-    // `staging` now holds the previous overlay; a render killed before this removal leaves
-    // it for `remove_abandoned`.
-    let _ = std::fs::remove_dir_all(staging);
+    // `staging` now holds the previous overlay, removed by `write`; a render killed before
+    // that leaves it for `remove_abandoned`.
     Ok(Written::Updated)
 }
 

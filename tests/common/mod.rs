@@ -337,7 +337,7 @@ pub fn every_stage() -> Vec<(String, String, Scratch)> {
             }
             let scratch = Scratch::fixture(f);
             scratch.set_stage(s);
-            scratch.run(&["render"]).ok();
+            scratch.run(&["render", "--from-scratch"]).ok();
             out.push((f.to_string(), s.to_string(), scratch));
         }
     }
