@@ -328,11 +328,71 @@ fn scalar_range(text: &str, pos: Pos) -> Option<(usize, usize)> {
         q @ ('"' | '\'') => rest.get(1..)?.find(q)? + 2,
         _ => {
             let stop = rest.find([',', '}', ']', '\r']).unwrap_or(rest.len());
-            let stop = rest.find(" #").map_or(stop, |c| c.min(stop));
+            // A comment starts at `#` after a space or a tab.
+            let comment = rest
+                .char_indices()
+                .find(|(i, c)| {
+                    *c == '#' && *i > 0 && rest.get(..*i).is_some_and(|b| b.ends_with([' ', '\t']))
+                })
+                .map(|(i, _)| i);
+            let stop = comment.map_or(stop, |c| c.min(stop));
             rest.get(..stop)?.trim_end().len()
         }
     };
     Some((line_start + col, line_start + col + end))
+}
+
+/// The anchor (`&name`) or alias (`*name`) a value at `pos` is written with, if any.
+fn anchor_at(text: &str, pos: Pos) -> Option<String> {
+    let line = text.lines().nth(pos.line.saturating_sub(1) as usize)?;
+    let col = line
+        .char_indices()
+        .nth(pos.column.saturating_sub(1) as usize)
+        .map_or(line.len(), |(i, _)| i);
+    let name = |s: &str| {
+        s.chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '}' | ']'))
+            .collect::<String>()
+    };
+    let (before, at) = line.split_at(col);
+    if let Some(alias) = at.strip_prefix('*') {
+        return Some(name(alias));
+    }
+    // `key: &name value`: the anchor stands between the key's colon and the value.
+    let value_part = before.rsplit_once(':').map_or(before, |(_, v)| v);
+    value_part
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('&'))
+        .map(name)
+}
+
+/// Refuses to edit a value shared through a YAML anchor: changing it would silently change
+/// every environment that refers to it.
+fn refuse_shared(text: &str, plan: &CheckedPlan, pos: Pos, what: &str) -> Result<()> {
+    let Some(anchor) = anchor_at(text, pos) else {
+        return Ok(());
+    };
+    let sharing: Vec<String> = plan
+        .environments
+        .iter()
+        .filter(|e| {
+            [Some(e.stage.pos), e.weight.as_ref().map(|w| w.pos)]
+                .into_iter()
+                .flatten()
+                .any(|p| anchor_at(text, p).as_deref() == Some(anchor.as_str()))
+        })
+        .map(|e| format!("`{}`", e.name.value))
+        .collect();
+    Err(plan
+        .diag(
+            pos,
+            format!(
+                "this {what} is shared through the YAML anchor `&{anchor}` by environments {}; editing it would change them all",
+                sharing.join(", ")
+            ),
+        )
+        .hint("write each environment's value out (e.g. `weight: 5`) instead of the anchor and alias, then run the command again")
+        .into())
 }
 
 fn replace_at(text: &str, pos: Pos, value: &str) -> Option<String> {
@@ -347,12 +407,16 @@ fn cannot_edit(plan: &CheckedPlan, pos: Pos) -> Error {
 }
 
 fn set_stage(text: &str, plan: &CheckedPlan, e: &EnvironmentPlan, to: Stage) -> Result<String> {
+    refuse_shared(text, plan, e.stage.pos, "stage")?;
     replace_at(text, e.stage.pos, to.name()).ok_or_else(|| cannot_edit(plan, e.stage.pos))
 }
 
 fn set_weight(text: &str, plan: &CheckedPlan, e: &EnvironmentPlan, to: u8) -> Result<String> {
     match &e.weight {
-        Some(w) => replace_at(text, w.pos, &to.to_string()).ok_or_else(|| cannot_edit(plan, w.pos)),
+        Some(w) => {
+            refuse_shared(text, plan, w.pos, "weight")?;
+            replace_at(text, w.pos, &to.to_string()).ok_or_else(|| cannot_edit(plan, w.pos))
+        }
         None => {
             let parsed = reparse_unchecked(&plan.path, text.to_string())?;
             insert_weight(text, &parsed, &e.name.value, to)

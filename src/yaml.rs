@@ -123,10 +123,49 @@ fn explain(plain: &str) -> (String, Option<&'static str>) {
     if let Some((_, m, h)) = limits.iter().find(|(needle, _, _)| plain.contains(needle)) {
         return (m.clone(), Some(h));
     }
+    if let Some(key) = plain
+        .split("non-string mapping key `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+    {
+        return (
+            format!("this mapping key is read as a number, boolean or null (`{key}`), not as text"),
+            Some("kustomize refuses such keys: quote the key (e.g. `\"0755\": ...`)"),
+        );
+    }
+    // The parser's words for things a user writes, said in ours (never its API's names).
+    let ours: [(&str, &str, &'static str); 4] = [
+        (
+            "multiple YAML documents",
+            "the file holds more than one YAML document",
+            "keep one plan per file: remove the `---` line and what follows it (a trailing `---` too)",
+        ),
+        (
+            "deserialize null into",
+            "this is empty (null) where text is expected",
+            "`null`, `~` and an empty value are not text: write a name or value here, quoted if it looks like null",
+        ),
+        (
+            "non-finite float",
+            "this number is too large to be a number canaryplan reads",
+            "write a whole number, e.g. a weight from 0 to 100",
+        ),
+        (
+            "invalid type: floating point",
+            "this is a fractional number where a whole number or text is expected",
+            "write a whole number (e.g. `weight: 5`), or quote it if you mean text",
+        ),
+    ];
+    if let Some((_, m, h)) = ours.iter().find(|(needle, _, _)| plain.contains(needle)) {
+        return (m.to_string(), Some(h));
+    }
     let message = plain
         .find(" at line ")
         .and_then(|i| plain.get(..i))
         .unwrap_or(plain);
+    // Advice addressed to the parser's callers ("use Option<String>", "use from_str_...") is
+    // not for users.
+    let message = message.split("; use ").next().unwrap_or(message);
     let hint = if message.contains("unknown field") {
         Some("check the spelling; the plan format is listed by `canaryplan schema`")
     } else if message.contains("duplicate mapping key") {
@@ -309,10 +348,116 @@ pub fn parse_documents(source: &Source) -> Result<Vec<Node>> {
 }
 
 /// Parses every document of a YAML stream into plain values: the fast path, without
-/// positions (see `Node` for those).
+/// positions (see `Node` for those). Mapping keys must be strings, as kustomize requires: a
+/// plain `0755:`, `1:`, `true:` or `null:` key is refused (kustomize fails on it, and a JSON
+/// value would silently turn it into text).
 pub fn parse_values(source: &Source) -> Result<Vec<Value>> {
-    serde_saphyr::from_multiple_with_options::<Value>(&source.text, options())
+    serde_saphyr::from_multiple_with_options::<Manifest>(&source.text, options())
+        .map(|docs| docs.into_iter().map(|m| m.0).collect())
         .map_err(|e| source.parse_error(&e).into())
+}
+
+/// A JSON value read from YAML whose mapping keys are all strings.
+struct Manifest(Value);
+
+impl<'de> Deserialize<'de> for Manifest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ManifestVisitor).map(Manifest)
+    }
+}
+
+struct ManifestVisitor;
+
+impl<'de> Visitor<'de> for ManifestVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("non-finite float"))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(ManifestVisitor)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(a.size_hint().unwrap_or(0));
+        while let Some(Manifest(x)) = a.next_element()? {
+            items.push(x);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> std::result::Result<Value, A::Error> {
+        let mut map = serde_json::Map::new();
+        while let Some(StringKey(k)) = a.next_key()? {
+            let Manifest(v) = a.next_value()?;
+            map.insert(k, v);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// A mapping key that YAML reads as a string (not a number, boolean or null).
+struct StringKey(String);
+
+impl<'de> Deserialize<'de> for StringKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StringKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<StringKey, E> {
+                Ok(StringKey(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<StringKey, E> {
+                Ok(StringKey(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<StringKey, E> {
+                Err(E::custom(format!("non-string mapping key `{v}`")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<StringKey, E> {
+                Err(E::custom(format!("non-string mapping key `{v}`")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<StringKey, E> {
+                Err(E::custom(format!("non-string mapping key `{v}`")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<StringKey, E> {
+                Err(E::custom(format!("non-string mapping key `{v}`")))
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<StringKey, E> {
+                Err(E::custom("non-string mapping key `null`"))
+            }
+            fn visit_none<E: de::Error>(self) -> std::result::Result<StringKey, E> {
+                Err(E::custom("non-string mapping key `null`"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Parses a single document into `T`.

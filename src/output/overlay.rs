@@ -361,18 +361,31 @@ fn read_files_once(dir: &Path) -> Result<Result<Vec<File>>, Vanished> {
     for e in entries {
         let Ok(e) = e else { return Err(Vanished) };
         let p = e.path();
-        match std::fs::read(&p) {
+        // canaryplan writes only regular files here: a link, FIFO or device is listed
+        // unread (so the overlay counts as not ours), never followed or opened.
+        match std::fs::symlink_metadata(&p) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Vanished),
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                out.push(File {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    text: String::new(),
+                });
+                continue;
+            }
+            _ => {}
+        }
+        match crate::fsio::read_regular(&p, &p) {
             Ok(bytes) => out.push(File {
                 name: e.file_name().to_string_lossy().into_owned(),
                 text: String::from_utf8_lossy(&bytes).into_owned(),
             }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Vanished),
+            Err(_) if std::fs::symlink_metadata(&p).is_err() => return Err(Vanished),
             // Not ours (an overlay has no subdirectories): listed, so it is never overwritten.
             Err(_) if p.is_dir() => out.push(File {
                 name: format!("{}/", e.file_name().to_string_lossy()),
                 text: String::new(),
             }),
-            Err(err) => return Ok(Err(Error::io("read", &p, &err))),
+            Err(err) => return Ok(Err(err)),
         }
     }
     // Swapped while listed: what was read may be a directory on its way out.
