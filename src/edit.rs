@@ -37,16 +37,15 @@ pub struct Edit {
     pub plan: CheckedPlan,
 }
 
-/// Plans the edit of `action` on environment `env` of the plan at `path`, and checks the
-/// result like `validate` would.
-pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) -> Result<Edit> {
-    let plan = check::load(path)?;
+/// The new text of a plan after `action` on environment `env`: only the value that moves
+/// changes. Pure text work on a checked plan (the fuzz target and property test drive it).
+pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEdit> {
+    let path = plan.path.as_path();
     let Some(e) = plan.environment(env) else {
-        // Reuse the renderer's message for an unknown environment.
         return Err(
-            crate::render_plan(&plan, &[env.to_string()], templates, Mode::Stream)
-                .err()
-                .unwrap_or_else(|| Error::one(Diagnostic::new(format!("no environment `{env}`")))),
+            Diagnostic::new(format!("the plan has no environment `{env}`"))
+                .in_file(path)
+                .into(),
         );
     };
     let text = &plan.source.text;
@@ -165,6 +164,41 @@ pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) 
             )
         }
     };
+    Ok(TextEdit {
+        new_text,
+        change,
+        commit_message: message,
+    })
+}
+
+/// A plan's text after an edit, and how to say what changed.
+#[derive(Debug, Clone)]
+pub struct TextEdit {
+    pub new_text: String,
+    /// What changed, e.g. `production: weight 5 → 25`.
+    pub change: String,
+    pub commit_message: String,
+}
+
+/// Plans the edit of `action` on environment `env` of the plan at `path`, and checks the
+/// result like `validate` would.
+pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) -> Result<Edit> {
+    let plan = check::load(path)?;
+    let Some(e) = plan.environment(env) else {
+        // Reuse the renderer's message for an unknown environment.
+        return Err(
+            crate::render_plan(&plan, &[env.to_string()], templates, Mode::Stream)
+                .err()
+                .unwrap_or_else(|| Error::one(Diagnostic::new(format!("no environment `{env}`")))),
+        );
+    };
+    let text = &plan.source.text;
+    let stage = e.stage.value;
+    let TextEdit {
+        new_text,
+        change,
+        commit_message: message,
+    } = edit_text(&plan, env, action)?;
     let edited = reparse(path, new_text.clone(), &plan.root)?;
     let after = crate::render_plan(&edited, &[env.to_string()], templates, Mode::Overlay)?;
     let after_objects = after

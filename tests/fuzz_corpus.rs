@@ -53,3 +53,41 @@ fn every_corpus_input_renders_or_errors_without_panicking() {
     assert!(rendered >= 2, "the seeds render ({rendered} did)");
     assert!(refused > 0);
 }
+
+/// The `edit` target's corpus (`fuzz/corpus/edit`): the first byte picks the action, the
+/// second the environment, the rest is the plan; an accepted edit leaves YAML that parses.
+#[test]
+fn every_edit_corpus_input_edits_or_refuses_without_panicking() {
+    use canaryplan::edit::{Action, edit_text};
+    use std::path::Path;
+    let parse = |text: &str| {
+        let source =
+            canaryplan::yaml::Source::from_text(Path::new("canaryplan.yaml"), text.to_string());
+        canaryplan::plan::Plan::parse(source)
+    };
+    let mut edited = 0;
+    for entry in std::fs::read_dir(root().join("fuzz/corpus/edit")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let [a, e, rest @ ..] = bytes.as_slice() else {
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(rest) else {
+            continue;
+        };
+        let Ok(plan) = parse(text).and_then(canaryplan::check::check) else {
+            continue;
+        };
+        let action = match a % 4 {
+            0 => Action::Promote { to: None },
+            1 => Action::Promote { to: Some(a / 2) },
+            2 => Action::Abort,
+            _ => Action::Advance,
+        };
+        let env = &plan.environments[usize::from(*e) % plan.environments.len()];
+        if let Ok(edit) = edit_text(&plan, &env.name.value, action) {
+            assert!(parse(&edit.new_text).is_ok(), "{}", edit.new_text);
+            edited += 1;
+        }
+    }
+    assert!(edited >= 5, "only {edited} seeds edited");
+}
