@@ -97,7 +97,7 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
                     "nothing to do",
                 ));
             }
-            let text = set_weight(text, &plan, e, next)?;
+            let text = set_weight(text, plan, e, next)?;
             (
                 text,
                 format!("{env}: weight {current} → {next}"),
@@ -128,12 +128,12 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
             }
             let mut t = text.clone();
             if stage == Stage::Route {
-                t = set_stage(&t, &plan, e, Stage::Shift)?;
+                t = set_stage(&t, plan, e, Stage::Shift)?;
                 // A route stage has no weight (the plan check refuses one).
                 let reparsed = reparse_unchecked(path, t.clone())?;
                 t = insert_weight(&t, &reparsed, env, 0)?;
             } else {
-                t = set_weight(&t, &plan, e, 0)?;
+                t = set_weight(&t, plan, e, 0)?;
             }
             let was = weight.map_or_else(|| format!("stage {stage}"), |w| format!("weight {w}"));
             (
@@ -152,7 +152,7 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
                     "delete the environment (or the plan) when the release is complete",
                 ));
             };
-            let mut t = set_stage(text, &plan, e, next)?;
+            let mut t = set_stage(text, plan, e, next)?;
             if next == Stage::Shift && weight.is_none() {
                 let reparsed = reparse_unchecked(path, t.clone())?;
                 t = insert_weight(&t, &reparsed, env, 0)?;
