@@ -512,3 +512,29 @@ fn base_keys_kustomize_refuses_are_refused_by_the_stream_too() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn in_an_argo_cd_plugin_the_checkout_is_the_root() {
+    // Argo CD runs the plugin in <checkout>/<source path>; a base shared elsewhere in the same
+    // checkout is inside the repository, one outside it is not.
+    let checkout = tempfile::tempdir().unwrap();
+    copy_fixture("no-virtualservice", &checkout.path().join("apps/ledger"));
+    std::fs::rename(
+        checkout.path().join("apps/ledger/base"),
+        checkout.path().join("shared-base"),
+    )
+    .unwrap();
+    symlink(
+        "../../shared-base",
+        checkout.path().join("apps/ledger/base"),
+    )
+    .unwrap();
+    let app = checkout.path().join("apps/ledger");
+    let argo = [("ARGOCD_APP_SOURCE_PATH", "apps/ledger")];
+    run_in(&app, &["render", "--stdout"], &argo).ok();
+    // Without the plugin's variable the root is the plan's directory: the link leads out.
+    refused(
+        &bounded(&app, &["render", "--stdout"]),
+        &["outside the repository root"],
+    );
+}
