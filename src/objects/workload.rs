@@ -186,15 +186,13 @@ fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
     Ok(())
 }
 
-fn canary_deployment(cx: &Context<'_>, main: usize, name: &str) -> Result<Resource> {
-    let mut deployment = cx.workload.value.clone();
-    strip_server_fields(&mut deployment);
-    let vl = &cx.plan.version_label;
-    let canary = &cx.plan.canary.version.value;
-    let mut labels = selector::labels_of(deployment.pointer("/metadata/labels"));
-    if labels.contains_key(vl) {
-        labels.insert(vl.clone(), canary.clone());
-    }
+/// What the Deployment canaryplan adds (stable copy or versioned canary) takes from the
+/// workload: its annotations, with the sync wave that applies it before any route uses it, and
+/// its spec, with the new Deployment's own selector and pod labels.
+fn new_deployment_parts(
+    cx: &Context<'_>,
+    deployment: &Value,
+) -> (serde_json::Map<String, Value>, Value) {
     let mut annotations = deployment
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
@@ -211,6 +209,19 @@ fn canary_deployment(cx: &Context<'_>, main: usize, name: &str) -> Result<Resour
     {
         meta.insert("labels".into(), selector::to_value(&cx.new_pod_labels));
     }
+    (annotations, spec)
+}
+
+fn canary_deployment(cx: &Context<'_>, main: usize, name: &str) -> Result<Resource> {
+    let mut deployment = cx.workload.value.clone();
+    strip_server_fields(&mut deployment);
+    let vl = &cx.plan.version_label;
+    let canary = &cx.plan.canary.version.value;
+    let mut labels = selector::labels_of(deployment.pointer("/metadata/labels"));
+    if labels.contains_key(vl) {
+        labels.insert(vl.clone(), canary.clone());
+    }
+    let (annotations, mut spec) = new_deployment_parts(cx, &deployment);
     if let (Some(c), Some(image)) = (
         spec.pointer_mut(&format!("/template/spec/containers/{main}"))
             .and_then(Value::as_object_mut),
@@ -330,23 +341,7 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
         cx.plan.version_label.clone(),
         cx.plan.stable.version.value.clone(),
     );
-    let mut annotations = deployment
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    annotations.insert(SYNC_WAVE.0.into(), Value::String(SYNC_WAVE.1.into()));
-
-    let mut spec = deployment.get("spec").cloned().unwrap_or_else(|| json!({}));
-    if let Some(s) = spec.as_object_mut() {
-        s.insert("selector".into(), cx.new_selector.clone());
-    }
-    if let Some(meta) = spec
-        .pointer_mut("/template/metadata")
-        .and_then(Value::as_object_mut)
-    {
-        meta.insert("labels".into(), selector::to_value(&cx.new_pod_labels));
-    }
+    let (annotations, mut spec) = new_deployment_parts(cx, &deployment);
     let container_path = format!("/template/spec/containers/{main}");
     match cx.plan.method {
         Method::Succession | Method::Versioned => {
