@@ -104,19 +104,23 @@ impl CheckedPlan {
     }
 
     /// The Deployment canaryplan adds: the stable copy, or with the versioned method the
-    /// canary `<app>-<canary.version>` (the workload's name with its version suffix replaced).
+    /// canary (see `versioned_canary_name`).
     pub fn new_deployment_name(&self) -> String {
         match self.method {
-            Method::Versioned => {
-                let app = self
-                    .workload
-                    .value
-                    .strip_suffix(&format!("-{}", self.stable.version.value))
-                    .unwrap_or(&self.workload.value);
-                format!("{app}-{}", self.canary.version.value)
-            }
+            Method::Versioned => self.versioned_canary_name(),
             Method::Succession | Method::Coexistence => self.stable_copy_name(),
         }
+    }
+
+    /// The versioned method's canary Deployment `<app>-<canary.version>`: the workload's name
+    /// with its stable version suffix replaced (`reviews-v1` → `reviews-v4`).
+    pub fn versioned_canary_name(&self) -> String {
+        let app = self
+            .workload
+            .value
+            .strip_suffix(&format!("-{}", self.stable.version.value))
+            .unwrap_or(&self.workload.value);
+        format!("{app}-{}", self.canary.version.value)
     }
 
     pub fn output_dir(&self, env: &str) -> PathBuf {

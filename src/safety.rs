@@ -107,7 +107,7 @@ fn selectors_match_templates(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic>
                 .hint(format!(
                     "its selector holds `{}`: this is the one-Deployment-per-version layout, so set `method: versioned` in the plan (the canary becomes a new Deployment {})",
                     cx.plan.version_label,
-                    versioned_name(cx)
+                    cx.plan.versioned_canary_name()
                 )),
             Some(b) => b
                 .error(&["spec", "selector"], message)
@@ -117,15 +117,6 @@ fn selectors_match_templates(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic>
         out.push(diag);
     }
     out
-}
-
-fn versioned_name(cx: &Context<'_>) -> String {
-    let app = cx
-        .workload
-        .name
-        .strip_suffix(&format!("-{}", cx.plan.stable.version.value))
-        .unwrap_or(&cx.workload.name);
-    format!("{app}-{}", cx.plan.canary.version.value)
 }
 
 /// The workload and the Deployment canaryplan adds must never select each other's pods.

@@ -7,7 +7,7 @@ mod destination_rule;
 mod service;
 mod virtual_service;
 
-pub use virtual_service::{ROUTE_KINDS, routes_to};
+pub use virtual_service::routes_to;
 mod workload;
 
 use serde_json::{Value, json};

@@ -11,8 +11,7 @@ use crate::stage::Routing;
 
 pub struct Routes;
 
-/// The route kinds of a VirtualService that carry weighted destinations.
-pub const ROUTE_KINDS: [&str; 3] = ["http", "tcp", "tls"];
+use crate::traffic::ROUTE_KINDS;
 
 /// The VirtualServices of base to patch: the one the plan names, else every one routing to
 /// the Service (a gateway's and the mesh's must agree). Empty: one is generated.
