@@ -33,6 +33,9 @@ enum Command {
     Validate(PlansArgs),
     /// Show each environment's stage, traffic, overlay and next step.
     Status(StatusArgs),
+    /// Where every request goes in one environment, read from its final manifests (exit 1 when
+    /// a route answers 503, can never match, or lost what the base reached).
+    Explain(ExplainArgs),
     /// Move an environment to the next weight in `steps` (or --to N).
     Promote(EditArgs),
     /// Put all traffic back on the stable copy (weight 0).
@@ -65,6 +68,22 @@ struct StatusArgs {
 enum StatusFormat {
     Text,
     Json,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// The environment (default: the plan's only one, or the Argo CD plugin's).
+    #[arg(long = "env", value_name = "E")]
+    env: Option<String>,
+    /// `json` for scripts.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    format: StatusFormat,
+    /// A directory with your own copies of canaryplan's templates.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -194,6 +213,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff(&a).map_err(anyhow::Error::from),
         Command::Validate(a) => validate(&a).map_err(anyhow::Error::from),
         Command::Status(a) => status(&a).map_err(anyhow::Error::from),
+        Command::Explain(a) => explain(&a).map_err(anyhow::Error::from),
         Command::Promote(a) => {
             let to = a.to;
             edit(&a, canaryplan::edit::Action::Promote { to }).map_err(anyhow::Error::from)
@@ -479,6 +499,62 @@ fn schema() -> anyhow::Result<ExitCode> {
         .context("cannot write the schema")?;
     writeln!(std::io::stdout().lock(), "{text}").context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn explain(a: &ExplainArgs) -> Result<ExitCode, Error> {
+    let templates = match &a.templates {
+        Some(dir) => Templates::from_dir(dir)?,
+        None => Templates::builtin(),
+    };
+    let path = a
+        .plan
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(canaryplan::plan::DEFAULT_PLAN));
+    let plan = canaryplan::check::load(&path)?;
+    let wanted = match &a.env {
+        Some(e) => Some(e.clone()),
+        None => canaryplan::argocd::environment_from_env(|k| std::env::var(k).ok())?,
+    };
+    let env = match (&wanted, plan.environments.as_slice()) {
+        (Some(name), _) => match plan.environment(name) {
+            Some(e) => e,
+            // The renderer's message (with a suggestion) for an unknown environment.
+            None => {
+                return Err(canaryplan::render_plan(
+                    &plan,
+                    std::slice::from_ref(name),
+                    &templates,
+                    Mode::Stream,
+                )
+                .err()
+                .unwrap_or_else(|| Diagnostic::new(format!("no environment `{name}`")).into()));
+            }
+        },
+        (None, [one]) => one,
+        (None, _) => {
+            return Err(
+                Diagnostic::new("explain shows one environment, and the plan has several")
+                    .hint("choose one with --env E")
+                    .into(),
+            );
+        }
+    };
+    let e = canaryplan::explain_environment(&plan, env, &templates)?;
+    let mut out = std::io::stdout().lock();
+    if a.format == StatusFormat::Json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&e).unwrap_or_default()
+        );
+    } else {
+        let _ = write!(out, "{}", canaryplan::explain::to_text(&e));
+    }
+    Ok(if e.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn status(a: &StatusArgs) -> Result<ExitCode, Error> {

@@ -14,6 +14,7 @@ pub mod base;
 pub mod check;
 pub mod edit;
 pub mod error;
+pub mod explain;
 pub mod fsio;
 pub mod init;
 pub mod names;
@@ -236,6 +237,24 @@ pub fn objects_at(
     let objects = output::stream::final_objects(&base, &rendered)?;
     safety::check(&cx, &objects)?;
     Ok(objects)
+}
+
+/// The traffic table of one environment: its final objects as `render --stdout` would print
+/// them (without refusing: `explain` shows a broken table too), read against its base.
+pub fn explain_environment(
+    plan: &CheckedPlan,
+    env: &check::EnvironmentPlan,
+    templates: &Templates,
+) -> Result<explain::Explanation> {
+    let base_path = plan.dir.join(&env.base.value);
+    let base = base::load(&base_path, &plan.root)
+        .map_err(|e| locate_missing_base(plan, env, &base_path, e))?;
+    let cx = objects::Context::new(plan, env, &base, templates)?;
+    let rendered = objects::render(&cx)?;
+    let objects = output::stream::final_objects(&base, &rendered)?;
+    let base_objects: Vec<serde_json::Value> =
+        base.objects.iter().map(|o| o.value.clone()).collect();
+    Ok(explain::explain(&objects, &base_objects))
 }
 
 /// Renders every environment of a plan given as text against a base given as text, all in

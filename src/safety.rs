@@ -27,6 +27,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         "the canary is reached only through its subset",
         canary_only_through_its_subset,
     ),
+    (
+        "every route can match, nothing the base reached is lost",
+        reachable,
+    ),
     ("done changes no traffic", done_changes_nothing),
 ];
 
@@ -326,6 +330,22 @@ fn destinations(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
                 ProblemKind::SeveralWorkloads(_) => "each subset must select exactly one version: choose a version name (and versionLabel) no other workload behind the Service carries".to_string(),
             };
             cx.plan.diag(cx.env.stage.pos, p.to_string()).hint(hint)
+        })
+        .collect()
+}
+
+/// `explain`'s findings beyond the destinations: routes no request can reach (behind a
+/// catch-all), and routes that reached pods in the base and reach none now.
+fn reachable(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let base: Vec<Value> = cx.base.objects.iter().map(|o| o.value.clone()).collect();
+    crate::explain::explain(f.objects, &base)
+        .problems
+        .into_iter()
+        .filter(|p| p.contains("no request can reach") || p.contains("reach none now"))
+        .map(|p| {
+            cx.plan.diag(cx.env.stage.pos, p).hint(
+                "Istio takes the first route that matches: put routes with `match` before the catch-all; `canaryplan explain` shows the table",
+            )
         })
         .collect()
 }

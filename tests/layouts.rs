@@ -488,3 +488,66 @@ fn two_plans_in_one_namespace_must_not_select_each_others_pods() {
         "nothing is written"
     );
 }
+
+#[test]
+fn explain_shows_every_stage_of_every_fixture_without_a_problem() {
+    let mut shown = 0;
+    for (fixture, stage, scratch) in every_stage() {
+        for env in environments(&scratch) {
+            let r = scratch.run(&["explain", "--env", &env]);
+            assert_eq!(
+                r.code, 0,
+                "{fixture} {stage} {env}:\n{}{}",
+                r.stdout, r.stderr
+            );
+            let json: Value = serde_json::from_str(
+                &scratch
+                    .run(&["explain", "--env", &env, "--format", "json"])
+                    .stdout,
+            )
+            .unwrap();
+            assert_eq!(
+                json["problems"],
+                serde_json::json!([]),
+                "{fixture} {stage} {env}"
+            );
+            shown += 1;
+        }
+    }
+    assert!(shown >= 45);
+    // The text reads as the README shows it.
+    let s = Scratch::fixture("bookinfo-reviews");
+    assert_eq!(
+        s.run(&["explain"]).ok().stdout,
+        "reviews  http  route [0]  (VirtualService reviews, via mesh)\n  every request  → v1 90% · v4 10%\n"
+    );
+}
+
+#[test]
+fn a_route_behind_a_catch_all_is_refused_and_explained() {
+    // A base whose header route sits after the catch-all: Istio takes the first match, so no
+    // request ever reaches it.
+    let s = Scratch::fixture("runbook");
+    let vs = s.read("base/virtualservice.yaml").replace(
+        "  http:\n  - name: primary\n    match:\n    - uri: {prefix: /}\n",
+        "  http:\n  - name: primary\n",
+    );
+    s.write(
+        "base/virtualservice.yaml",
+        &format!("{vs}  - name: testers\n    match:\n    - headers: {{x-tester: {{exact: \"yes\"}}}}\n    route:\n    - destination: {{host: my-service-web}}\n"),
+    );
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("VirtualService relational-data-access--web, http[1] (\"testers\"): no request can reach this route: VirtualService relational-data-access--web, http[0] (\"primary\") catches every request first"),
+        "{}",
+        r.stderr
+    );
+    let e = s.run(&["explain", "--env", "production"]);
+    assert_eq!(e.code, 1, "{}", e.stderr);
+    assert!(
+        e.stdout.contains("  header x-tester=yes  → never: "),
+        "{}",
+        e.stdout
+    );
+}

@@ -1,0 +1,344 @@
+//! `canaryplan explain`: the traffic table of one environment, read from its final manifests
+//! (and, for comparison, its base) by the evaluator in `traffic` — never from the plan. For every
+//! VirtualService route in order: which requests it catches (less what earlier routes caught),
+//! where they go (percent per subset, mirrors, how many workloads each reaches), and what is
+//! wrong: a destination answering 503, a route no request can reach, a route that reached pods
+//! in the base and reaches none now.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::traffic::{Destination, Mesh, Route};
+
+/// One route of the table.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    /// `VirtualService reviews, http[0] ("primary")`.
+    pub position: String,
+    pub virtual_service: String,
+    pub hosts: Vec<String>,
+    /// Empty: the mesh (sidecars).
+    pub gateways: Vec<String>,
+    pub kind: String,
+    /// Its place among the VirtualService's routes of that kind.
+    pub index: usize,
+    pub name: Option<String>,
+    /// The requests it catches, in words (`every request`, `uri prefix /api`, `everything else`).
+    pub catches: String,
+    pub destinations: Vec<Target>,
+    pub mirrors: Vec<Target>,
+    /// Why no request can reach it, if none can.
+    pub unreachable: Option<String>,
+}
+
+/// Where part of a route's requests go.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    pub host: String,
+    pub subset: Option<String>,
+    pub percent: f64,
+    /// Whether the host is a Service of these manifests (else it is beyond what they show).
+    pub in_stream: bool,
+    /// The workloads whose pods receive them (`Deployment reviews-v1`).
+    pub workloads: Vec<String>,
+}
+
+/// The table and every problem in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub routes: Vec<Row>,
+    pub problems: Vec<String>,
+}
+
+fn target(d: &Destination) -> Target {
+    Target {
+        host: d.host.clone(),
+        subset: d.subset.clone(),
+        percent: d.percent,
+        in_stream: d.service.is_some(),
+        workloads: d.endpoints.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// One `match` entry in words.
+fn condition(m: &Value) -> String {
+    let Some(obj) = m.as_object() else {
+        return "every request".to_string();
+    };
+    let mut parts = Vec::new();
+    let string_match = |v: &Value| -> String {
+        match v.as_object().and_then(|o| o.iter().next()) {
+            Some((how, value)) => {
+                let value = value
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| value.to_string());
+                match how.as_str() {
+                    "exact" => format!("={value}"),
+                    "prefix" => format!(" prefix {value}"),
+                    "regex" => format!("~{value}"),
+                    other => format!(" {other} {value}"),
+                }
+            }
+            None => " present".to_string(),
+        }
+    };
+    for (field, v) in obj {
+        match field.as_str() {
+            "name" => {}
+            "uri" | "scheme" | "method" | "authority" => {
+                parts.push(format!("{field}{}", string_match(v)))
+            }
+            "headers" | "queryParams" | "withoutHeaders" => {
+                for (k, sm) in v.as_object().into_iter().flatten() {
+                    let prefix = if field == "withoutHeaders" {
+                        "no header "
+                    } else if field == "queryParams" {
+                        "query "
+                    } else {
+                        "header "
+                    };
+                    parts.push(format!("{prefix}{k}{}", string_match(sm)));
+                }
+            }
+            "sourceLabels" => {
+                let labels: Vec<String> = v
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, l)| format!("{k}={}", l.as_str().unwrap_or_default()))
+                    .collect();
+                parts.push(format!("from pods {}", labels.join(",")));
+            }
+            "port" => parts.push(format!("port {v}")),
+            "gateways" => parts.push(format!("via {}", v)),
+            other => parts.push(format!("{other} {v}")),
+        }
+    }
+    if parts.is_empty() {
+        "every request".to_string()
+    } else {
+        parts.join(" and ")
+    }
+}
+
+/// Whether a route catches every request (no `match`, or an empty match entry).
+fn catch_all(r: &Route) -> bool {
+    r.matches.is_empty()
+        || r.matches
+            .iter()
+            .any(|m| m.as_object().is_none_or(|o| o.keys().all(|k| k == "name")))
+}
+
+/// The table for the final objects of one environment, compared with its base.
+pub fn explain(objects: &[Value], base: &[Value]) -> Explanation {
+    let mesh = Mesh::new(objects);
+    let routes = mesh.routes();
+    let base_mesh = Mesh::new(base);
+    let base_routes = base_mesh.routes();
+    let mut rows = Vec::new();
+    let mut problems: Vec<String> = mesh.problems().iter().map(ToString::to_string).collect();
+    for (i, r) in routes.iter().enumerate() {
+        // Earlier routes of the same VirtualService and kind catch first.
+        let earlier: Vec<&Route> = routes
+            .get(..i)
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| {
+                e.virtual_service == r.virtual_service
+                    && e.namespace == r.namespace
+                    && e.kind == r.kind
+            })
+            .collect();
+        let unreachable = earlier
+            .iter()
+            .find(|e| catch_all(e))
+            .map(|e| format!("{} catches every request first", e.position()))
+            .or_else(|| {
+                earlier
+                    .iter()
+                    .find(|e| {
+                        !r.matches.is_empty() && r.matches.iter().all(|m| e.matches.contains(m))
+                    })
+                    .map(|e| format!("{} catches the same requests first", e.position()))
+            });
+        if let Some(why) = &unreachable {
+            problems.push(format!(
+                "{}: no request can reach this route: {why}",
+                r.position()
+            ));
+        }
+        let catches = if r.matches.is_empty() {
+            if earlier.is_empty() {
+                "every request".to_string()
+            } else {
+                "everything else".to_string()
+            }
+        } else {
+            r.matches
+                .iter()
+                .map(condition)
+                .collect::<Vec<_>>()
+                .join(", or ")
+        };
+        // A route that reached pods in the base must reach some now.
+        let reaches =
+            |d: &[Destination]| d.iter().any(|x| x.percent > 0.0 && !x.endpoints.is_empty());
+        if let Some(b) = base_routes.iter().find(|b| {
+            b.virtual_service == r.virtual_service
+                && b.namespace == r.namespace
+                && b.kind == r.kind
+                && b.index == r.index
+        }) && reaches(&b.destinations)
+            && !reaches(&r.destinations)
+            && r.destinations.iter().all(|d| d.service.is_some())
+        {
+            problems.push(format!(
+                "{}: its requests reached pods in the base and reach none now",
+                r.position()
+            ));
+        }
+        rows.push(Row {
+            position: r.position(),
+            virtual_service: r.virtual_service.clone(),
+            hosts: r.hosts.clone(),
+            gateways: r.gateways.clone(),
+            kind: r.kind.to_string(),
+            index: r.index,
+            name: r.name.clone(),
+            catches,
+            destinations: r.destinations.iter().map(target).collect(),
+            mirrors: r.mirrors.iter().map(target).collect(),
+            unreachable,
+        });
+    }
+    problems.dedup();
+    Explanation {
+        routes: rows,
+        problems,
+    }
+}
+
+fn percent(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p}%")
+    }
+}
+
+fn shown(t: &Target) -> String {
+    let name = t.subset.clone().unwrap_or_else(|| t.host.clone());
+    let pods = match t.workloads.len() {
+        _ if !t.in_stream => " (not a Service of these manifests)".to_string(),
+        0 => " (no pods)".to_string(),
+        1 => String::new(),
+        n => format!(" ({n} workloads)"),
+    };
+    format!("{name} {}{pods}", percent(t.percent))
+}
+
+/// The table as text: per route a header line, then what it catches and where it goes.
+pub fn to_text(e: &Explanation) -> String {
+    let mut out = String::new();
+    for r in &e.routes {
+        let name = match &r.name {
+            Some(n) => format!(" \"{n}\""),
+            None => format!(" [{}]", r.index),
+        };
+        let via = if r.gateways.is_empty() {
+            "mesh".to_string()
+        } else {
+            r.gateways.join(", ")
+        };
+        out.push_str(&format!(
+            "{}  {}  route{name}  (VirtualService {}, via {via})\n",
+            r.hosts.join(", "),
+            r.kind,
+            r.virtual_service
+        ));
+        let mut to: Vec<String> = r.destinations.iter().map(shown).collect();
+        to.extend(r.mirrors.iter().map(|m| format!("mirror {}", shown(m))));
+        let line = if let Some(why) = &r.unreachable {
+            format!("  {}  → never: {why}\n", r.catches)
+        } else {
+            format!("  {}  → {}\n", r.catches, to.join(" · "))
+        };
+        out.push_str(&line);
+    }
+    if e.routes.is_empty() {
+        out.push_str("no VirtualService routes: callers reach every pod each Service selects\n");
+    }
+    for p in &e.problems {
+        out.push_str(&format!("error: {p}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn stream(routes: Value) -> Vec<Value> {
+        vec![
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews"}, "spec": {"selector": {"app": "reviews"}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "reviews-v1"}, "spec": {"template": {"metadata": {"labels": {"app": "reviews", "version": "v1"}}}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "reviews-v2"}, "spec": {"template": {"metadata": {"labels": {"app": "reviews", "version": "v2"}}}}}),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "reviews"},
+                   "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]}}),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews"}, "spec": {"hosts": ["reviews"], "http": routes}}),
+        ]
+    }
+
+    #[test]
+    fn the_table_says_what_each_route_catches_and_where_it_goes() {
+        let s = stream(json!([
+            {"name": "jason", "match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+            {"name": "primary", "route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 95}, {"destination": {"host": "reviews", "subset": "v2"}, "weight": 5}],
+             "mirror": {"host": "reviews", "subset": "v2"}, "mirrorPercentage": {"value": 10.0}}
+        ]));
+        let e = explain(&s, &s);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        assert_eq!(
+            to_text(&e),
+            "reviews  http  route \"jason\"  (VirtualService reviews, via mesh)\n  header end-user=jason  → v2 100%\nreviews  http  route \"primary\"  (VirtualService reviews, via mesh)\n  everything else  → v1 95% · v2 5% · mirror v2 10%\n"
+        );
+    }
+
+    #[test]
+    fn a_route_reordered_behind_a_catch_all_is_caught() {
+        // The header route must come first: behind the catch-all no request reaches it.
+        let s = stream(json!([
+            {"name": "primary", "route": [{"destination": {"host": "reviews", "subset": "v1"}}]},
+            {"name": "jason", "match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]}
+        ]));
+        let e = explain(&s, &s);
+        assert_eq!(
+            e.problems,
+            vec![
+                "VirtualService reviews, http[1] (\"jason\"): no request can reach this route: VirtualService reviews, http[0] (\"primary\") catches every request first"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_subset_and_lost_traffic_are_caught() {
+        let base =
+            stream(json!([{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]));
+        let mut broken = base.clone();
+        broken[3]["spec"]["subsets"]
+            .as_array_mut()
+            .unwrap()
+            .remove(0);
+        let e = explain(&broken, &base);
+        assert_eq!(e.problems.len(), 2, "{:?}", e.problems);
+        assert!(e.problems[0].contains("subset `v1` of reviews is not defined"));
+        assert!(
+            e.problems[1].ends_with("its requests reached pods in the base and reach none now")
+        );
+    }
+}
