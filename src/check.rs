@@ -84,6 +84,9 @@ pub struct EnvironmentPlan {
     pub stage: At<Stage>,
     pub weight: Option<At<u8>>,
     pub hosts: Vec<At<String>>,
+    /// Test-traffic match conditions (Istio HTTPMatchRequests), the environment's or the
+    /// plan's, each with where it is written.
+    pub matches: Vec<At<serde_json::Value>>,
     /// The base for this environment, as written, relative to the plan.
     pub base: At<String>,
     pub model: StageModel,
@@ -525,7 +528,11 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         );
     }
     for (env_name, e) in &spec.environments {
-        if let Some(env) = environment(&source, &mut d, env_name, e, &spec.base, method) {
+        if let Some(mut env) = environment(&source, &mut d, env_name, e, &spec.base, method) {
+            let written = e.match_.as_ref().or(spec.match_.as_ref());
+            env.matches = written
+                .map(|m| match_requests(&source, &mut d, m))
+                .unwrap_or_default();
             environments.push(env);
         }
     }
@@ -795,6 +802,92 @@ fn environment(
         model: StageModel::new(method, stage, weight.as_ref().map(|w| w.value)),
         weight,
         hosts,
+        matches: Vec::new(),
         base: env_base,
     })
+}
+
+/// The fields of Istio's HTTPMatchRequest (networking.istio.io/v1).
+pub const HTTP_MATCH_FIELDS: [&str; 14] = [
+    "name",
+    "uri",
+    "scheme",
+    "method",
+    "authority",
+    "headers",
+    "port",
+    "sourceLabels",
+    "gateways",
+    "queryParams",
+    "ignoreUriCase",
+    "withoutHeaders",
+    "sourceNamespace",
+    "statPrefix",
+];
+
+/// `match:` entries: each a mapping of HTTPMatchRequest fields.
+fn match_requests(
+    source: &Source,
+    d: &mut Diagnostics,
+    m: &Spanned<Vec<Node>>,
+) -> Vec<At<serde_json::Value>> {
+    if m.value.is_empty() {
+        d.push(
+            source
+                .error(Pos::of(m), "`match` is empty".to_string())
+                .hint("list the requests that go to the canary, e.g. `- headers: {x-canary: {exact: \"true\"}}`, or remove `match`"),
+        );
+    }
+    let mut out = Vec::new();
+    for node in &m.value {
+        let Kind::Map(entries) = &node.kind else {
+            d.push(
+                source
+                    .error(
+                        node.pos,
+                        "a `match` entry must be a mapping of Istio HTTPMatchRequest fields"
+                            .to_string(),
+                    )
+                    .hint("e.g. `- headers: {end-user: {exact: jason}}`"),
+            );
+            continue;
+        };
+        if entries.is_empty() {
+            d.push(
+                source
+                    .error(
+                        node.pos,
+                        "an empty `match` entry would send every request to the canary".to_string(),
+                    )
+                    .hint("name the headers, cookie or source labels of the test traffic"),
+            );
+        }
+        for (k, _) in entries {
+            if !HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
+                let hint = match names::did_you_mean(&k.value, HTTP_MATCH_FIELDS) {
+                    Some(s) => format!(
+                        "did you mean `{s}`? Istio's HTTPMatchRequest has {}",
+                        HTTP_MATCH_FIELDS.join(", ")
+                    ),
+                    None => format!(
+                        "Istio's HTTPMatchRequest has {}",
+                        HTTP_MATCH_FIELDS.join(", ")
+                    ),
+                };
+                d.push(
+                    source
+                        .error(
+                            Pos::of(k),
+                            format!("`{}` is not a field of an Istio match request", k.value),
+                        )
+                        .hint(hint),
+                );
+            }
+        }
+        out.push(At {
+            value: node.to_json(),
+            pos: node.pos,
+        });
+    }
+    out
 }

@@ -97,6 +97,12 @@ pub struct Spec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<u8>>")]
     pub steps: Option<Spanned<Vec<Node>>>,
+    /// Test traffic: requests matching ANY of these (Istio HTTPMatchRequests: headers, cookies
+    /// as the `cookie` header, sourceLabels, uri...) go to the canary whatever the weight, at
+    /// stages route, shift and cleanup-1. An environment's `match` replaces this one.
+    #[serde(default, rename = "match")]
+    #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
+    pub match_: Option<Spanned<Vec<Node>>>,
     /// The mesh's trust domain, for the principals of AuthorizationPolicies (default
     /// `cluster.local`).
     #[serde(default)]
@@ -192,6 +198,10 @@ pub struct AllowFrom {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
+    /// Test traffic for this environment, replacing the plan's `match`.
+    #[serde(default, rename = "match")]
+    #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
+    pub match_: Option<Spanned<Vec<Node>>>,
     /// Hosts of the VirtualService in this environment.
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]

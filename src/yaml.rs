@@ -309,6 +309,23 @@ impl<'de> Visitor<'de> for KindVisitor {
 }
 
 impl Node {
+    /// The value without positions.
+    pub fn to_json(&self) -> Value {
+        match &self.kind {
+            Kind::Null => Value::Null,
+            Kind::Bool(b) => Value::Bool(*b),
+            Kind::Number(n) => Value::Number(n.clone()),
+            Kind::String(s) => Value::String(s.clone()),
+            Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            Kind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// Where the value at `path` (keys and indices) starts, or the nearest parent that exists.
     pub fn pos_of(&self, path: &[&str]) -> Pos {
         let mut node = self;

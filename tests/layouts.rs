@@ -551,3 +551,69 @@ fn a_route_behind_a_catch_all_is_refused_and_explained() {
         e.stdout
     );
 }
+
+#[test]
+fn test_traffic_gets_a_route_of_its_own_before_the_split() {
+    // Istio takes the first route whose conditions match: the test route must stand before
+    // `primary` (which catches `uri prefix /`, so everything), or no test request reaches it.
+    let s = Scratch::fixture("test-routes");
+    let table = s
+        .run(&["explain", "--env", "production"])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(
+        table,
+        "my-service.example.net  http  route \"primary-canary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix / and header x-canary=true  → v2 100%\nmy-service.example.net  http  route \"primary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix /  → v1 95% · v2 5%\n"
+    );
+    // The original route's name still selects it in `routes:`.
+    s.edit_plan(|t| t.replace("  steps:", "  routes: [primary]\n  steps:"));
+    s.run(&["validate"]).ok();
+    // The test route keeps the route's retries, timeout and CORS, and goes with cleanup-2.
+    let objects = stream(&s, "production");
+    let vs = objects
+        .iter()
+        .find(|o| o["kind"] == "VirtualService")
+        .unwrap();
+    let test = &vs["spec"]["http"][0];
+    assert_eq!(test["timeout"], "10s");
+    assert_eq!(test["retries"]["attempts"], 3);
+    assert!(test.get("mirror").is_none());
+    s.set_stage("cleanup-2");
+    let objects = stream(&s, "production");
+    let vs = objects
+        .iter()
+        .find(|o| o["kind"] == "VirtualService")
+        .unwrap();
+    assert_eq!(vs["spec"]["http"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn test_traffic_conflicts_and_typos_are_located() {
+    let s = Scratch::fixture("test-routes");
+    s.edit_plan(|t| {
+        t.replacen(
+            "  - headers: {x-canary: {exact: \"true\"}}\n",
+            "  - headers: {x-canary: {exact: \"true\"}}\n    uri: {exact: /beta}\n",
+            1,
+        )
+    });
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("canaryplan.yaml:28:5: error: `uri` is set here and, differently, on route http[0] of VirtualService relational-data-access--web"),
+        "{}",
+        r.stderr
+    );
+    let s = Scratch::fixture("test-routes");
+    s.edit_plan(|t| t.replacen("  - headers: {end-user", "  - heders: {end-user", 1));
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("error: `heders` is not a field of an Istio match request")
+            && r.stderr.contains("did you mean `headers`?"),
+        "{}",
+        r.stderr
+    );
+}

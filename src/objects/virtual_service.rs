@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Component, Context, Patch, PatchBody, Rendered, Target};
 use crate::base::BaseObject;
-use crate::error::{Diagnostic, Result};
+use crate::error::{Diagnostic, Error, Result};
 use crate::stage::Routing;
 
 pub struct Routes;
@@ -269,6 +269,116 @@ fn split(
     })
 }
 
+/// Whether the stage renders test routes (`match:`): while the canary subset is routed to.
+fn tests_canary(cx: &Context<'_>) -> bool {
+    !cx.env.matches.is_empty()
+        && matches!(
+            (cx.model.routing, cx.model.stage),
+            (Some(Routing::Split(_)), _)
+                | (Some(Routing::CanaryOnly), crate::stage::Stage::Cleanup1)
+        )
+}
+
+/// The test route inserted before route `i`: the plan's `match` crossed with the route's own
+/// conditions, the canary subset as its only destination, and the route's retries, timeout,
+/// CORS, header changes, fault and rewrite (not its mirror). It must come first: Istio takes
+/// the first route whose conditions match, so after `i` it would never see a request.
+fn test_route(cx: &Context<'_>, vs: &BaseObject, kind: &str, i: usize) -> Result<Option<Value>> {
+    if !tests_canary(cx) {
+        return Ok(None);
+    }
+    let at = |what: String| -> Error {
+        vs.error(&["spec", kind, &i.to_string()], what)
+            .hint("`match` and `mirror` need http routes: Istio matches headers only there")
+            .into()
+    };
+    if kind != "http" {
+        return Err(at(format!(
+            "route {kind}[{i}] of VirtualService {} is a {kind} route, and the plan has `match`",
+            vs.name
+        )));
+    }
+    let Some(route) = vs.value.pointer(&format!("/spec/http/{i}")) else {
+        return Ok(None);
+    };
+    let own: Vec<Value> = route
+        .get("match")
+        .and_then(Value::as_array)
+        .cloned()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| vec![json!({})]);
+    let mut matches = Vec::new();
+    for theirs in &own {
+        for ours in &cx.env.matches {
+            let mut merged = theirs.as_object().cloned().unwrap_or_default();
+            for (k, v) in ours.value.as_object().into_iter().flatten() {
+                match merged.get(k) {
+                    Some(existing) if existing != v && k != "headers" => {
+                        return Err(cx
+                            .plan
+                            .diag(ours.pos, format!("`{k}` is set here and, differently, on route http[{i}] of VirtualService {}", vs.name))
+                            .hint("a test route matches the route's own conditions AND the plan's: leave this field to the route, or give it the route's value")
+                            .into());
+                    }
+                    Some(existing) if k == "headers" => {
+                        let mut headers = existing.as_object().cloned().unwrap_or_default();
+                        for (h, m) in v.as_object().into_iter().flatten() {
+                            if headers.get(h).is_some_and(|x| x != m) {
+                                return Err(cx
+                                    .plan
+                                    .diag(ours.pos, format!("header `{h}` is matched here and, differently, on route http[{i}] of VirtualService {}", vs.name))
+                                    .hint("leave this header to the route, or match it the same way")
+                                    .into());
+                            }
+                            headers.insert(h.clone(), m.clone());
+                        }
+                        merged.insert(k.clone(), Value::Object(headers));
+                    }
+                    _ => {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            matches.push(Value::Object(merged));
+        }
+    }
+    let name = match route.get("name").and_then(Value::as_str) {
+        Some(n) => format!("{n}-canary"),
+        None => format!("canary-{i}"),
+    };
+    let taken = vs
+        .value
+        .pointer("/spec/http")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|r| r.get("name").and_then(Value::as_str) == Some(&name));
+    if taken {
+        return Err(vs
+            .error(&["spec", "http", &i.to_string()], format!("VirtualService {} already has a route named `{name}`, the name of this route's test route", vs.name))
+            .hint("rename that route in base")
+            .into());
+    }
+    let mut test = serde_json::Map::new();
+    test.insert("name".into(), Value::String(name));
+    test.insert("match".into(), Value::Array(matches));
+    let destination = split(cx, vs, "http", i, Routing::CanaryOnly)?;
+    test.insert("route".into(), destination);
+    for keep in [
+        "rewrite",
+        "timeout",
+        "retries",
+        "fault",
+        "corsPolicy",
+        "headers",
+    ] {
+        if let Some(v) = route.get(keep) {
+            test.insert(keep.into(), v.clone());
+        }
+    }
+    Ok(Some(Value::Object(test)))
+}
+
 /// A base HTTPRoute sending traffic to the Service would bypass every subset canaryplan
 /// weights: the Service's share through it would reach both versions by pod count.
 fn refuse_http_routes(cx: &Context<'_>) -> Result<()> {
@@ -333,13 +443,20 @@ impl Component for Routes {
             [_, ..] => {
                 for (vs, routes) in selected_routes(cx, &vss)? {
                     let mut ops = Vec::new();
+                    let mut tests = Vec::new();
                     for (kind, i) in routes {
                         let route = split(cx, vs, kind, i, routing)?;
                         // A route that already is what the stage needs is left as it is.
                         if vs.value.pointer(&format!("/spec/{kind}/{i}/route")) != Some(&route) {
                             ops.push(json!({"op": "replace", "path": format!("/spec/{kind}/{i}/route"), "value": route}));
                         }
+                        if let Some(test) = test_route(cx, vs, kind, i)? {
+                            tests.push(json!({"op": "add", "path": format!("/spec/{kind}/{i}"), "value": test}));
+                        }
                     }
+                    // Test routes go in after every replacement (which name the base's
+                    // indices), from the last route up: each insert shifts only routes after it.
+                    ops.extend(tests.into_iter().rev());
                     if !hosts.is_empty() {
                         ops.push(json!({"op": "replace", "path": "/spec/hosts", "value": hosts}));
                     }
@@ -407,14 +524,29 @@ impl Component for Routes {
                         .hint("name it with `virtualService:` in the plan, or rename it")
                         .into());
                 }
-                out.resources.push(cx.new_resource(
+                let mut generated = cx.new_resource(
                     "virtual-service.yaml.j2",
                     ("networking.istio.io/v1", "VirtualService"),
                     &name,
                     json!({"hosts": all_hosts, "route": route}),
                     Vec::new(),
                     format!("the mesh route to Service {name}, split by version"),
-                )?);
+                )?;
+                // Test traffic first (added here, so a custom template cannot drop it).
+                if tests_canary(cx)
+                    && let Some(http) = generated
+                        .object
+                        .pointer_mut("/spec/http")
+                        .and_then(Value::as_array_mut)
+                {
+                    let matches: Vec<Value> =
+                        cx.env.matches.iter().map(|m| m.value.clone()).collect();
+                    http.insert(
+                        0,
+                        json!({"name": "canary-0", "match": matches, "route": only(&cx.plan.canary.subset.value)}),
+                    );
+                }
+                out.resources.push(generated);
             }
         }
         Ok(())

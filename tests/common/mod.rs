@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 7] = [
+pub const FIXTURES: [&str; 8] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -13,6 +13,7 @@ pub const FIXTURES: [&str; 7] = [
     "bookinfo-reviews",
     "bookinfo-productpage",
     "argo-subsets",
+    "test-routes",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
 pub const DONE_AFTER_BASE_EDIT: [&str; 3] =
