@@ -153,10 +153,7 @@ impl PlansArgs {
     }
 
     fn templates(&self) -> Result<Templates, Error> {
-        match &self.templates {
-            Some(dir) => Templates::from_dir(dir),
-            None => Ok(Templates::builtin()),
-        }
+        templates(self.templates.as_deref())
     }
 
     fn render(&self, mode: Mode) -> Result<Vec<EnvironmentRender>, Error> {
@@ -501,15 +498,23 @@ fn schema() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The templates of `--templates DIR`, or the built-in ones.
+fn templates(dir: Option<&std::path::Path>) -> Result<Templates, Error> {
+    match dir {
+        Some(dir) => Templates::from_dir(dir),
+        None => Ok(Templates::builtin()),
+    }
+}
+
+/// The plan named on the command line, or `./canaryplan.yaml`.
+fn plan_path(plan: Option<&PathBuf>) -> PathBuf {
+    plan.cloned()
+        .unwrap_or_else(|| PathBuf::from(canaryplan::plan::DEFAULT_PLAN))
+}
+
 fn explain(a: &ExplainArgs) -> Result<ExitCode, Error> {
-    let templates = match &a.templates {
-        Some(dir) => Templates::from_dir(dir)?,
-        None => Templates::builtin(),
-    };
-    let path = a
-        .plan
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(canaryplan::plan::DEFAULT_PLAN));
+    let templates = templates(a.templates.as_deref())?;
+    let path = plan_path(a.plan.as_ref());
     let plan = canaryplan::check::load(&path)?;
     let wanted = match &a.env {
         Some(e) => Some(e.clone()),
@@ -633,14 +638,8 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
             .hint("abort always sets weight 0; advance moves the stage")
             .into());
     }
-    let templates = match &a.templates {
-        Some(dir) => Templates::from_dir(dir)?,
-        None => Templates::builtin(),
-    };
-    let path = a
-        .plan
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(canaryplan::plan::DEFAULT_PLAN));
+    let templates = templates(a.templates.as_deref())?;
+    let path = plan_path(a.plan.as_ref());
     // Read, edit and write under one lock: concurrent steps take turns.
     let _lock = canaryplan::edit::lock(&path)?;
     let edit = canaryplan::edit::plan_edit(&path, &a.env, action, &templates)?;
