@@ -132,14 +132,29 @@ fn catch_all(r: &Route) -> bool {
             .any(|m| m.as_object().is_none_or(|o| o.keys().all(|k| k == "name")))
 }
 
-/// The table for the final objects of one environment, compared with its base.
+/// The table for the final objects of one environment, compared with its base: the
+/// evaluator's destination problems, then the route findings of `table`.
 pub fn explain(objects: &[Value], base: &[Value]) -> Explanation {
-    let mesh = Mesh::new(objects);
-    let routes = mesh.routes();
-    let base_mesh = Mesh::new(base);
-    let base_routes = base_mesh.routes();
-    let mut rows = Vec::new();
+    explain_meshes(&Mesh::new(objects), &Mesh::new(base))
+}
+
+/// `explain` over meshes already built (a base's objects need not be copied for one).
+pub fn explain_meshes(mesh: &Mesh<'_>, base: &Mesh<'_>) -> Explanation {
     let mut problems: Vec<String> = mesh.problems().iter().map(ToString::to_string).collect();
+    let (routes, findings) = table(mesh, base);
+    problems.extend(findings);
+    problems.dedup();
+    Explanation { routes, problems }
+}
+
+/// Every route as a row, and what is wrong with routes as such: one no request can reach, one
+/// that reached pods in `base` and reaches none now. (Destinations answering 503 are
+/// `Mesh::problems`.)
+pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
+    let routes = mesh.routes();
+    let base_routes = base.routes();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
     for (i, r) in routes.iter().enumerate() {
         // Earlier routes of the same VirtualService and kind catch first.
         let earlier: Vec<&Route> = routes
@@ -214,11 +229,7 @@ pub fn explain(objects: &[Value], base: &[Value]) -> Explanation {
             unreachable,
         });
     }
-    problems.dedup();
-    Explanation {
-        routes: rows,
-        problems,
-    }
+    (rows, problems)
 }
 
 fn percent(p: f64) -> String {

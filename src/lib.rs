@@ -252,9 +252,10 @@ pub fn explain_environment(
     let cx = objects::Context::new(plan, env, &base, templates)?;
     let rendered = objects::render(&cx)?;
     let objects = output::stream::final_objects(&base, &rendered)?;
-    let base_objects: Vec<serde_json::Value> =
-        base.objects.iter().map(|o| o.value.clone()).collect();
-    Ok(explain::explain(&objects, &base_objects))
+    Ok(explain::explain_meshes(
+        &traffic::Mesh::new(&objects),
+        &traffic::Mesh::of(base.objects.iter().map(|o| &o.value)),
+    ))
 }
 
 /// Renders every environment of a plan given as text against a base given as text, all in

@@ -337,11 +337,10 @@ fn destinations(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
 /// `explain`'s findings beyond the destinations: routes no request can reach (behind a
 /// catch-all), and routes that reached pods in the base and reach none now.
 fn reachable(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
-    let base: Vec<Value> = cx.base.objects.iter().map(|o| o.value.clone()).collect();
-    crate::explain::explain(f.objects, &base)
-        .problems
+    let base = Mesh::of(cx.base.objects.iter().map(|o| &o.value));
+    crate::explain::table(&f.mesh, &base)
+        .1
         .into_iter()
-        .filter(|p| p.contains("no request can reach") || p.contains("reach none now"))
         .map(|p| {
             cx.plan.diag(cx.env.stage.pos, p).hint(
                 "Istio takes the first route that matches: put routes with `match` before the catch-all; `canaryplan explain` shows the table",
@@ -421,7 +420,7 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     }
     let reached = |m: &Mesh<'_>| -> Vec<(String, Vec<String>)> {
         m.routes()
-            .into_iter()
+            .iter()
             .map(|r| {
                 let mut ws: Vec<String> = r
                     .destinations

@@ -135,7 +135,7 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<S
     };
     let routes: Vec<_> = mesh
         .routes()
-        .into_iter()
+        .iter()
         .filter(|r| r.destinations.iter().any(|d| ours(&d.host)))
         .collect();
     let images: Vec<(String, String)> = objects

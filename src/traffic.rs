@@ -153,9 +153,11 @@ impl std::fmt::Display for Problem {
 
 /// The mesh as the final manifests describe it, with the lookups every route needs built once.
 pub struct Mesh<'a> {
-    objects: &'a [Value],
+    objects: Vec<&'a Value>,
     workloads: Vec<(Workload, Labels)>,
     services: Vec<ServiceRef>,
+    /// Every route, resolved on first use (several checks read them).
+    routes: std::cell::OnceCell<Vec<Route>>,
 }
 
 fn s<'v>(v: &'v Value, p: &str) -> Option<&'v str> {
@@ -168,6 +170,12 @@ fn namespace(v: &Value) -> Option<String> {
 
 impl<'a> Mesh<'a> {
     pub fn new(objects: &'a [Value]) -> Mesh<'a> {
+        Self::of(objects.iter())
+    }
+
+    /// The mesh of objects held elsewhere (a base's objects, without copying them).
+    pub fn of(objects: impl IntoIterator<Item = &'a Value>) -> Mesh<'a> {
+        let objects: Vec<&'a Value> = objects.into_iter().collect();
         let workloads = objects
             .iter()
             .filter(|o| s(o, "/kind").is_some_and(|k| WORKLOAD_KINDS.contains(&k)))
@@ -200,12 +208,14 @@ impl<'a> Mesh<'a> {
             objects,
             workloads,
             services,
+            routes: std::cell::OnceCell::new(),
         }
     }
 
-    fn of_kind(&self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    fn of_kind<'m>(&'m self, kind: &'m str) -> impl Iterator<Item = &'a Value> + 'm {
         self.objects
             .iter()
+            .copied()
             .filter(move |o| s(o, "/kind") == Some(kind))
     }
 
@@ -298,7 +308,11 @@ impl<'a> Mesh<'a> {
     }
 
     /// Every route of every VirtualService, in the order of the stream and of the routes.
-    pub fn routes(&self) -> Vec<Route> {
+    pub fn routes(&self) -> &[Route] {
+        self.routes.get_or_init(|| self.resolve_routes())
+    }
+
+    fn resolve_routes(&self) -> Vec<Route> {
         let mut out = Vec::new();
         for vs in self.of_kind("VirtualService") {
             let ns = namespace(vs);

@@ -15,7 +15,7 @@ use serde_json::Value;
 fn traffic(objects: &[Value], host: &str) -> Vec<Vec<(String, f64)>> {
     Mesh::new(objects)
         .routes()
-        .into_iter()
+        .iter()
         .filter(|r| r.destinations.iter().any(|d| d.host == host))
         .map(|r| {
             r.destinations
