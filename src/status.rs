@@ -181,8 +181,21 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<S
             percent: percent.round().clamp(0.0, 100.0) as u8,
         }
     };
+    // The route most requests take: a test route (`match:`) catches a few requests for the
+    // canary first; the main route splits between the most destinations, with the fewest
+    // conditions.
+    let conditions = |r: &crate::traffic::Route| -> usize {
+        r.matches
+            .iter()
+            .map(|m| m.as_object().map_or(0, serde_json::Map::len))
+            .sum()
+    };
+    let main = routes
+        .iter()
+        .min_by_key(|r| (std::cmp::Reverse(r.destinations.len()), conditions(r)))
+        .copied();
     let mut rows: Vec<VersionTraffic> = Vec::new();
-    match routes.first() {
+    match main {
         Some(r) => {
             for d in r.destinations.iter().filter(|d| ours(&d.host)) {
                 let n = d.endpoints.len().max(1) as f64;
@@ -204,7 +217,7 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<S
     }
     let mut notes = Vec::new();
     if let (Some(r), Some(svc)) = (
-        routes.first(),
+        main,
         mesh.service_for_host(&plan.service.value, service_ns.as_deref()),
     ) && !mesh.mesh_routed(&svc)
     {
@@ -215,7 +228,7 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<S
     }
     if routes.len() > 1 {
         notes.push(format!(
-            "{} routes reach the Service; the first is shown: {}",
+            "{} routes reach the Service; the main one is shown (`canaryplan explain` shows all): {}",
             routes.len(),
             routes
                 .iter()

@@ -566,6 +566,12 @@ fn test_traffic_gets_a_route_of_its_own_before_the_split() {
         table,
         "my-service.example.net  http  route \"primary-canary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix / and header x-canary=true  → v2 100%\nmy-service.example.net  http  route \"primary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix /  → v1 95% · v2 5%\n"
     );
+    // `status` shows the split the main route makes, not the test route's 100%.
+    let json: Value =
+        serde_json::from_str(&s.run(&["status", "--format", "json"]).ok().stdout).unwrap();
+    let production = &json["plans"][0]["environments"][1];
+    assert_eq!(production["traffic"][0]["percent"], 95, "{production}");
+    assert_eq!(production["traffic"][1]["percent"], 5, "{production}");
     // The original route's name still selects it in `routes:`.
     s.edit_plan(|t| t.replace("  steps:", "  routes: [primary]\n  steps:"));
     s.run(&["validate"]).ok();
