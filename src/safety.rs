@@ -395,13 +395,24 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
         return Vec::new();
     }
     let model = StageModel::new(cx.plan.method, Stage::Cleanup3, Some(100));
-    let Ok(before_cx) = Context::at(cx.plan, cx.env, model, cx.base, cx.templates) else {
-        return Vec::new();
-    };
-    let Ok(before) = crate::objects::render(&before_cx)
-        .and_then(|r| crate::output::stream::final_objects(cx.base, &r))
-    else {
-        return Vec::new();
+    // Without cleanup-3 to compare with, `done` cannot be shown safe: refuse, with the reason.
+    let before = Context::at(cx.plan, cx.env, model, cx.base, cx.templates).and_then(|c| {
+        crate::objects::render(&c).and_then(|r| crate::output::stream::final_objects(cx.base, &r))
+    });
+    let before = match before {
+        Ok(b) => b,
+        Err(e) => {
+            let why = e
+                .diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default();
+            return vec![
+                cx.plan
+                    .diag(cx.env.stage.pos, format!("done cannot be compared with cleanup-3, which this base no longer renders: {why}"))
+                    .hint("go back to cleanup-3 and fix what it reports, then advance to done"),
+            ];
+        }
     };
     let (a, b) = (Mesh::new(&before), &f.mesh);
     let mut differences = Vec::new();
