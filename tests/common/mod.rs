@@ -52,14 +52,13 @@ pub fn available(what: &str, present: bool, how: &str) -> bool {
     let line = format!("\nSKIPPED ({test}): {what} not found. {how}\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
     // CI asks for a record it can read without parsing interleaved output.
-    if let Some(log) = std::env::var_os("CANARYPLAN_SKIPPED_LOG") {
-        if let Ok(mut file) = std::fs::OpenOptions::new()
+    if let Some(log) = std::env::var_os("CANARYPLAN_SKIPPED_LOG")
+        && let Ok(mut file) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
-        {
-            let _ = file.write_all(format!("{test}\n").as_bytes());
-        }
+    {
+        let _ = file.write_all(format!("{test}\n").as_bytes());
     }
     false
 }
