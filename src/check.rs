@@ -47,8 +47,12 @@ pub struct CheckedPlan {
     pub base: At<String>,
     pub service: At<String>,
     pub workload: At<String>,
-    pub virtual_service: Option<At<String>>,
+    /// The VirtualServices named in the plan (`virtualService` or `virtualServices`); empty:
+    /// every one in base that routes to the Service.
+    pub virtual_services: Vec<At<String>>,
     pub routes: Option<Vec<At<String>>>,
+    /// Ports whose tcp/tls routes are split; empty: every port.
+    pub ports: Vec<At<u16>>,
     pub method: Method,
     pub version_label: String,
     pub pod_labels: Labels,
@@ -87,6 +91,9 @@ pub struct EnvironmentPlan {
     /// Test-traffic match conditions (Istio HTTPMatchRequests), the environment's or the
     /// plan's, each with where it is written.
     pub matches: Vec<At<serde_json::Value>>,
+    /// Percent of the stable subset's requests mirrored to the canary (the environment's or the
+    /// plan's); `None` or above 0.
+    pub mirror: Option<At<f64>>,
     /// The base for this environment, as written, relative to the plan.
     pub base: At<String>,
     pub model: StageModel,
@@ -177,16 +184,80 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             d.push(dns_label_error(&source, v, &format!("spec.{field}")));
         }
     }
-    if let Some(vs) = &spec.virtual_service
-        && !names::is_dns_subdomain(&vs.value)
-    {
+    let mut virtual_services: Vec<At<String>> = Vec::new();
+    if let (Some(one), Some(many)) = (&spec.virtual_service, &spec.virtual_services) {
         d.push(
             err(
-                Pos::of(vs),
-                format!("`{}` is not a valid object name", vs.value),
+                Pos::of(many),
+                "both `virtualService` and `virtualServices` are set".into(),
             )
-            .hint("a VirtualService name is lower-case letters, digits, `-` and `.`"),
+            .hint(format!(
+                "list `{}` under `virtualServices` and remove `virtualService`",
+                one.value
+            )),
         );
+    }
+    if let Some(many) = &spec.virtual_services
+        && many.value.is_empty()
+    {
+        d.push(
+            err(Pos::of(many), "`virtualServices` is empty".into())
+                .hint("name the VirtualServices to patch, or remove `virtualServices` to patch every one routing to the Service"),
+        );
+    }
+    let named = spec
+        .virtual_service
+        .iter()
+        .chain(spec.virtual_services.iter().flat_map(|m| m.value.iter()));
+    for vs in named {
+        if !names::is_dns_subdomain(&vs.value) {
+            d.push(
+                err(
+                    Pos::of(vs),
+                    format!("`{}` is not a valid object name", vs.value),
+                )
+                .hint("a VirtualService name is lower-case letters, digits, `-` and `.`"),
+            );
+        } else if virtual_services.iter().any(|v| v.value == vs.value) {
+            d.push(
+                err(
+                    Pos::of(vs),
+                    format!("VirtualService `{}` is listed twice", vs.value),
+                )
+                .hint("list each VirtualService once"),
+            );
+        }
+        virtual_services.push(At::of(vs));
+    }
+    let mut ports: Vec<At<u16>> = Vec::new();
+    for node in spec.ports.iter().flat_map(|p| p.value.iter()) {
+        match &node.kind {
+            Kind::Number(n) if n.as_u64().is_some_and(|p| (1..=65535).contains(&p)) => {
+                let port = n.as_u64().unwrap_or_default() as u16;
+                if ports.iter().any(|p| p.value == port) {
+                    d.push(
+                        err(node.pos, format!("port {port} is listed twice"))
+                            .hint("list each port once"),
+                    );
+                }
+                ports.push(At {
+                    value: port,
+                    pos: node.pos,
+                });
+            }
+            _ => d.push(
+                err(node.pos, "a port is a number from 1 to 65535".into()).hint(
+                    "list the Service ports whose tcp/tls routes are split, e.g. `ports: [3306]`",
+                ),
+            ),
+        }
+    }
+    if let Some(p) = &spec.ports
+        && p.value.is_empty()
+    {
+        d.push(err(Pos::of(p), "`ports` is empty".into()).hint(
+            "list the ports whose tcp/tls routes are split, or remove `ports` for every port",
+        ));
     }
     let mut bases: Vec<&Spanned<String>> = vec![&spec.base];
     bases.extend(spec.environments.values().filter_map(|e| e.base.as_ref()));
@@ -533,6 +604,20 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             env.matches = written
                 .map(|m| match_requests(&source, &mut d, m))
                 .unwrap_or_default();
+            env.mirror = e
+                .mirror
+                .as_ref()
+                .or(spec.mirror.as_ref())
+                .and_then(|m| mirror_percent(&source, &mut d, m))
+                .filter(|m| m.value > 0.0);
+            if let (Some(m), Some(w)) = (&env.mirror, &env.weight)
+                && w.value == 100
+            {
+                d.push(
+                    err(m.pos, format!("environment `{}` mirrors {}% to the canary at weight 100", env.name.value, m.value))
+                        .hint(format!("at weight 100 every request already reaches the canary, so it would mirror to itself: set `mirror: 0` on environment `{}` (an environment's mirror replaces the plan's)", env.name.value)),
+                );
+            }
             environments.push(env);
         }
     }
@@ -547,8 +632,9 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         base: At::of(&spec.base),
         service: At::of(&spec.service),
         workload: At::of(&spec.workload),
-        virtual_service: spec.virtual_service.as_ref().map(At::of),
+        virtual_services,
         routes,
+        ports,
         method,
         version_label,
         pod_labels,
@@ -803,8 +889,27 @@ fn environment(
         weight,
         hosts,
         matches: Vec::new(),
+        mirror: None,
         base: env_base,
     })
+}
+
+/// `mirror:`: a percent from 0 to 100, decimals allowed (Istio's `mirrorPercentage`).
+fn mirror_percent(source: &Source, d: &mut Diagnostics, node: &Node) -> Option<At<f64>> {
+    match &node.kind {
+        Kind::Number(n) if n.as_f64().is_some_and(|v| (0.0..=100.0).contains(&v)) => Some(At {
+            value: n.as_f64().unwrap_or_default(),
+            pos: node.pos,
+        }),
+        _ => {
+            d.push(
+                source
+                    .error(node.pos, "mirror is a percent from 0 to 100".to_string())
+                    .hint("write the share of requests copied to the canary, e.g. `mirror: 10` or `mirror: 0.5`"),
+            );
+            None
+        }
+    }
 }
 
 /// The fields of Istio's HTTPMatchRequest (networking.istio.io/v1).

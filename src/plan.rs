@@ -66,10 +66,27 @@ pub struct Spec {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub virtual_service: Option<Spanned<String>>,
+    /// The VirtualServices in base to patch, all alike (e.g. the ingress gateway's and the
+    /// mesh's); absent: every VirtualService routing to the Service. A delegate is patched,
+    /// never its root. `virtualService: x` is the same as `virtualServices: [x]`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub virtual_services: Option<Spanned<Vec<Spanned<String>>>>,
     /// Only these named http routes; default: every http/tcp/tls route to the Service host.
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub routes: Option<Vec<Spanned<String>>>,
+    /// Only the tcp and tls routes for these ports (their `match[].port`; a route without
+    /// one serves every port); default: every tcp/tls route to the Service host.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<u16>>")]
+    pub ports: Option<Spanned<Vec<Node>>>,
+    /// Shadow traffic: this percent (0..100, decimals allowed) of the requests the stable
+    /// subset serves is copied to the canary subset at stages route and shift; responses of
+    /// the copy are dropped. An environment's `mirror` replaces this one.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0, max = 100))]
+    pub mirror: Option<Node>,
     /// `succession` (default): the stable copy pins the last stable image. `coexistence`: one
     /// image, the version chosen by environment variables. `versioned`: one Deployment per
     /// version (Istio's own layout); the canary is a new Deployment beside the stable one.
@@ -202,6 +219,10 @@ pub struct Environment {
     #[serde(default, rename = "match")]
     #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
     pub match_: Option<Spanned<Vec<Node>>>,
+    /// Shadow traffic for this environment, replacing the plan's `mirror` (`0`: none).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0, max = 100))]
+    pub mirror: Option<Node>,
     /// Hosts of the VirtualService in this environment.
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]

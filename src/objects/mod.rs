@@ -4,11 +4,11 @@
 
 mod authorization;
 mod destination_rule;
+mod routes;
 mod service;
-mod virtual_service;
-
-pub use virtual_service::routes_to;
 mod workload;
+
+pub use routes::routes_to;
 
 use serde_json::{Value, json};
 
@@ -244,7 +244,7 @@ impl<'a> Context<'a> {
             base_routes_name_subsets: false,
             base_edited: edited && canary_in_base.is_some(),
         };
-        cx.base_routes_name_subsets = virtual_service::base_routes_name_subsets(&cx);
+        cx.base_routes_name_subsets = routes::base_routes_name_subsets(&cx);
         if cx.base_routes_name_subsets && plan.method != Method::Versioned {
             use crate::stage::Stage;
             // The route patch goes at cleanup-2; until then (and from weight 100 on) the stable
@@ -402,7 +402,7 @@ pub trait Component {
 pub const COMPONENTS: &[&dyn Component] = &[
     &workload::Workload,
     &destination_rule::Subsets,
-    &virtual_service::Routes,
+    &routes::Routes,
     &service::Selector,
     &authorization::Policies,
 ];
