@@ -30,6 +30,12 @@ pub struct Row {
     pub mirrors: Vec<Target>,
     /// Why no request can reach it, if none can.
     pub unreachable: Option<String>,
+    /// Earlier routes that catch some of the requests its conditions describe first.
+    pub after: Vec<String>,
+    /// The VirtualService its requests are handed to (`delegate`).
+    pub delegate: Option<String>,
+    /// For a delegate's route: the root route it serves under.
+    pub delegated_from: Option<String>,
 }
 
 /// Where part of a route's requests go.
@@ -124,6 +130,53 @@ fn condition(m: &Value) -> String {
     }
 }
 
+/// Whether some request can satisfy both match entries: no field is required on both with
+/// different exact values (a header `exact: a` and `exact: b`, two ports, two exact URIs).
+fn entries_overlap(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return true;
+    };
+    let exact = |v: &Value| v.get("exact").cloned();
+    for (k, av) in a {
+        let Some(bv) = b.get(k) else { continue };
+        let disjoint = match k.as_str() {
+            "name" | "gateways" | "ignoreUriCase" | "statPrefix" => false,
+            "port" | "sourceNamespace" => av != bv,
+            "headers" | "queryParams" | "sourceLabels" => {
+                av.as_object()
+                    .into_iter()
+                    .flatten()
+                    .any(|(hk, hv)| match bv.get(hk) {
+                        Some(other) if k == "sourceLabels" => other != hv,
+                        Some(other) => exact(hv).zip(exact(other)).is_some_and(|(x, y)| x != y),
+                        None => false,
+                    })
+            }
+            _ => exact(av).zip(exact(bv)).is_some_and(|(x, y)| x != y),
+        };
+        if disjoint {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether an earlier route may catch some of the requests a later one describes.
+fn overlaps(earlier: &Route, later: &Route) -> bool {
+    let all = [Value::Object(serde_json::Map::new())];
+    let e: &[Value] = if earlier.matches.is_empty() {
+        &all
+    } else {
+        &earlier.matches
+    };
+    let l: &[Value] = if later.matches.is_empty() {
+        &all
+    } else {
+        &later.matches
+    };
+    e.iter().any(|a| l.iter().any(|b| entries_overlap(a, b)))
+}
+
 /// Whether a route catches every request (no `match`, or an empty match entry).
 fn catch_all(r: &Route) -> bool {
     r.matches.is_empty()
@@ -185,6 +238,13 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
                 r.position()
             ));
         }
+        // Earlier routes that may catch some of the same requests: this route gets only what
+        // they leave.
+        let after: Vec<String> = earlier
+            .iter()
+            .filter(|e| overlaps(e, r))
+            .map(|e| e.position())
+            .collect();
         let catches = if r.matches.is_empty() {
             if earlier.is_empty() {
                 "every request".to_string()
@@ -192,11 +252,17 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
                 "everything else".to_string()
             }
         } else {
-            r.matches
+            let these = r
+                .matches
                 .iter()
                 .map(condition)
                 .collect::<Vec<_>>()
-                .join(", or ")
+                .join(", or ");
+            if after.is_empty() || unreachable.is_some() {
+                these
+            } else {
+                format!("{these}, less what the routes above catch")
+            }
         };
         // A route that reached pods in the base must reach some now.
         let reaches =
@@ -227,6 +293,9 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
             destinations: r.destinations.iter().map(target).collect(),
             mirrors: r.mirrors.iter().map(target).collect(),
             unreachable,
+            after,
+            delegate: r.delegate.clone(),
+            delegated_from: r.delegated_from.clone(),
         });
     }
     (rows, problems)
@@ -264,14 +333,22 @@ pub fn to_text(e: &Explanation) -> String {
         } else {
             r.gateways.join(", ")
         };
+        let under = r
+            .delegated_from
+            .as_ref()
+            .map(|root| format!(", delegated from {root}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{}  {}  route{name}  (VirtualService {}, via {via})\n",
+            "{}  {}  route{name}  (VirtualService {}{under}, via {via})\n",
             r.hosts.join(", "),
             r.kind,
             r.virtual_service
         ));
         let mut to: Vec<String> = r.destinations.iter().map(shown).collect();
         to.extend(r.mirrors.iter().map(|m| format!("mirror {}", shown(m))));
+        if let Some(d) = &r.delegate {
+            to.push(format!("the routes of VirtualService {d}"));
+        }
         let line = if let Some(why) = &r.unreachable {
             format!("  {}  → never: {why}\n", r.catches)
         } else {

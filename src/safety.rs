@@ -27,6 +27,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         "the canary is reached only through its subset",
         canary_only_through_its_subset,
     ),
+    ("every VirtualService splits alike", virtual_services_agree),
     (
         "every route can match, nothing the base reached is lost",
         reachable,
@@ -382,6 +383,80 @@ fn canary_only_through_its_subset(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagno
             cx.plan
                 .diag(cx.env.stage.pos, format!("mesh callers of Service {} are not routed by any VirtualService: they would reach the pods of Deployment {canary} by pod count", cx.service.name))
                 .hint(format!("add a VirtualService for the mesh host (`hosts: [{}]`, no `gateways`) routing to the Service to the base; canaryplan then pins and splits it too", cx.service.name)),
+        );
+    }
+    out
+}
+
+/// A gateway's VirtualService and the mesh's (or any two routes to the Service) must send the
+/// same share to each version: a route the plan does not patch either still splits by pod count
+/// across both versions (a bare host once the Service selects both) or keeps other weights.
+fn virtual_services_agree(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if cx.model.routing.is_none() {
+        return out;
+    }
+    let stable = &cx.plan.stable.subset.value;
+    let canary = &cx.plan.canary.subset.value;
+    let ours = |d: &traffic::Destination| {
+        d.service.as_ref().is_some_and(|s| {
+            s.name == cx.service.name && s.namespace.as_deref() == cx.service.namespace()
+        })
+    };
+    let hint = "canaryplan patches the VirtualServices named in `virtualServices:` (default: every one routing to the Service); list every VirtualService that routes to the Service there, or remove it to patch them all";
+    // Splits between the two subsets, with where each is.
+    let mut splits: Vec<(String, (f64, f64))> = Vec::new();
+    for r in f.mesh.routes() {
+        let to_service: Vec<&traffic::Destination> =
+            r.destinations.iter().filter(|d| ours(d)).collect();
+        if to_service.is_empty() {
+            continue;
+        }
+        if cx.plan.method != Method::Versioned {
+            let both = |d: &traffic::Destination| {
+                let copy = cx.plan.stable_copy_name();
+                let has = |n: &str| {
+                    d.endpoints
+                        .iter()
+                        .any(|w| w.kind == "Deployment" && w.name == n)
+                };
+                has(&copy) && has(&cx.plan.workload.value)
+            };
+            if let Some(d) = to_service
+                .iter()
+                .find(|d| d.subset.is_none() && d.percent > 0.0 && both(d))
+            {
+                out.push(
+                    cx.plan
+                        .diag(cx.env.stage.pos, format!("{}: {} reaches the pods of both versions by pod count, not by the plan's weights", r.position(), d.host))
+                        .hint(hint),
+                );
+            }
+        }
+        let share = |subset: &str| {
+            to_service
+                .iter()
+                .filter(|d| d.subset.as_deref() == Some(subset))
+                .map(|d| d.percent)
+                .sum::<f64>()
+        };
+        let is_split = to_service.len() == r.destinations.len()
+            && to_service.iter().all(|d| {
+                d.subset.as_deref() == Some(stable.as_str())
+                    || d.subset.as_deref() == Some(canary.as_str())
+            })
+            && to_service.len() == 2;
+        if is_split {
+            splits.push((r.position(), (share(stable), share(canary))));
+        }
+    }
+    if let Some((first, w)) = splits.first()
+        && let Some((other, v)) = splits.iter().find(|(_, v)| v != w)
+    {
+        out.push(
+            cx.plan
+                .diag(cx.env.stage.pos, format!("{first} sends {}% to `{stable}` and {}% to `{canary}`, but {other} sends {}% and {}%", w.0, w.1, v.0, v.1))
+                .hint(hint),
         );
     }
     out

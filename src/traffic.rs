@@ -75,6 +75,9 @@ pub struct Route {
     pub mirrors: Vec<Destination>,
     /// The route delegates to another VirtualService.
     pub delegate: Option<String>,
+    /// For a delegate's route: the root route whose hosts, gateways and conditions it serves
+    /// under (`VirtualService bookinfo, http[1]`).
+    pub delegated_from: Option<String>,
 }
 
 impl Route {
@@ -162,6 +165,48 @@ pub struct Mesh<'a> {
 
 fn s<'v>(v: &'v Value, p: &str) -> Option<&'v str> {
     v.pointer(p).and_then(Value::as_str)
+}
+
+/// A root VirtualService's route that delegates.
+struct Root {
+    delegate: String,
+    delegate_ns: Option<String>,
+    hosts: Vec<String>,
+    gateways: Vec<String>,
+    matches: Vec<Value>,
+    position: String,
+}
+
+/// A delegate route's conditions under its root's, as Istio merges them: each pair of match
+/// entries, the root's fields taken where the delegate's does not set them.
+fn merge_matches(root: &[Value], own: &[Value]) -> Vec<Value> {
+    if root.is_empty() {
+        return own.to_vec();
+    }
+    if own.is_empty() {
+        return root.to_vec();
+    }
+    let mut out = Vec::new();
+    for r in root {
+        for o in own {
+            let mut merged = r.as_object().cloned().unwrap_or_default();
+            for (k, v) in o.as_object().into_iter().flatten() {
+                // Maps (headers, queryParams, sourceLabels) are joined, key by key.
+                match (merged.get_mut(k), v.as_object()) {
+                    (Some(Value::Object(mine)), Some(theirs)) => {
+                        for (hk, hv) in theirs {
+                            mine.insert(hk.clone(), hv.clone());
+                        }
+                    }
+                    _ => {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            out.push(Value::Object(merged));
+        }
+    }
+    out
 }
 
 fn namespace(v: &Value) -> Option<String> {
@@ -313,20 +358,66 @@ impl<'a> Mesh<'a> {
     }
 
     fn resolve_routes(&self) -> Vec<Route> {
+        let strings = |vs: &Value, p: &str| -> Vec<String> {
+            vs.pointer(p)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        };
+        // Root routes that delegate: a delegate (a VirtualService without hosts) serves its
+        // root's hosts and gateways, under the root route's conditions merged with its own.
+        let mut roots: Vec<Root> = Vec::new();
+        for vs in self.of_kind("VirtualService") {
+            let ns = namespace(vs);
+            for (index, r) in vs
+                .pointer("/spec/http")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if let Some(name) = s(r, "/delegate/name") {
+                    roots.push(Root {
+                        delegate: name.to_string(),
+                        delegate_ns: s(r, "/delegate/namespace")
+                            .map(str::to_string)
+                            .or_else(|| ns.clone()),
+                        hosts: strings(vs, "/spec/hosts"),
+                        gateways: strings(vs, "/spec/gateways"),
+                        matches: r
+                            .get("match")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                        position: format!(
+                            "VirtualService {}, http[{index}]",
+                            s(vs, "/metadata/name").unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+        }
         let mut out = Vec::new();
         for vs in self.of_kind("VirtualService") {
             let ns = namespace(vs);
-            let strings = |p: &str| -> Vec<String> {
-                vs.pointer(p)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            };
-            let hosts = strings("/spec/hosts");
-            let gateways = strings("/spec/gateways");
+            let vs_name = s(vs, "/metadata/name").unwrap_or_default();
+            let mut hosts = strings(vs, "/spec/hosts");
+            let mut gateways = strings(vs, "/spec/gateways");
+            let mut root_matches: Vec<Value> = Vec::new();
+            let mut delegated_from = None;
+            if hosts.is_empty()
+                && let Some(root) = roots
+                    .iter()
+                    .find(|r| r.delegate == vs_name && r.delegate_ns == ns)
+            {
+                hosts = root.hosts.clone();
+                gateways = root.gateways.clone();
+                root_matches = root.matches.clone();
+                delegated_from = Some(root.position.clone());
+            }
             for kind in ROUTE_KINDS {
                 let routes = vs
                     .pointer(&format!("/spec/{kind}"))
@@ -375,21 +466,24 @@ impl<'a> Mesh<'a> {
                         }
                     }
                     out.push(Route {
-                        virtual_service: s(vs, "/metadata/name").unwrap_or_default().to_string(),
+                        virtual_service: vs_name.to_string(),
                         namespace: ns.clone(),
                         hosts: hosts.clone(),
                         gateways: gateways.clone(),
                         kind,
                         index,
                         name: r.get("name").and_then(Value::as_str).map(str::to_string),
-                        matches: r
-                            .get("match")
-                            .and_then(Value::as_array)
-                            .cloned()
-                            .unwrap_or_default(),
+                        matches: merge_matches(
+                            &root_matches,
+                            &r.get("match")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default(),
+                        ),
                         destinations,
                         mirrors,
                         delegate: s(r, "/delegate/name").map(str::to_string),
+                        delegated_from: delegated_from.clone(),
                     });
                 }
             }

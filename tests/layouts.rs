@@ -564,7 +564,7 @@ fn test_traffic_gets_a_route_of_its_own_before_the_split() {
         .clone();
     assert_eq!(
         table,
-        "my-service.example.net  http  route \"primary-canary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix / and header x-canary=true  → v2 100%\nmy-service.example.net  http  route \"primary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix /  → v1 95% · v2 5%\n"
+        "my-service.example.net  http  route \"primary-canary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix / and header x-canary=true  → v2 100%\nmy-service.example.net  http  route \"primary\"  (VirtualService relational-data-access--web, via istio-system/public)\n  uri prefix /, less what the routes above catch  → v1 95% · v2 5%\n"
     );
     // `status` shows the split the main route makes, not the test route's 100%.
     let json: Value =
