@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 8] = [
+pub const FIXTURES: [&str; 12] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -14,6 +14,10 @@ pub const FIXTURES: [&str; 8] = [
     "bookinfo-productpage",
     "argo-subsets",
     "test-routes",
+    "mirror",
+    "two-virtualservices",
+    "delegate",
+    "tcp",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
 pub const DONE_AFTER_BASE_EDIT: [&str; 3] =

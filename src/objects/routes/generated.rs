@@ -87,7 +87,7 @@ pub fn render(
                     "mirror".into(),
                     json!({"host": cx.host, "subset": cx.plan.canary.subset.value}),
                 );
-                r.insert("mirrorPercentage".into(), json!({ "value": p }));
+                r.insert("mirrorPercentage".into(), super::mirror::percentage(p));
             }
         }
         if super::test_routes::tests_canary(cx) {

@@ -18,9 +18,14 @@ pub fn percent(cx: &Context<'_>) -> Option<f64> {
     serving.then_some(m.value)
 }
 
-/// Istio's `Percent`: a double.
-fn percentage(p: f64) -> Value {
-    json!({ "value": p })
+/// Istio's `Percent`: a double, written as an integer when it is whole (`10`, `0.5`), as
+/// kustomize writes it back.
+pub fn percentage(p: f64) -> Value {
+    if p.fract() == 0.0 && (0.0..=100.0).contains(&p) {
+        json!({ "value": p as u8 })
+    } else {
+        json!({ "value": p })
+    }
 }
 
 /// The patch operations that make http route `i` mirror to the canary: `mirror` and

@@ -117,19 +117,26 @@ impl Component for Routes {
             if ops.is_empty() {
                 continue;
             }
+            let mut from = match routing {
+                Routing::Split(_) => format!("routes to {} split by version", cx.host),
+                Routing::StableOnly => format!(
+                    "routes to {} pinned to subset {}",
+                    cx.host, cx.plan.stable.subset.value
+                ),
+                Routing::CanaryOnly => format!(
+                    "routes to {} on subset {} only",
+                    cx.host, cx.plan.canary.subset.value
+                ),
+            };
+            if test_routes::tests_canary(cx) {
+                from.push_str(", test traffic to the canary first");
+            }
+            if let Some(p) = mirror::percent(cx) {
+                from.push_str(&format!(", {p}% mirrored to the canary"));
+            }
             out.patches.push(Patch {
                 file: format!("patch-virtualservice-{}.yaml", cx.file_part(vs)?),
-                from: match routing {
-                    Routing::Split(_) => format!("routes to {} split by version", cx.host),
-                    Routing::StableOnly => format!(
-                        "routes to {} pinned to subset {}",
-                        cx.host, cx.plan.stable.subset.value
-                    ),
-                    Routing::CanaryOnly => format!(
-                        "routes to {} on subset {} only",
-                        cx.host, cx.plan.canary.subset.value
-                    ),
-                },
+                from,
                 target: Target::of(vs),
                 body: PatchBody::Json(ops),
             });
