@@ -69,7 +69,7 @@ fn target(d: &Destination) -> Target {
 }
 
 /// One `match` entry in words.
-fn condition(m: &Value) -> String {
+pub fn condition(m: &Value) -> String {
     let Some(obj) = m.as_object() else {
         return "every request".to_string();
     };

@@ -21,7 +21,10 @@ pub struct EnvironmentStatus {
     pub weight: Option<u8>,
     /// Where requests to the Service go, per workload (the first route to it).
     pub traffic: Vec<VersionTraffic>,
-    /// Facts about the traffic worth knowing (mesh callers bypassing the split...).
+    /// Percent of the main route's requests also copied (mirrored) to the canary, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirrored: Option<f64>,
+    /// Facts about the traffic worth knowing (test routes, mesh callers bypassing the split...).
     pub notes: Vec<String>,
     pub overlay: Overlay,
     /// The overlay directory.
@@ -98,15 +101,16 @@ fn environment(
     };
     // The objects of this stage, even where the overlay on disk makes `render` refuse.
     let objects = crate::objects_at(plan, e, e.model.clone(), templates).ok();
-    let (traffic, notes) = match &objects {
+    let (traffic, mirrored, notes) = match &objects {
         Some(o) => traffic(plan, o),
-        None => (Vec::new(), Vec::new()),
+        None => (Vec::new(), None, Vec::new()),
     };
     EnvironmentStatus {
         environment: name.clone(),
         stage: e.model.stage,
         weight: e.weight.as_ref().map(|w| w.value),
         traffic,
+        mirrored,
         notes,
         overlay,
         output: diff::shown(&plan.output_dir(&name)),
@@ -115,7 +119,10 @@ fn environment(
 }
 
 /// Where requests to the plan's Service go, from the final objects.
-fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<String>) {
+/// Where requests go: per workload, the mirrored percent, and notes.
+type Traffic = (Vec<VersionTraffic>, Option<f64>, Vec<String>);
+
+fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
     let mesh = Mesh::new(objects);
     let service_ns = objects
         .iter()
@@ -216,6 +223,54 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<S
         }
     }
     let mut notes = Vec::new();
+    let mirrored: Option<f64> = main.and_then(|r| {
+        let p: f64 = r
+            .mirrors
+            .iter()
+            .filter(|m| ours(&m.host))
+            .map(|m| m.percent)
+            .sum();
+        (p > 0.0).then_some(p)
+    });
+    if let (Some(r), Some(p)) = (main, mirrored) {
+        let to: Vec<String> = r
+            .mirrors
+            .iter()
+            .filter(|m| ours(&m.host))
+            .flat_map(|m| m.endpoints.iter().map(ToString::to_string))
+            .collect();
+        notes.push(format!(
+            "{p}% of these requests are also copied to {} (shadow traffic: its answers are dropped)",
+            to.join(", ")
+        ));
+    }
+    // Test routes: conditions whose requests all go to one place while the main route splits.
+    let splits =
+        main.is_some_and(|m| m.destinations.iter().filter(|d| d.percent > 0.0).count() > 1);
+    let single =
+        |r: &crate::traffic::Route| r.destinations.iter().filter(|d| d.percent > 0.0).count() == 1;
+    for r in routes
+        .iter()
+        .filter(|r| splits && Some(**r) != main && !r.matches.is_empty() && single(r))
+    {
+        let to: Vec<String> = r
+            .destinations
+            .iter()
+            .filter(|d| d.percent > 0.0)
+            .flat_map(|d| d.endpoints.iter().map(ToString::to_string))
+            .collect();
+        let when: Vec<String> = r.matches.iter().map(crate::explain::condition).collect();
+        notes.push(format!(
+            "requests with {} go to {} ({})",
+            when.join(", or "),
+            if to.is_empty() {
+                "no pods".to_string()
+            } else {
+                to.join(", ")
+            },
+            r.position()
+        ));
+    }
     if let (Some(r), Some(svc)) = (
         main,
         mesh.service_for_host(&plan.service.value, service_ns.as_deref()),
@@ -237,7 +292,7 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> (Vec<VersionTraffic>, Vec<S
                 .join(", ")
         ));
     }
-    (rows, notes)
+    (rows, mirrored, notes)
 }
 
 fn next_step(

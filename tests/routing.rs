@@ -35,6 +35,18 @@ fn mirror_copies_the_stable_share_to_the_canary_while_stable_serves() {
     let vs = virtual_service(&stream(&s, "production"), "checkout").clone();
     assert_eq!(vs["spec"]["http"][0]["mirror"]["subset"], "v2");
     assert_eq!(vs["spec"]["http"][0]["mirrorPercentage"]["value"], 0.5);
+    // `status` says how much is mirrored, and where.
+    let status: Value =
+        serde_json::from_str(&s.run(&["status", "--format", "json"]).ok().stdout).unwrap();
+    let production = &status["plans"][0]["environments"][1];
+    assert_eq!(production["mirrored"], 0.5, "{production}");
+    assert!(
+        production["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("0.5% of these requests are also copied to Deployment checkout"),
+        "{production}"
+    );
     // At `route` (succession) the canary subset takes every request and still runs the stable
     // code: there is nothing to mirror to, so nothing is.
     s.set_stage("route");
@@ -45,7 +57,7 @@ fn mirror_copies_the_stable_share_to_the_canary_while_stable_serves() {
     let r = s.run(&["validate"]);
     r.fails();
     assert!(
-        r.stderr.contains("canaryplan.yaml:23:11: error: environment `staging` mirrors 10% to the canary at weight 100")
+        r.stderr.contains("canaryplan.yaml:24:11: error: environment `staging` mirrors 10% to the canary at weight 100")
             && r.stderr.contains("set `mirror: 0` on environment `staging`"),
         "{}",
         r.stderr
@@ -100,7 +112,7 @@ fn mirror_values_are_checked_where_they_are_written() {
     r.fails();
     assert!(
         r.stderr
-            .contains("canaryplan.yaml:29:15: error: mirror is a percent from 0 to 100"),
+            .contains("canaryplan.yaml:30:15: error: mirror is a percent from 0 to 100"),
         "{}",
         r.stderr
     );

@@ -103,11 +103,18 @@ pub fn fixture_dir(name: &str) -> PathBuf {
 /// Fixtures whose base already runs the new code (they sit at shift): `(fixture, new image,
 /// stable image)`. A walkthrough keeps the stable image in base at prepare and route, as a
 /// user does (new code goes into the base once the stable copy serves, at shift).
-pub const NEW_CODE_IN_BASE: [(&str, &str, &str); 1] = [(
-    "multi-route",
-    "registry.example/checkout-api:1.9.0",
-    "registry.example/checkout-api:1.8.3",
-)];
+pub const NEW_CODE_IN_BASE: [(&str, &str, &str); 2] = [
+    (
+        "multi-route",
+        "registry.example/checkout-api:1.9.0",
+        "registry.example/checkout-api:1.8.3",
+    ),
+    (
+        "mirror",
+        "registry.example/checkout@sha256:99887766554433221100ffeeddccbbaa11aa22bb33cc44dd55ee66ff77889900",
+        "registry.example/checkout@sha256:11aa22bb33cc44dd55ee66ff77889900aabbccddeeff00112233445566778899",
+    ),
+];
 
 /// A scratch copy of a fixture; the plan's rendered output is left out.
 pub struct Scratch {
