@@ -414,6 +414,47 @@ mod tests {
     }
 
     #[test]
+    fn a_route_says_when_earlier_routes_take_some_of_its_requests_first() {
+        let s = stream(json!([
+            {"name": "jason", "match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+            // Disjoint from `jason` (another exact value of the same header): nothing taken.
+            {"name": "maria", "match": [{"headers": {"end-user": {"exact": "maria"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+            // Overlaps both: a request under /api from jason goes to `jason` first.
+            {"name": "api", "match": [{"uri": {"prefix": "/api"}}], "route": [{"destination": {"host": "reviews", "subset": "v1"}}]}
+        ]));
+        let e = explain(&s, &s);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        assert!(e.routes[1].after.is_empty(), "{:?}", e.routes[1].after);
+        assert_eq!(e.routes[1].catches, "header end-user=maria");
+        assert_eq!(e.routes[2].after.len(), 2);
+        assert_eq!(
+            e.routes[2].catches,
+            "uri prefix /api, less what the routes above catch"
+        );
+    }
+
+    #[test]
+    fn a_delegate_serves_under_its_root() {
+        let mut s = stream(json!([]));
+        s.pop();
+        s.push(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "root"},
+            "spec": {"hosts": ["bookinfo.com"], "gateways": ["gw"], "http": [{"match": [{"uri": {"prefix": "/reviews"}}], "delegate": {"name": "reviews"}}]}}));
+        s.push(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews"},
+            "spec": {"http": [{"match": [{"headers": {"x": {"exact": "1"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]}}));
+        let e = explain(&s, &s);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        let r = &e.routes[1];
+        assert_eq!(r.hosts, vec!["bookinfo.com"]);
+        assert_eq!(r.gateways, vec!["gw"]);
+        assert_eq!(r.catches, "uri prefix /reviews and header x=1");
+        assert_eq!(
+            r.delegated_from.as_deref(),
+            Some("VirtualService root, http[0]")
+        );
+        assert_eq!(e.routes[0].delegate.as_deref(), Some("reviews"));
+    }
+
+    #[test]
     fn a_removed_subset_and_lost_traffic_are_caught() {
         let base =
             stream(json!([{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]));

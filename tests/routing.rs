@@ -265,3 +265,52 @@ fn tcp_routes_are_selected_by_port_and_cannot_match_or_mirror() {
         );
     }
 }
+
+#[test]
+fn subsets_go_into_the_base_destination_rule_never_a_second_one() {
+    // bookinfo's destination-rule-all.yaml already defines reviews' subsets v1, v2, v3: the
+    // canary's subset is added to THAT object (Istio merges two rules for one host unreliably),
+    // and its other subsets and trafficPolicy stay.
+    let s = Scratch::fixture("bookinfo-reviews");
+    let dr = s.read("base/destination-rule.yaml");
+    s.write(
+        "base/destination-rule.yaml",
+        &dr.replace(
+            "spec:\n  host: reviews\n",
+            "spec:\n  host: reviews\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 100}\n",
+        ),
+    );
+    for stage in [
+        "prepare",
+        "route",
+        "shift",
+        "cleanup-1",
+        "cleanup-2",
+        "cleanup-3",
+    ] {
+        s.set_stage(stage);
+        let objects = stream(&s, "staging");
+        let rules: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "DestinationRule")
+            .collect();
+        assert_eq!(rules.len(), 1, "{stage}: {rules:?}");
+        let rule = rules[0];
+        assert_eq!(rule["metadata"]["name"], "reviews", "{stage}");
+        assert_eq!(
+            rule["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"], 100,
+            "{stage}"
+        );
+        let subsets: Vec<&str> = rule["spec"]["subsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        for kept in ["v2", "v3"] {
+            assert!(subsets.contains(&kept), "{stage}: {subsets:?}");
+        }
+        // Versioned: the canary's subset exists from prepare (before any route names it).
+        assert!(subsets.contains(&"v4"), "{stage}: {subsets:?}");
+    }
+}
