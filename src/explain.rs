@@ -16,6 +16,9 @@ use crate::traffic::{Destination, Mesh, Route};
 pub struct Row {
     /// `VirtualService reviews, http[0] ("primary")`.
     pub position: String,
+    /// `VirtualService` or `HTTPRoute`.
+    pub object: String,
+    /// The routing object's name.
     pub virtual_service: String,
     pub hosts: Vec<String>,
     /// Empty: the mesh (sidecars).
@@ -91,9 +94,34 @@ pub fn condition(m: &Value) -> String {
             None => " present".to_string(),
         }
     };
+    // Gateway API's list form: `[{name, value, type}]`.
+    let listed = |v: &Value, what: &str, parts: &mut Vec<String>| {
+        for h in v.as_array().into_iter().flatten() {
+            let name = h.get("name").and_then(Value::as_str).unwrap_or_default();
+            let value = h.get("value").and_then(Value::as_str).unwrap_or_default();
+            let op = match h.get("type").and_then(Value::as_str) {
+                Some("RegularExpression") => "~",
+                _ => "=",
+            };
+            parts.push(format!("{what} {name}{op}{value}"));
+        }
+    };
     for (field, v) in obj {
         match field.as_str() {
             "name" => {}
+            "path" if v.get("value").is_some() => {
+                let value = v.get("value").and_then(Value::as_str).unwrap_or_default();
+                match v.get("type").and_then(Value::as_str) {
+                    Some("Exact") => parts.push(format!("path={value}")),
+                    Some("RegularExpression") => parts.push(format!("path~{value}")),
+                    _ => parts.push(format!("path prefix {value}")),
+                }
+            }
+            "headers" if v.is_array() => listed(v, "header", &mut parts),
+            "queryParams" if v.is_array() => listed(v, "query", &mut parts),
+            "method" if v.is_string() => {
+                parts.push(format!("method {}", v.as_str().unwrap_or_default()))
+            }
             "uri" | "scheme" | "method" | "authority" => {
                 parts.push(format!("{field}{}", string_match(v)))
             }
@@ -210,16 +238,26 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
     let mut problems = Vec::new();
     for (i, r) in routes.iter().enumerate() {
         // Earlier routes of the same VirtualService and kind catch first.
+        // (Gateway API rules are not taken in order but by specificity: none is "earlier".)
         let earlier: Vec<&Route> = routes
             .get(..i)
             .unwrap_or_default()
             .iter()
             .filter(|e| {
-                e.virtual_service == r.virtual_service
+                !r.by_specificity()
+                    && e.object == r.object
+                    && e.virtual_service == r.virtual_service
                     && e.namespace == r.namespace
                     && e.kind == r.kind
             })
             .collect();
+        let siblings = r.by_specificity()
+            && routes.iter().any(|o| {
+                !std::ptr::eq(o, r)
+                    && o.object == r.object
+                    && o.virtual_service == r.virtual_service
+                    && o.namespace == r.namespace
+            });
         let unreachable = earlier
             .iter()
             .find(|e| catch_all(e))
@@ -246,7 +284,9 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
             .map(|e| e.position())
             .collect();
         let catches = if r.matches.is_empty() {
-            if earlier.is_empty() {
+            if siblings {
+                "every request no more specific rule matches".to_string()
+            } else if earlier.is_empty() {
                 "every request".to_string()
             } else {
                 "everything else".to_string()
@@ -268,7 +308,8 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
         let reaches =
             |d: &[Destination]| d.iter().any(|x| x.percent > 0.0 && !x.endpoints.is_empty());
         if let Some(b) = base_routes.iter().find(|b| {
-            b.virtual_service == r.virtual_service
+            b.object == r.object
+                && b.virtual_service == r.virtual_service
                 && b.namespace == r.namespace
                 && b.kind == r.kind
                 && b.index == r.index
@@ -283,6 +324,7 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
         }
         rows.push(Row {
             position: r.position(),
+            object: r.object.to_string(),
             virtual_service: r.virtual_service.clone(),
             hosts: r.hosts.clone(),
             gateways: r.gateways.clone(),
@@ -338,11 +380,24 @@ pub fn to_text(e: &Explanation) -> String {
             .as_ref()
             .map(|root| format!(", delegated from {root}"))
             .unwrap_or_default();
+        let hosts = if r.hosts.is_empty() {
+            "*".to_string()
+        } else {
+            r.hosts.join(", ")
+        };
+        let what = if r.object == "HTTPRoute" {
+            "rule"
+        } else {
+            "route"
+        };
+        let protocol = if r.object == "HTTPRoute" {
+            "http"
+        } else {
+            r.kind.as_str()
+        };
         out.push_str(&format!(
-            "{}  {}  route{name}  (VirtualService {}{under}, via {via})\n",
-            r.hosts.join(", "),
-            r.kind,
-            r.virtual_service
+            "{hosts}  {protocol}  {what}{name}  ({} {}{under}, via {via})\n",
+            r.object, r.virtual_service
         ));
         let mut to: Vec<String> = r.destinations.iter().map(shown).collect();
         to.extend(r.mirrors.iter().map(|m| format!("mirror {}", shown(m))));
@@ -452,6 +507,40 @@ mod tests {
             Some("VirtualService root, http[0]")
         );
         assert_eq!(e.routes[0].delegate.as_deref(), Some("reviews"));
+    }
+
+    #[test]
+    fn gateway_api_rules_by_parent_weight_and_mirror() {
+        // Per-version Services stand for subsets; backendRef weights are relative (9:1).
+        let svc = |name: &str, version: Option<&str>| {
+            let mut sel = json!({"app": "reviews"});
+            if let Some(v) = version {
+                sel["version"] = json!(v);
+            }
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"selector": sel}})
+        };
+        let mut s = stream(json!([]));
+        s.truncate(3);
+        s.push(svc("reviews-v1", Some("v1")));
+        s.push(svc("reviews-v2", Some("v2")));
+        s.push(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop"},
+            "spec": {"parentRefs": [{"name": "public", "namespace": "infra"}], "hostnames": ["shop.example.com"],
+              "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/reviews"}, "headers": [{"name": "x-canary", "value": "true"}]}],
+                 "backendRefs": [{"name": "reviews-v2", "port": 9080}]},
+                {"backendRefs": [{"name": "reviews-v1", "port": 9080, "weight": 9}, {"name": "reviews-v2", "port": 9080, "weight": 1}],
+                 "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "reviews-v2", "port": 9080}, "percent": 5}}]}
+              ]}}));
+        // GAMMA: a route whose parent is the Service itself serves mesh callers.
+        s.push(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "reviews-mesh", "namespace": "shop"},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "reviews"}],
+              "rules": [{"backendRefs": [{"name": "reviews-v1", "port": 9080}]}]}}));
+        let e = explain(&s, &s);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        assert_eq!(
+            to_text(&e),
+            "shop.example.com  http  rule [0]  (HTTPRoute shop, via infra/public)\n  path prefix /reviews and header x-canary=true  → reviews-v2 100%\nshop.example.com  http  rule [1]  (HTTPRoute shop, via infra/public)\n  every request no more specific rule matches  → reviews-v1 90% · reviews-v2 10% · mirror reviews-v2 5%\nreviews.shop.svc.cluster.local  http  rule [0]  (HTTPRoute reviews-mesh, via mesh)\n  every request  → reviews-v1 100%\n"
+        );
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Destination {
 /// One route of a VirtualService, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
+    /// `VirtualService` or `HTTPRoute` (Gateway API).
+    pub object: &'static str,
+    /// The routing object's name.
     pub virtual_service: String,
     pub namespace: Option<String>,
     pub hosts: Vec<String>,
@@ -89,9 +92,23 @@ impl Route {
             .map(|n| format!(" (\"{n}\")"))
             .unwrap_or_default();
         format!(
-            "VirtualService {}, {}[{}]{name}",
-            self.virtual_service, self.kind, self.index
+            "{} {}, {}[{}]{name}",
+            self.object, self.virtual_service, self.kind, self.index
         )
+    }
+
+    /// Whether Gateway API rules: the most specific match wins, whatever the order.
+    pub fn by_specificity(&self) -> bool {
+        self.object == "HTTPRoute"
+    }
+
+    /// The protocol: `http`, `tcp` or `tls` (an HTTPRoute rule is http).
+    pub fn protocol(&self) -> &'static str {
+        if self.by_specificity() {
+            "http"
+        } else {
+            self.kind
+        }
     }
 
     /// Whether mesh callers (sidecars) use this route, not only gateways.
@@ -466,6 +483,7 @@ impl<'a> Mesh<'a> {
                         }
                     }
                     out.push(Route {
+                        object: "VirtualService",
                         virtual_service: vs_name.to_string(),
                         namespace: ns.clone(),
                         hosts: hosts.clone(),
@@ -486,6 +504,142 @@ impl<'a> Mesh<'a> {
                         delegated_from: delegated_from.clone(),
                     });
                 }
+            }
+        }
+        out.extend(self.http_routes());
+        out
+    }
+
+    /// Gateway API HTTPRoutes, a route per rule: its parents (Gateways, or for GAMMA a Service:
+    /// the mesh), hostnames, matches, and its backendRefs weighted relative to each other.
+    fn http_routes(&self) -> Vec<Route> {
+        let mut out = Vec::new();
+        for hr in self.of_kind("HTTPRoute") {
+            let ns = namespace(hr);
+            let name = s(hr, "/metadata/name").unwrap_or_default();
+            let mut hosts: Vec<String> = hr
+                .pointer("/spec/hostnames")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            let mut gateways = Vec::new();
+            for p in hr
+                .pointer("/spec/parentRefs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let parent = s(p, "/name").unwrap_or_default();
+                let parent_ns = s(p, "/namespace")
+                    .map(str::to_string)
+                    .or_else(|| ns.clone());
+                if s(p, "/kind") == Some("Service") {
+                    // GAMMA: the route serves mesh callers of that Service.
+                    gateways.push("mesh".to_string());
+                    hosts.push(match &parent_ns {
+                        Some(n) => format!("{parent}.{n}.svc.cluster.local"),
+                        None => parent.to_string(),
+                    });
+                } else {
+                    gateways.push(match (s(p, "/namespace"), &ns) {
+                        (Some(n), _) => format!("{n}/{parent}"),
+                        _ => parent.to_string(),
+                    });
+                }
+            }
+            if gateways.is_empty() {
+                // A route with no parent is attached to nothing: no request reaches it.
+                continue;
+            }
+            for (index, rule) in hr
+                .pointer("/spec/rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let backend = |b: &Value, percent: f64| {
+                    let kind_ok = s(b, "/kind").is_none_or(|k| k == "Service")
+                        && s(b, "/group").is_none_or(str::is_empty);
+                    let target = s(b, "/name").unwrap_or_default();
+                    let b_ns = s(b, "/namespace")
+                        .map(str::to_string)
+                        .or_else(|| ns.clone());
+                    let host = if kind_ok {
+                        target.to_string()
+                    } else {
+                        format!("{} {target}", s(b, "/kind").unwrap_or_default())
+                    };
+                    self.destination(
+                        &serde_json::json!({ "host": host }),
+                        percent,
+                        b_ns.as_deref(),
+                    )
+                };
+                let refs: Vec<&Value> = rule
+                    .get("backendRefs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let weight = |b: &Value| b.get("weight").and_then(Value::as_f64).unwrap_or(1.0);
+                let total: f64 = refs.iter().map(|b| weight(b)).sum();
+                let destinations = refs
+                    .iter()
+                    .map(|b| {
+                        let p = if total > 0.0 {
+                            weight(b) * 100.0 / total
+                        } else {
+                            0.0
+                        };
+                        backend(b, p)
+                    })
+                    .collect();
+                let mirrors = rule
+                    .get("filters")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|f| s(f, "/type") == Some("RequestMirror"))
+                    .filter_map(|f| {
+                        let m = f.get("requestMirror")?;
+                        let percent = m
+                            .get("percent")
+                            .and_then(Value::as_f64)
+                            .or_else(|| {
+                                let n = m.pointer("/fraction/numerator")?.as_f64()?;
+                                let d = m
+                                    .pointer("/fraction/denominator")
+                                    .and_then(Value::as_f64)
+                                    .unwrap_or(100.0);
+                                (d > 0.0).then(|| n * 100.0 / d)
+                            })
+                            .unwrap_or(100.0);
+                        Some(backend(m.get("backendRef")?, percent))
+                    })
+                    .collect();
+                out.push(Route {
+                    object: "HTTPRoute",
+                    virtual_service: name.to_string(),
+                    namespace: ns.clone(),
+                    hosts: hosts.clone(),
+                    gateways: gateways.clone(),
+                    kind: "rules",
+                    index,
+                    name: rule.get("name").and_then(Value::as_str).map(str::to_string),
+                    matches: rule
+                        .get("matches")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                    destinations,
+                    mirrors,
+                    delegate: None,
+                    delegated_from: None,
+                });
             }
         }
         out
