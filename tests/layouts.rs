@@ -515,7 +515,7 @@ fn explain_shows_every_stage_of_every_fixture_without_a_problem() {
         }
     }
     assert!(shown >= 45);
-    // The text reads as the README shows it.
+    // The text form (the README's example is `fixtures/delegate`, asserted in tests/routing.rs).
     let s = Scratch::fixture("bookinfo-reviews");
     assert_eq!(
         s.run(&["explain"]).ok().stdout,
