@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 
 use crate::error::{Diagnostic, Diagnostics, Result};
 use crate::names;
-use crate::plan::{self, AllowFrom, Labels, Method, Plan};
+use crate::plan::{self, AllowFrom, Labels, Method, Plan, Traffic};
 use crate::stage::{Stage, StageModel};
 use crate::yaml::{Kind, Node, Pos, Source};
 
@@ -54,6 +54,12 @@ pub struct CheckedPlan {
     /// Ports whose tcp/tls routes are split; empty: every port.
     pub ports: Vec<At<u16>>,
     pub method: Method,
+    /// Which API routes the traffic (`traffic:`).
+    pub traffic: Traffic,
+    /// Gateway API: the HTTPRoutes named in `httpRoutes` (empty: every one to the Service).
+    pub http_routes: Vec<At<String>>,
+    /// Gateway API: `meshRoute: generate`, where it is written.
+    pub mesh_route: Option<Pos>,
     pub version_label: String,
     pub pod_labels: Labels,
     pub stable: Version,
@@ -292,6 +298,8 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             }
         },
     };
+
+    let (traffic, http_routes, mesh_route) = traffic_fields(&source, &mut d, spec);
 
     let version_label = spec
         .version_label
@@ -602,7 +610,7 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         if let Some(mut env) = environment(&source, &mut d, env_name, e, &spec.base, method) {
             let written = e.match_.as_ref().or(spec.match_.as_ref());
             env.matches = written
-                .map(|m| match_requests(&source, &mut d, m))
+                .map(|m| match_requests(&source, &mut d, m, traffic))
                 .unwrap_or_default();
             env.mirror = e
                 .mirror
@@ -636,6 +644,9 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         routes,
         ports,
         method,
+        traffic,
+        http_routes,
+        mesh_route,
         version_label,
         pod_labels,
         stable: Version {
@@ -930,11 +941,16 @@ pub const HTTP_MATCH_FIELDS: [&str; 14] = [
     "statPrefix",
 ];
 
-/// `match:` entries: each a mapping of HTTPMatchRequest fields.
+/// The fields of Gateway API's HTTPRouteMatch (gateway.networking.k8s.io/v1).
+pub const HTTP_ROUTE_MATCH_FIELDS: [&str; 4] = ["path", "headers", "queryParams", "method"];
+
+/// `match:` entries: each a mapping of HTTPMatchRequest fields (Istio) or HTTPRouteMatch
+/// fields (Gateway API).
 fn match_requests(
     source: &Source,
     d: &mut Diagnostics,
     m: &Spanned<Vec<Node>>,
+    traffic: Traffic,
 ) -> Vec<At<serde_json::Value>> {
     if m.value.is_empty() {
         d.push(
@@ -942,6 +958,9 @@ fn match_requests(
                 .error(Pos::of(m), "`match` is empty".to_string())
                 .hint("list the requests that go to the canary, e.g. `- headers: {x-canary: {exact: \"true\"}}`, or remove `match`"),
         );
+    }
+    if traffic == Traffic::GatewayApi {
+        return gateway_api_matches(source, d, m);
     }
     let mut out = Vec::new();
     for node in &m.value {
@@ -995,4 +1014,231 @@ fn match_requests(
         });
     }
     out
+}
+
+/// `match:` with `traffic: gateway-api`: HTTPRouteMatch entries, whose `headers` and
+/// `queryParams` are lists of `{name, value, type}` (not Istio's maps).
+fn gateway_api_matches(
+    source: &Source,
+    d: &mut Diagnostics,
+    m: &Spanned<Vec<Node>>,
+) -> Vec<At<serde_json::Value>> {
+    let fields = HTTP_ROUTE_MATCH_FIELDS;
+    let mut out = Vec::new();
+    for node in &m.value {
+        let Kind::Map(entries) = &node.kind else {
+            d.push(
+                source
+                    .error(
+                        node.pos,
+                        "a `match` entry must be a mapping of Gateway API HTTPRouteMatch fields"
+                            .to_string(),
+                    )
+                    .hint("e.g. `- headers: [{name: x-canary, value: \"true\"}]`"),
+            );
+            continue;
+        };
+        if entries.is_empty() {
+            d.push(
+                source
+                    .error(
+                        node.pos,
+                        "an empty `match` entry would send every request to the canary".to_string(),
+                    )
+                    .hint("name the headers or query parameters of the test traffic"),
+            );
+        }
+        for (k, v) in entries {
+            if !fields.contains(&k.value.as_str()) {
+                let hint = match names::did_you_mean(&k.value, fields) {
+                    Some(s) => format!(
+                        "did you mean `{s}`? Gateway API's HTTPRouteMatch has {}",
+                        fields.join(", ")
+                    ),
+                    None => format!("Gateway API's HTTPRouteMatch has {}", fields.join(", ")),
+                };
+                d.push(
+                    source
+                        .error(
+                            Pos::of(k),
+                            format!(
+                                "`{}` is not a field of a Gateway API HTTPRouteMatch",
+                                k.value
+                            ),
+                        )
+                        .hint(hint),
+                );
+                continue;
+            }
+            if matches!(k.value.as_str(), "headers" | "queryParams") {
+                let ok = match &v.kind {
+                    Kind::Seq(items) => items.iter().all(|i| match &i.kind {
+                        Kind::Map(e) => {
+                            let has = |f: &str| {
+                                e.iter()
+                                    .any(|(n, v)| n.value == f && matches!(v.kind, Kind::String(_)))
+                            };
+                            has("name") && has("value")
+                        }
+                        _ => false,
+                    }),
+                    _ => false,
+                };
+                if !ok {
+                    d.push(
+                        source
+                            .error(v.pos, format!("`{}` is a list of `{{name, value}}` entries in Gateway API", k.value))
+                            .hint(format!("write e.g. `{}: [{{name: x-canary, value: \"true\"}}]` (add `type: RegularExpression` for a regex); Istio's map form does not apply with `traffic: gateway-api`", k.value)),
+                    );
+                }
+            }
+        }
+        out.push(At {
+            value: node.to_json(),
+            pos: node.pos,
+        });
+    }
+    out
+}
+
+/// `traffic:`, and the fields that belong to one routing API only: each is a located error
+/// under the other.
+fn traffic_fields(
+    source: &Source,
+    d: &mut Diagnostics,
+    spec: &plan::Spec,
+) -> (Traffic, Vec<At<String>>, Option<Pos>) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let traffic = match &spec.traffic {
+        None => Traffic::Istio,
+        Some(t) => match t.value.as_str() {
+            "istio" => Traffic::Istio,
+            "gateway-api" => Traffic::GatewayApi,
+            other => {
+                d.push(
+                    err(Pos::of(t), format!("unknown traffic API `{other}`")).hint(
+                        "use `istio` (DestinationRule subsets, VirtualService weights) or `gateway-api` (HTTPRoute backendRef weights)",
+                    ),
+                );
+                Traffic::Istio
+            }
+        },
+    };
+    let mut http_routes: Vec<At<String>> = Vec::new();
+    if let Some(list) = &spec.http_routes {
+        if list.value.is_empty() {
+            d.push(err(Pos::of(list), "`httpRoutes` is empty".into()).hint(
+                "name the HTTPRoutes to patch, or remove `httpRoutes` to patch every one with a backendRef to the Service",
+            ));
+        }
+        for r in &list.value {
+            if !names::is_dns_subdomain(&r.value) {
+                d.push(
+                    err(
+                        Pos::of(r),
+                        format!("`{}` is not a valid object name", r.value),
+                    )
+                    .hint("an HTTPRoute name is lower-case letters, digits, `-` and `.`"),
+                );
+            } else if http_routes.iter().any(|h| h.value == r.value) {
+                d.push(
+                    err(
+                        Pos::of(r),
+                        format!("HTTPRoute `{}` is listed twice", r.value),
+                    )
+                    .hint("list each HTTPRoute once"),
+                );
+            }
+            http_routes.push(At::of(r));
+        }
+    }
+    let mesh_route = spec.mesh_route.as_ref().map(|m| {
+        if m.value != "generate" {
+            d.push(
+                err(Pos::of(m), format!("unknown meshRoute `{}`", m.value)).hint(
+                    "write `meshRoute: generate` for a GAMMA HTTPRoute that weights mesh callers too, or remove it",
+                ),
+            );
+        }
+        Pos::of(m)
+    });
+    let first = |l: &Option<Vec<Spanned<String>>>| l.as_ref().and_then(|v| v.first()).map(Pos::of);
+    match traffic {
+        Traffic::GatewayApi => {
+            let istio_only: [(Option<Pos>, &str, &str); 7] = [
+                (
+                    spec.virtual_service.as_ref().map(Pos::of),
+                    "virtualService",
+                    "name HTTPRoutes with `httpRoutes:`",
+                ),
+                (
+                    spec.virtual_services.as_ref().map(Pos::of),
+                    "virtualServices",
+                    "name HTTPRoutes with `httpRoutes:`",
+                ),
+                (
+                    first(&spec.routes),
+                    "routes",
+                    "canaryplan splits every rule of the selected HTTPRoutes that sends to the Service; choose HTTPRoutes with `httpRoutes:`",
+                ),
+                (
+                    spec.ports.as_ref().map(Pos::of),
+                    "ports",
+                    "Gateway API tcp/tls routes are not weighted by canaryplan; HTTPRoutes keep each backendRef's port",
+                ),
+                (
+                    spec.stable
+                        .subset
+                        .as_ref()
+                        .or(spec.canary.subset.as_ref())
+                        .map(Pos::of),
+                    "subset",
+                    "versions are reached through the Services `<service>-<version>` canaryplan renders, not subsets",
+                ),
+                (
+                    spec.selector.as_ref().and_then(|s| {
+                        s.add
+                            .as_ref()
+                            .map(Pos::of)
+                            .or_else(|| s.remove.first().map(Pos::of))
+                    }),
+                    "selector",
+                    "routes name the per-version Services, so the Service keeps its base selector",
+                ),
+                (
+                    spec.environments.values().find_map(|e| first(&e.hosts)),
+                    "hosts",
+                    "set `hostnames` on the HTTPRoute in this environment's base",
+                ),
+            ];
+            for (pos, field, why) in istio_only
+                .into_iter()
+                .filter_map(|(p, f, w)| Some((p?, f, w)))
+            {
+                d.push(
+                    err(pos, format!("`{field}` is an Istio field, and this plan routes with `traffic: gateway-api`"))
+                        .hint(format!("remove it: {why}")),
+                );
+            }
+        }
+        Traffic::Istio => {
+            for (pos, field) in [
+                (spec.http_routes.as_ref().map(Pos::of), "httpRoutes"),
+                (mesh_route, "meshRoute"),
+            ] {
+                if let Some(pos) = pos {
+                    d.push(
+                        err(
+                            pos,
+                            format!(
+                                "`{field}` is a Gateway API field, and this plan routes with Istio"
+                            ),
+                        )
+                        .hint("set `traffic: gateway-api` to weight HTTPRoutes, or remove it"),
+                    );
+                }
+            }
+        }
+    }
+    (traffic, http_routes, mesh_route)
 }

@@ -87,6 +87,21 @@ pub struct Spec {
     #[serde(default)]
     #[schemars(with = "Option<f64>", range(min = 0, max = 100))]
     pub mirror: Option<Node>,
+    /// `istio` (default): DestinationRule subsets and VirtualService weights. `gateway-api`:
+    /// per-version Services and HTTPRoute backendRef weights.
+    #[serde(default)]
+    #[schemars(with = "Option<Traffic>")]
+    pub traffic: Option<Spanned<String>>,
+    /// Gateway API: the HTTPRoutes in base to patch; absent: every HTTPRoute in base with a
+    /// backendRef to the Service.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub http_routes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Gateway API: `generate` adds a GAMMA HTTPRoute (its parent is the Service itself) so
+    /// mesh callers get the same weights; absent: only the HTTPRoutes in base are weighted.
+    #[serde(default)]
+    #[schemars(with = "Option<MeshRoute>")]
+    pub mesh_route: Option<Spanned<String>>,
     /// `succession` (default): the stable copy pins the last stable image. `coexistence`: one
     /// image, the version chosen by environment variables. `versioned`: one Deployment per
     /// version (Istio's own layout); the canary is a new Deployment beside the stable one.
@@ -132,6 +147,24 @@ pub struct Spec {
     /// Per environment: the stage and weight to render.
     #[schemars(with = "IndexMap<String, Environment>")]
     pub environments: IndexMap<Spanned<String>, Environment>,
+}
+
+/// Which API routes the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Traffic {
+    /// DestinationRule subsets and VirtualService weights.
+    Istio,
+    /// Per-version Services and HTTPRoute backendRef weights (Kubernetes Gateway API).
+    GatewayApi,
+}
+
+/// What canaryplan does for mesh callers in Gateway API mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeshRoute {
+    /// A GAMMA HTTPRoute whose parent is the Service, weighted like the others.
+    Generate,
 }
 
 /// How the stable version is kept running next to the canary.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::{Diagnostic, Diagnostics, Result};
 use crate::objects::Context;
-use crate::plan::{Labels, Method};
+use crate::plan::{Labels, Method, Traffic};
 use crate::selector;
 use crate::stage::{Stage, StageModel};
 use crate::traffic::{self, Mesh, ProblemKind};
@@ -23,6 +23,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("version names unused elsewhere", version_names_unused),
     ("weights sum to 100", route_weights),
     ("every destination has pods of one version", destinations),
+    (
+        "every version Service a route names is rendered, with one version's pods",
+        version_services,
+    ),
     (
         "the canary is reached only through its subset",
         canary_only_through_its_subset,
@@ -172,7 +176,9 @@ fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     };
     let canary_pods = f.pod_labels(&canary_name);
     let stable_pods = f.pod_labels(&stable_name);
-    let both_serve = cx.model.service_selector || plan.method == Method::Versioned;
+    // Gateway API routes name the version Services: the Service keeps its base selector.
+    let patched = cx.model.service_selector && plan.traffic == Traffic::Istio;
+    let both_serve = patched || plan.method == Method::Versioned;
     if both_serve {
         for (what, pods) in [
             ("the canary", &canary_pods),
@@ -181,7 +187,7 @@ fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
             if let Some(pods) = pods
                 && !selector::map_matches(&sel, pods)
             {
-                let d = if cx.model.service_selector {
+                let d = if patched {
                     plan.diag(plan.selector_pos, format!("the patched selector of Service {} ({}) does not select {what}'s pods ({})", cx.service.name, show(&sel), show(pods)))
                         .hint("change `selector.remove`/`selector.add` so the Service selects labels both versions share, e.g. the podLabels")
                 } else {
@@ -195,18 +201,22 @@ fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
         && plan.method != Method::Versioned
         && selector::map_matches(&sel, stable_pods)
     {
+        let message = match plan.traffic {
+            Traffic::Istio => format!(
+                "Service {} selects the stable copy's pods before routing is set up",
+                cx.service.name
+            ),
+            Traffic::GatewayApi => format!(
+                "Service {} selects the stable copy's pods: callers that no HTTPRoute weights would reach both versions by pod count",
+                cx.service.name
+            ),
+        };
         out.push(
-            plan.diag(
-                plan.stable.labels_pos,
-                format!(
-                    "Service {} selects the stable copy's pods before routing is set up",
-                    cx.service.name
-                ),
-            )
-            .hint("override a key of the Service selector in stable.labels"),
+            plan.diag(plan.stable.labels_pos, message)
+                .hint("override a key of the Service selector in stable.labels"),
         );
     }
-    if cx.model.service_selector {
+    if patched {
         let ns = cx.service.namespace();
         for (w, labels) in f.mesh.workloads() {
             if w.name == canary_name || w.name == stable_name {
@@ -312,6 +322,112 @@ fn route_weights(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
             }
         }
     }
+    out.extend(http_route_weights(cx, f, weight_pos));
+    out
+}
+
+/// Gateway API: a rule split between the two version Services has weights summing to 100.
+fn http_route_weights(
+    cx: &Context<'_>,
+    f: &Final<'_>,
+    weight_pos: crate::yaml::Pos,
+) -> Vec<Diagnostic> {
+    let names = version_service_names(cx);
+    let mut out = Vec::new();
+    for r in f.mesh.routes().iter().filter(|r| r.object == "HTTPRoute") {
+        let ours = r
+            .destinations
+            .iter()
+            .filter(|d| names.contains(&d.host))
+            .count();
+        if ours == 2 && r.destinations.len() == 2 {
+            let hr = f.find("HTTPRoute", &r.virtual_service);
+            let weights: Vec<u64> = hr
+                .and_then(|h| h.pointer(&format!("/spec/rules/{}/backendRefs", r.index)))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|b| b.get("weight").and_then(Value::as_u64).unwrap_or(1))
+                .collect();
+            if weights.iter().sum::<u64>() != 100 {
+                out.push(
+                    cx.plan
+                        .diag(
+                            weight_pos,
+                            format!(
+                                "{} splits Service {} with weights that do not sum to 100",
+                                r.position(),
+                                cx.service.name
+                            ),
+                        )
+                        .hint("weights are integers from 0 to 100 summing to 100 per rule"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `<service>-<version>` of both versions (Gateway API mode's destinations).
+fn version_service_names(cx: &Context<'_>) -> [String; 2] {
+    [
+        format!("{}-{}", cx.service.name, cx.plan.stable.version.value),
+        format!("{}-{}", cx.service.name, cx.plan.canary.version.value),
+    ]
+}
+
+/// Gateway API: every backendRef (and mirror) to a version Service names one the stage
+/// renders (a missing backend answers 500 for its share), and that Service selects the pods
+/// of exactly one workload, of its version.
+fn version_services(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if cx.plan.traffic != Traffic::GatewayApi {
+        return out;
+    }
+    let names = version_service_names(cx);
+    let versions = [&cx.plan.stable.version.value, &cx.plan.canary.version.value];
+    for r in f.mesh.routes() {
+        let all = r
+            .destinations
+            .iter()
+            .map(|d| ("backendRef", d))
+            .chain(r.mirrors.iter().map(|d| ("mirror", d)));
+        for (what, d) in all {
+            let Some(k) = names.iter().position(|n| *n == d.host) else {
+                continue;
+            };
+            let Some(svc) = &d.service else {
+                out.push(
+                    cx.plan
+                        .diag(cx.env.stage.pos, format!("{}: the {what} names Service {}, which stage {} does not render; its requests would be answered 500", r.position(), d.host, cx.model.stage))
+                        .hint("a version Service exists from prepare to cleanup-2: move the stage back, or remove the reference from the base"),
+                );
+                continue;
+            };
+            let labels = |w: &traffic::Workload| {
+                f.mesh
+                    .workloads()
+                    .into_iter()
+                    .find(|(x, _)| x == w)
+                    .map(|(_, l)| l)
+                    .unwrap_or_default()
+            };
+            let wrong: Vec<String> = d
+                .endpoints
+                .iter()
+                .filter(|w| labels(w).get(&cx.plan.version_label) != versions.get(k).copied())
+                .map(ToString::to_string)
+                .collect();
+            if d.endpoints.len() > 1 || !wrong.is_empty() {
+                let sel = svc.selector.as_ref().map(show).unwrap_or_default();
+                out.push(
+                    cx.plan
+                        .diag(cx.env.stage.pos, format!("{}: Service {} ({sel}) selects the pods of {}, not exactly version {}'s", r.position(), d.host, list(&d.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>()), versions.get(k).map(|v| v.as_str()).unwrap_or_default()))
+                        .hint("each version Service must select one Deployment: choose a version name (and versionLabel) no other workload behind the Service carries"),
+                );
+            }
+        }
+    }
     out
 }
 
@@ -343,11 +459,49 @@ fn reachable(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
         .1
         .into_iter()
         .map(|p| {
-            cx.plan.diag(cx.env.stage.pos, p).hint(
-                "Istio takes the first route that matches: put routes with `match` before the catch-all; `canaryplan explain` shows the table",
-            )
+            cx.plan.diag(cx.env.stage.pos, p).hint(match cx.plan.traffic {
+                Traffic::Istio => "Istio takes the first route that matches: put routes with `match` before the catch-all; `canaryplan explain` shows the table",
+                Traffic::GatewayApi => "`canaryplan explain` shows which rule takes which requests",
+            })
         })
         .collect()
+}
+
+/// Which version a destination names: 0 stable, 1 canary; by subset (Istio) or by version
+/// Service (Gateway API).
+fn version_of(cx: &Context<'_>, d: &traffic::Destination) -> Option<usize> {
+    match cx.plan.traffic {
+        Traffic::Istio => {
+            let ours = d.service.as_ref().is_some_and(|s| {
+                s.name == cx.service.name && s.namespace.as_deref() == cx.service.namespace()
+            });
+            let subset = d.subset.as_deref().filter(|_| ours)?;
+            [&cx.plan.stable.subset.value, &cx.plan.canary.subset.value]
+                .iter()
+                .position(|s| s.as_str() == subset)
+        }
+        Traffic::GatewayApi => version_service_names(cx).iter().position(|n| *n == d.host),
+    }
+}
+
+/// How routes reach one version, for messages: `subset \`v2\`` or `Service shop-v2`.
+fn way_to(cx: &Context<'_>, k: usize) -> String {
+    match cx.plan.traffic {
+        Traffic::Istio => {
+            let s = [&cx.plan.stable.subset.value, &cx.plan.canary.subset.value];
+            format!(
+                "subset `{}`",
+                s.get(k).map(|s| s.as_str()).unwrap_or_default()
+            )
+        }
+        Traffic::GatewayApi => {
+            let n = version_service_names(cx);
+            format!(
+                "Service {}",
+                n.get(k).map(String::as_str).unwrap_or_default()
+            )
+        }
+    }
 }
 
 /// Versioned: the canary's pods sit behind the same Service as every other version, so only
@@ -363,13 +517,11 @@ fn canary_only_through_its_subset(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagno
     let is_canary = |w: &traffic::Workload| w.kind == "Deployment" && w.name == canary;
     for r in mesh.routes() {
         for (i, d) in r.destinations.iter().enumerate() {
-            if d.endpoints.iter().any(is_canary)
-                && d.subset.as_deref() != Some(cx.plan.canary.subset.value.as_str())
-                && d.percent > 0.0
+            if d.endpoints.iter().any(is_canary) && version_of(cx, d) != Some(1) && d.percent > 0.0
             {
                 out.push(
                     cx.plan
-                        .diag(cx.env.stage.pos, format!("{}, destination {}: {} reaches the pods of Deployment {canary} by pod count, not through subset `{}`", r.position(), i + 1, d.host, cx.plan.canary.subset.value))
+                        .diag(cx.env.stage.pos, format!("{}, destination {}: {} reaches the pods of Deployment {canary} by pod count, not through {}", r.position(), i + 1, d.host, way_to(cx, 1)))
                         .hint("canaryplan pins every route it patches; name that VirtualService's route in `routes:` (or remove `virtualService:` so every VirtualService routing to the Service is patched)"),
                 );
             }
@@ -396,12 +548,12 @@ fn virtual_services_agree(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     if cx.model.routing.is_none() {
         return out;
     }
-    let stable = &cx.plan.stable.subset.value;
-    let canary = &cx.plan.canary.subset.value;
+    let (stable, canary) = (way_to(cx, 0), way_to(cx, 1));
     let ours = |d: &traffic::Destination| {
-        d.service.as_ref().is_some_and(|s| {
-            s.name == cx.service.name && s.namespace.as_deref() == cx.service.namespace()
-        })
+        version_of(cx, d).is_some()
+            || d.service.as_ref().is_some_and(|s| {
+                s.name == cx.service.name && s.namespace.as_deref() == cx.service.namespace()
+            })
     };
     let hint = "canaryplan patches the VirtualServices named in `virtualServices:` (default: every one routing to the Service); list every VirtualService that routes to the Service there, or remove it to patch them all";
     // Splits between the two subsets, with where each is.
@@ -433,21 +585,18 @@ fn virtual_services_agree(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
                 );
             }
         }
-        let share = |subset: &str| {
+        let share = |k: usize| {
             to_service
                 .iter()
-                .filter(|d| d.subset.as_deref() == Some(subset))
+                .filter(|d| version_of(cx, d) == Some(k))
                 .map(|d| d.percent)
                 .sum::<f64>()
         };
         let is_split = to_service.len() == r.destinations.len()
-            && to_service.iter().all(|d| {
-                d.subset.as_deref() == Some(stable.as_str())
-                    || d.subset.as_deref() == Some(canary.as_str())
-            })
+            && to_service.iter().all(|d| version_of(cx, d).is_some())
             && to_service.len() == 2;
         if is_split {
-            splits.push((r.position(), (share(stable), share(canary))));
+            splits.push((r.position(), (share(0), share(1))));
         }
     }
     if let Some((first, w)) = splits.first()
@@ -455,7 +604,7 @@ fn virtual_services_agree(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     {
         out.push(
             cx.plan
-                .diag(cx.env.stage.pos, format!("{first} sends {}% to `{stable}` and {}% to `{canary}`, but {other} sends {}% and {}%", w.0, w.1, v.0, v.1))
+                .diag(cx.env.stage.pos, format!("{first} sends {}% to {stable} and {}% to {canary}, but {other} sends {}% and {}%", w.0, w.1, v.0, v.1))
                 .hint(hint),
         );
     }

@@ -132,13 +132,21 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
         })
         .and_then(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
         .map(str::to_string);
+    // Gateway API routes name the version Services `<service>-<version>`.
+    let version_services: Vec<String> = match plan.traffic {
+        crate::plan::Traffic::GatewayApi => [&plan.stable.version, &plan.canary.version]
+            .iter()
+            .map(|v| format!("{}-{}", plan.service.value, v.value))
+            .collect(),
+        crate::plan::Traffic::Istio => Vec::new(),
+    };
     let ours = |h: &str| {
         host_names(
             h,
             &plan.service.value,
             service_ns.as_deref(),
             service_ns.as_deref(),
-        )
+        ) || version_services.iter().any(|v| v == h)
     };
     let routes: Vec<_> = mesh
         .routes()
@@ -277,8 +285,15 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
     ) && !mesh.mesh_routed(&svc)
     {
         notes.push(format!(
-            "VirtualService {} is bound to gateways only: mesh callers bypass the split and reach every pod Service {} selects, by pod count",
-            r.virtual_service, plan.service.value
+            "{} {} is bound to gateways only: mesh callers bypass the split and reach every pod Service {} selects, by pod count{}",
+            r.object,
+            r.virtual_service,
+            plan.service.value,
+            if plan.traffic == crate::plan::Traffic::GatewayApi {
+                " (`meshRoute: generate` weights them too)"
+            } else {
+                ""
+            }
         ));
     }
     if routes.len() > 1 {

@@ -14,7 +14,7 @@ use crate::error::{Diagnostic, Error, Result};
 use crate::yaml::{self, Source};
 
 /// The templates canaryplan renders, with the built-in text of each.
-pub const BUILTIN: [(&str, &str); 4] = [
+pub const BUILTIN: [(&str, &str); 6] = [
     (
         "stable-copy.yaml.j2",
         include_str!("../templates/stable-copy.yaml.j2"),
@@ -30,6 +30,14 @@ pub const BUILTIN: [(&str, &str); 4] = [
     (
         "authorization-policy.yaml.j2",
         include_str!("../templates/authorization-policy.yaml.j2"),
+    ),
+    (
+        "version-service.yaml.j2",
+        include_str!("../templates/version-service.yaml.j2"),
+    ),
+    (
+        "http-route.yaml.j2",
+        include_str!("../templates/http-route.yaml.j2"),
     ),
 ];
 

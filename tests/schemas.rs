@@ -93,6 +93,10 @@ fn closure(defs: &Value, name: &str) -> Value {
 
 struct Schemas {
     by_gvk: HashMap<String, jsonschema::Validator>,
+    /// Each CRD version's `openAPIV3Schema` as published, for defaults and CEL rules.
+    crd: HashMap<String, Value>,
+    /// How many CEL rules were evaluated (a test that evaluates none proves nothing).
+    cel_evaluated: std::cell::Cell<usize>,
 }
 
 impl Schemas {
@@ -100,6 +104,7 @@ impl Schemas {
     fn load() -> Option<Schemas> {
         let dir = schemas_dir()?;
         let mut by_gvk = HashMap::new();
+        let mut crd_schemas = HashMap::new();
         let k8s = dir.join("kubernetes-v1.34");
         let defs_text = std::fs::read_to_string(k8s.join("_definitions.json"))
             .unwrap()
@@ -129,6 +134,7 @@ impl Schemas {
                     schema["properties"]["apiVersion"] = json!({"type": "string"});
                     schema["properties"]["kind"] = json!({"type": "string"});
                     let gvk = format!("{group}/{}/{kind}", v["name"].as_str().unwrap());
+                    crd_schemas.insert(gvk.clone(), v["schema"]["openAPIV3Schema"].clone());
                     by_gvk.insert(gvk, jsonschema::validator_for(&schema).unwrap());
                 }
             }
@@ -145,7 +151,11 @@ impl Schemas {
             schema["$defs"] = defs.clone();
             by_gvk.insert(gvk.to_string(), jsonschema::validator_for(&schema).unwrap());
         }
-        Some(Schemas { by_gvk })
+        Some(Schemas {
+            by_gvk,
+            crd: crd_schemas,
+            cel_evaluated: std::cell::Cell::new(0),
+        })
     }
 
     fn errors(&self, object: &Value) -> Result<Vec<String>, String> {
@@ -155,10 +165,19 @@ impl Schemas {
             "{group}/{version}/{}",
             object["kind"].as_str().unwrap_or_default()
         );
-        let v = self.by_gvk.get(&gvk).ok_or(gvk)?;
-        Ok(v.iter_errors(object)
+        let v = self.by_gvk.get(&gvk).ok_or(gvk.clone())?;
+        let mut out: Vec<String> = v
+            .iter_errors(object)
             .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect())
+            .collect();
+        if let Some(schema) = self.crd.get(&gvk) {
+            let mut defaulted = object.clone();
+            cel_rules::default(schema, &mut defaulted);
+            let mut n = self.cel_evaluated.get();
+            cel_rules::errors(schema, &defaulted, "", &mut out, &mut n);
+            self.cel_evaluated.set(n);
+        }
+        Ok(out)
     }
 }
 
@@ -187,6 +206,11 @@ fn every_rendered_object_is_valid() {
         }
     }
     assert!(validated > 100, "only {validated} objects validated");
+    assert!(
+        schemas.cel_evaluated.get() > 1000,
+        "only {} CEL rules evaluated",
+        schemas.cel_evaluated.get()
+    );
 }
 
 #[test]
@@ -219,4 +243,186 @@ fn the_validation_rejects_unknown_fields_and_wrong_types() {
     );
     let bad_dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "3"}});
     assert!(!schemas.errors(&bad_dep).unwrap().is_empty());
+    // CEL rules of the HTTPRoute CRD, on routes the structural schema accepts.
+    let route = |rule: Value| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "x"},
+            "spec": {"parentRefs": [{"name": "gw"}], "rules": [rule]}})
+    };
+    let good = route(
+        json!({"backendRefs": [{"name": "a", "port": 80, "weight": 90}, {"name": "b", "port": 80, "weight": 10}]}),
+    );
+    assert_eq!(schemas.errors(&good).unwrap(), Vec::<String>::new());
+    let no_port = route(json!({"backendRefs": [{"name": "a"}]}));
+    let errors = schemas.errors(&no_port).unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("Must have port for Service reference")),
+        "a Service backendRef without a port (group and kind defaulted) must fail: {errors:?}"
+    );
+    let bad_path = route(
+        json!({"matches": [{"path": {"type": "PathPrefix", "value": "api"}}], "backendRefs": [{"name": "a", "port": 80}]}),
+    );
+    assert!(
+        !schemas.errors(&bad_path).unwrap().is_empty(),
+        "a path not starting with / must fail"
+    );
+    let two_rewrites = route(json!({"filters": [
+        {"type": "URLRewrite", "urlRewrite": {"hostname": "a"}},
+        {"type": "URLRewrite", "urlRewrite": {"hostname": "b"}}],
+        "backendRefs": [{"name": "a", "port": 80}]}));
+    assert!(!schemas.errors(&two_rewrites).unwrap().is_empty());
+    let mirror_both = route(
+        json!({"filters": [{"type": "RequestMirror", "requestMirror": {
+        "backendRef": {"name": "a", "port": 80}, "percent": 5, "fraction": {"numerator": 1}}}],
+        "backendRefs": [{"name": "a", "port": 80}]}),
+    );
+    assert!(!schemas.errors(&mirror_both).unwrap().is_empty());
+}
+
+/// CEL: the `x-kubernetes-validations` rules of a CRD, evaluated as the API server does after
+/// defaulting (`default` values filled in first), with `self` bound to the node the rule is
+/// written on and property names that are CEL keywords escaped (`__namespace__`).
+mod cel_rules {
+    use serde_json::{Map, Value};
+
+    const KEYWORDS: [&str; 21] = [
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    ];
+
+    /// Fills in the schema's `default`s, as the API server does before validating.
+    pub fn default(schema: &Value, v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                    for (k, s) in props {
+                        if let (false, Some(d)) = (m.contains_key(k), s.get("default")) {
+                            m.insert(k.clone(), d.clone());
+                        }
+                        if let Some(x) = m.get_mut(k) {
+                            default(s, x);
+                        }
+                    }
+                } else if let Some(s) = schema.get("additionalProperties").filter(|s| s.is_object())
+                {
+                    m.values_mut().for_each(|x| default(s, x));
+                }
+            }
+            Value::Array(a) => {
+                if let Some(s) = schema.get("items") {
+                    a.iter_mut().for_each(|x| default(s, x));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The value as CEL sees it: schema property names escaped.
+    fn escaped(schema: &Value, v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let props = schema.get("properties").and_then(Value::as_object);
+                let mut out = Map::new();
+                for (k, x) in m {
+                    let s = props
+                        .and_then(|p| p.get(k))
+                        .or_else(|| schema.get("additionalProperties"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    let key = if props.is_some() && KEYWORDS.contains(&k.as_str()) {
+                        format!("__{k}__")
+                    } else {
+                        k.clone()
+                    };
+                    out.insert(key, escaped(&s, x));
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => {
+                let s = schema.get("items").cloned().unwrap_or(Value::Null);
+                Value::Array(a.iter().map(|x| escaped(&s, x)).collect())
+            }
+            _ => v.clone(),
+        }
+    }
+
+    /// Every rule that fails on `v` (already defaulted), with where.
+    pub fn errors(
+        schema: &Value,
+        v: &Value,
+        at: &str,
+        out: &mut Vec<String>,
+        evaluated: &mut usize,
+    ) {
+        for rule in schema
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = rule["rule"].as_str().unwrap_or_default();
+            if text.contains("oldSelf") {
+                continue;
+            }
+            let program = match cel::Program::compile(text) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.push(format!("{at}: rule does not compile: {text}: {e}"));
+                    continue;
+                }
+            };
+            let mut cx = cel::Context::default();
+            cx.add_variable("self", escaped(schema, v)).unwrap();
+            *evaluated += 1;
+            match program.execute(&cx) {
+                Ok(cel::Value::Bool(true)) => {}
+                Ok(other) => out.push(format!(
+                    "{at}: {} (rule `{text}` gave {other:?})",
+                    rule["message"].as_str().unwrap_or("CEL rule failed")
+                )),
+                Err(e) => out.push(format!("{at}: rule `{text}` cannot be evaluated: {e}")),
+            }
+        }
+        match v {
+            Value::Object(m) => {
+                let props = schema.get("properties").and_then(Value::as_object);
+                for (k, x) in m {
+                    let s = props
+                        .and_then(|p| p.get(k))
+                        .or_else(|| schema.get("additionalProperties").filter(|s| s.is_object()));
+                    if let Some(s) = s {
+                        errors(s, x, &format!("{at}.{k}"), out, evaluated);
+                    }
+                }
+            }
+            Value::Array(a) => {
+                if let Some(s) = schema.get("items") {
+                    for (i, x) in a.iter().enumerate() {
+                        errors(s, x, &format!("{at}[{i}]"), out, evaluated);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -3,19 +3,18 @@
 //! (header routes, Gateway API, an export) means adding a module to `COMPONENTS`, nothing else.
 
 mod authorization;
-mod destination_rule;
-mod routes;
-mod service;
+mod gateway_api;
+mod istio;
 mod workload;
 
-pub use routes::routes_to;
+pub use istio::routes_to;
 
 use serde_json::{Value, json};
 
 use crate::base::{Base, BaseObject};
 use crate::check::{CheckedPlan, EnvironmentPlan};
 use crate::error::{Diagnostics, Result};
-use crate::plan::{Labels, Method};
+use crate::plan::{Labels, Method, Traffic};
 use crate::selector;
 use crate::stage::StageModel;
 use crate::templates::{Identity, Templates};
@@ -244,7 +243,8 @@ impl<'a> Context<'a> {
             base_routes_name_subsets: false,
             base_edited: edited && canary_in_base.is_some(),
         };
-        cx.base_routes_name_subsets = routes::base_routes_name_subsets(&cx);
+        cx.base_routes_name_subsets =
+            cx.plan.traffic == Traffic::Istio && istio::base_routes_name_subsets(&cx);
         if cx.base_routes_name_subsets && plan.method != Method::Versioned {
             use crate::stage::Stage;
             // The route patch goes at cleanup-2; until then (and from weight 100 on) the stable
@@ -262,6 +262,28 @@ impl<'a> Context<'a> {
         self.base_routes_name_subsets
             && self.plan.method != Method::Versioned
             && matches!(self.model.stage, Stage::Cleanup1 | Stage::Cleanup2)
+    }
+
+    /// Whether the stage renders test routes (`match:`): while the canary is routed to by
+    /// weight, and at cleanup-1 (harmless there: everything reaches the canary).
+    pub fn tests_canary(&self) -> bool {
+        use crate::stage::{Routing, Stage};
+        !self.env.matches.is_empty()
+            && matches!(
+                (self.model.routing, self.model.stage),
+                (Some(Routing::Split(_)), _) | (Some(Routing::CanaryOnly), Stage::Cleanup1)
+            )
+    }
+
+    /// The mirrored percent at this stage: only while the stable version still serves some
+    /// requests (at weight 100, or the succession method's `route` stage, the canary already
+    /// takes them all).
+    pub fn mirror_percent(&self) -> Option<f64> {
+        use crate::stage::{Routing, Stage};
+        let m = self.env.mirror.as_ref()?;
+        let serving = matches!(self.model.stage, Stage::Route | Stage::Shift)
+            && matches!(self.model.routing, Some(Routing::Split(w)) if w.stable > 0);
+        serving.then_some(m.value)
     }
 
     /// Whether a route destination host names the Service (short, namespaced or full name).
@@ -398,20 +420,24 @@ pub trait Component {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()>;
 }
 
-/// Every component, in the order their files are listed in the overlay.
-pub const COMPONENTS: &[&dyn Component] = &[
-    &workload::Workload,
-    &destination_rule::Subsets,
-    &routes::Routes,
-    &service::Selector,
-    &authorization::Policies,
-];
+/// The components of a plan routed by `traffic`, in the order their files are listed in the
+/// overlay: the workload, the traffic backend's (destinations per version, then the routes
+/// weighted between them), the authorization policies.
+pub fn components(traffic: Traffic) -> impl Iterator<Item = &'static dyn Component> {
+    let backend = match traffic {
+        Traffic::Istio => istio::COMPONENTS,
+        Traffic::GatewayApi => gateway_api::COMPONENTS,
+    };
+    let first: &[&dyn Component] = &[&workload::Workload];
+    let last: &[&dyn Component] = &[&authorization::Policies];
+    first.iter().chain(backend).chain(last).copied()
+}
 
 /// Renders one environment.
 pub fn render(cx: &Context<'_>) -> Result<Rendered> {
     let mut out = Rendered::default();
     let mut d = Diagnostics::default();
-    for c in COMPONENTS {
+    for c in components(cx.plan.traffic) {
         d.take(c.render(cx, &mut out));
     }
     d.into_result()?;

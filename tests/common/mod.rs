@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 12] = [
+pub const FIXTURES: [&str; 16] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -18,10 +18,18 @@ pub const FIXTURES: [&str; 12] = [
     "two-virtualservices",
     "delegate",
     "tcp",
+    "gateway-north-south",
+    "gateway-gamma",
+    "gateway-mesh-route",
+    "gateway-two-rules",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
-pub const DONE_AFTER_BASE_EDIT: [&str; 3] =
-    ["coexistence", "bookinfo-reviews", "bookinfo-productpage"];
+pub const DONE_AFTER_BASE_EDIT: [&str; 4] = [
+    "coexistence",
+    "bookinfo-reviews",
+    "bookinfo-productpage",
+    "gateway-mesh-route",
+];
 pub const STAGES: [&str; 7] = [
     "prepare",
     "route",
