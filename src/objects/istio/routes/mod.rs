@@ -48,7 +48,7 @@ fn refuse_http_routes(cx: &Context<'_>) -> Result<()> {
         if names_service {
             return Err(route
                 .error(&["spec", "rules"], format!("HTTPRoute {} sends traffic to Service {} too, past the VirtualService canaryplan weights", route.name, cx.service.name))
-                .hint("route this Service with one API: remove the HTTPRoute, or keep it and wait for canaryplan's Gateway API mode (`traffic: gateway-api`)")
+                .hint("route this Service with one API: remove the HTTPRoute, or route only with HTTPRoutes and set `traffic: gateway-api` in the plan")
                 .into());
         }
     }
