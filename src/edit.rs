@@ -160,7 +160,11 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
             (
                 t,
                 format!("{env}: stage {stage} → {next}"),
-                format!("canary({}): {env} to {next}: {}", plan.name, next.summary()),
+                format!(
+                    "canary({}): {env} to {next}: {}",
+                    plan.name,
+                    next.summary_for(plan.traffic)
+                ),
             )
         }
     };

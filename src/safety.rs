@@ -684,8 +684,15 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     if differences.is_empty() {
         return Vec::new();
     }
-    let edit = match cx.plan.method {
-        Method::Versioned => format!(
+    let edit = match (cx.plan.method, cx.plan.traffic) {
+        (Method::Versioned, Traffic::GatewayApi) => format!(
+            "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, and the HTTPRoute rules naming Service {} (canaryplan then keeps it: a base Service of that name selecting the version is reused); see the README's \"Finishing a versioned release\"",
+            cx.env.base.value,
+            cx.plan.new_deployment_name(),
+            cx.workload.name,
+            format_args!("{}-{}", cx.service.name, cx.plan.canary.version.value)
+        ),
+        (Method::Versioned, Traffic::Istio) => format!(
             "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, routes to subset `{}`, the subset in its DestinationRule; see the README's \"Finishing a versioned release\"",
             cx.env.base.value,
             cx.plan.new_deployment_name(),

@@ -88,6 +88,27 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// `summary` in the words of the traffic backend that renders the stage.
+    pub fn summary_for(self, traffic: crate::plan::Traffic) -> &'static str {
+        use crate::plan::Traffic;
+        match (traffic, self) {
+            (Traffic::Istio, _) | (_, Stage::Shift | Stage::Done) => self.summary(),
+            (Traffic::GatewayApi, Stage::Prepare) => {
+                "the pinned stable copy and the Services of both versions are added; the original's pods get the version labels"
+            }
+            (Traffic::GatewayApi, Stage::Route) => {
+                "HTTPRoute rules to the Service send all traffic to the canary's Service (still old code), and the copy's AuthorizationPolicy is added"
+            }
+            (Traffic::GatewayApi, Stage::Cleanup1) => {
+                "the stable version's backendRefs, the stable copy and its AuthorizationPolicy are removed"
+            }
+            (Traffic::GatewayApi, Stage::Cleanup2) => "the HTTPRoute patch is removed",
+            (Traffic::GatewayApi, Stage::Cleanup3) => "the version Services are removed",
+        }
+    }
+}
+
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

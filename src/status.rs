@@ -367,6 +367,6 @@ fn next_step(
                 .map(|d| d.message.clone())
                 .unwrap_or_default()
         ),
-        (None, Ok(_)) => format!("{next}: {}", next.summary()),
+        (None, Ok(_)) => format!("{next}: {}", next.summary_for(plan.traffic)),
     }
 }

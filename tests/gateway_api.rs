@@ -375,3 +375,132 @@ fn mesh_callers_get_a_generated_gamma_route_per_port() {
         "{status}"
     );
 }
+
+/// Where the rules of HTTPRoute `route` send requests: (workload, percent) per backend.
+fn split(objects: &[Value], route: &str) -> Vec<Vec<(String, f64)>> {
+    canaryplan::traffic::Mesh::new(objects)
+        .routes()
+        .iter()
+        .filter(|r| r.object == "HTTPRoute" && r.virtual_service == route)
+        .map(|r| {
+            r.destinations
+                .iter()
+                .flat_map(|d| d.endpoints.iter().map(|w| (w.name.clone(), d.percent)))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn versioned_release_with_a_service_per_version_in_base() {
+    let s = Scratch::fixture("gateway-versioned");
+    s.set_stage("prepare");
+    s.run(&["render", "--from-scratch"]).ok();
+    let at = |s: &Scratch| {
+        let objects = stream(s, "staging");
+        let deployments: Vec<String> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Deployment")
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        (split(&objects, "reviews"), deployments, services(&objects))
+    };
+    let v = |pairs: &[(&str, f64)]| {
+        vec![
+            pairs
+                .iter()
+                .map(|(w, p)| (w.to_string(), *p))
+                .collect::<Vec<_>>(),
+        ]
+    };
+
+    // prepare: the base's own reviews-v1 Service is reused, reviews-v4 is added before its pods.
+    let (t, d, svc) = at(&s);
+    assert_eq!(t, v(&[("reviews-v1", 100.0)]));
+    assert!(!d.contains(&"reviews-v4".to_string()));
+    assert_eq!(svc, ["reviews", "reviews-v1", "reviews-v4"]);
+    s.run(&["advance", "--env", "staging", "--render"]).ok();
+    s.run(&["advance", "--env", "staging", "--render"]).ok();
+    s.run(&["promote", "--env", "staging", "--render"]).ok();
+    assert_eq!(at(&s).0, v(&[("reviews-v1", 90.0), ("reviews-v4", 10.0)]));
+    s.run(&["promote", "--env", "staging", "--to", "100", "--render"])
+        .ok();
+    for _ in ["cleanup-1", "cleanup-2", "cleanup-3"] {
+        s.run(&["advance", "--env", "staging", "--render"]).ok();
+    }
+    // cleanup-3: the rule names reviews-v4; reviews-v1 (Deployment) is gone, its Service stays
+    // in base, unnamed.
+    let (t, d, _) = at(&s);
+    assert_eq!(t, v(&[("reviews-v4", 100.0)]));
+    assert_eq!(d, ["reviews-v2", "reviews-v3", "reviews-v4"]);
+    let r = s.run(&["advance", "--env", "staging"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("the HTTPRoute rules naming Service reviews-v4"),
+        "{}",
+        r.stderr
+    );
+
+    // The base edit: the canary Deployment in, reviews-v1 out, the route and the version
+    // Service to v4 (canaryplan reuses it at cleanup-3, then done renders nothing beyond it).
+    let canary: String = s
+        .read("canary/staging/deployment-reviews-v4.yaml")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.contains("sync-wave") && !l.contains("namespace:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let canary = canary.replace("  annotations:\n", "");
+    let reviews = s.read("base/reviews.yaml");
+    let v1_start = reviews
+        .find("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v1")
+        .unwrap();
+    let v1_end = v1_start + reviews[v1_start..].find("---\n").unwrap() + 4;
+    s.write(
+        "base/reviews.yaml",
+        &format!(
+            "{}{}---\n{canary}",
+            &reviews[..v1_start],
+            &reviews[v1_end..]
+        ),
+    );
+    s.write(
+        "base/httproute.yaml",
+        &s.read("base/httproute.yaml")
+            .replace("name: reviews-v1", "name: reviews-v4"),
+    );
+    s.write(
+        "base/services-by-version.yaml",
+        &s.read("base/services-by-version.yaml")
+            .replace("name: reviews-v1", "name: reviews-v4")
+            .replace("version: v1", "version: v4"),
+    );
+    s.run(&["render", "--from-scratch"]).ok();
+    s.run(&["advance", "--env", "staging", "--render"]).ok();
+    let k = s.read("canary/staging/kustomization.yaml");
+    assert!(
+        k.contains("canaryplan.io/stage: done") && !k.contains("patches:"),
+        "{k}"
+    );
+    let (t, d, svc) = at(&s);
+    assert_eq!(t, v(&[("reviews-v4", 100.0)]));
+    assert_eq!(d, ["reviews-v2", "reviews-v3", "reviews-v4"]);
+    assert_eq!(svc, ["reviews", "reviews-v4"]);
+}
+
+#[test]
+fn a_base_service_with_a_version_services_name_must_select_that_version() {
+    let s = Scratch::fixture("gateway-versioned");
+    s.write(
+        "base/services-by-version.yaml",
+        &s.read("base/services-by-version.yaml")
+            .replace("version: v1", "version: v2"),
+    );
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("base/services-by-version.yaml:15:5: error: the base has a Service `reviews-v1`, the name of version v1's Service, and it does not select that version's pods"),
+        "{}",
+        r.stderr
+    );
+}

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 16] = [
+pub const FIXTURES: [&str; 17] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -22,13 +22,15 @@ pub const FIXTURES: [&str; 16] = [
     "gateway-gamma",
     "gateway-mesh-route",
     "gateway-two-rules",
+    "gateway-versioned",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
-pub const DONE_AFTER_BASE_EDIT: [&str; 4] = [
+pub const DONE_AFTER_BASE_EDIT: [&str; 5] = [
     "coexistence",
     "bookinfo-reviews",
     "bookinfo-productpage",
     "gateway-mesh-route",
+    "gateway-versioned",
 ];
 pub const STAGES: [&str; 7] = [
     "prepare",

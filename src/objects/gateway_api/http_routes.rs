@@ -171,7 +171,10 @@ impl Component for HttpRoutes {
                     continue;
                 }
                 let new = backends(cx, refs(rule), hr.namespace(), routing, Some((hr, i)))?;
-                ops.push(json!({"op": "replace", "path": format!("/spec/rules/{i}/backendRefs"), "value": new}));
+                // A rule that already is what the stage needs is left as it is.
+                if rule.get("backendRefs") != Some(&Value::Array(new.clone())) {
+                    ops.push(json!({"op": "replace", "path": format!("/spec/rules/{i}/backendRefs"), "value": new}));
+                }
                 if let Some(f) = mirror::filter(cx, hr, i, rule)? {
                     match rule.get("filters") {
                         Some(_) => ops.push(json!({"op": "add", "path": format!("/spec/rules/{i}/filters/-"), "value": f})),
@@ -196,6 +199,9 @@ impl Component for HttpRoutes {
             // Test rules go in after every replacement (which name the base's indices), from
             // the last rule up: each insert shifts only rules after it.
             ops.extend(tests.into_iter().rev());
+            if ops.is_empty() {
+                continue;
+            }
             let mut from = match routing {
                 Routing::Split(_) => format!(
                     "rules to Service {} split between the version Services",

@@ -28,10 +28,20 @@ pub fn version_service(cx: &Context<'_>, version: &str) -> String {
     format!("{}-{version}", cx.service.name)
 }
 
-/// Whether backendRef `b` of an HTTPRoute in namespace `route_ns` names the plan's Service.
+/// Whether backendRef `b` of an HTTPRoute in namespace `route_ns` names the plan's Service,
+/// or a version's own Service where the base has one (one Service per version: the routes of
+/// base name the stable one, or after the base edit that ends a release, the canary's; as
+/// Istio routes name a subset).
 pub fn names_service(cx: &Context<'_>, b: &Value, route_ns: Option<&str>) -> bool {
     let s = |k: &str| b.get(k).and_then(Value::as_str);
-    s("name") == Some(cx.service.name.as_str())
+    let in_base = |version: &str| {
+        let name = version_service(cx, version);
+        s("name") == Some(name.as_str()) && cx.base.find("Service", &name).is_some()
+    };
+    let named = s("name") == Some(cx.service.name.as_str())
+        || in_base(&cx.plan.stable.version.value)
+        || in_base(&cx.plan.canary.version.value);
+    named
         && s("kind").is_none_or(|k| k == "Service")
         && s("group").is_none_or(str::is_empty)
         && same_namespace(s("namespace").or(route_ns), cx.service.namespace())

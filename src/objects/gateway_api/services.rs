@@ -36,11 +36,16 @@ impl Component for VersionServices {
         for (version, pods) in versions(cx) {
             let name = version_service(cx, version);
             if let Some(taken) = cx.base.find("Service", &name) {
-                d.push(
-                    taken
-                        .error(&["metadata", "name"], format!("the base has a Service `{name}`, the name of the Service canaryplan renders for version {version}"))
-                        .hint("rename that Service in base: in Gateway API mode `<service>-<version>` is each version's Service"),
-                );
+                // The base's own Service of this version (one Service per version, as with
+                // Istio's subsets in base) is reused, if it selects that version's pods.
+                let theirs = selector::labels_of(taken.value.pointer("/spec/selector"));
+                if theirs.is_empty() || !selector::map_matches(&theirs, pods) {
+                    d.push(
+                        taken
+                            .error(&["spec", "selector"], format!("the base has a Service `{name}`, the name of version {version}'s Service, and it does not select that version's pods"))
+                            .hint(format!("in Gateway API mode `<service>-<version>` is each version's Service: select `{}: {version}` in it, or rename it", cx.plan.version_label)),
+                    );
+                }
                 continue;
             }
             let mut sel = Map::new();
