@@ -504,3 +504,25 @@ fn a_base_service_with_a_version_services_name_must_select_that_version() {
         r.stderr
     );
 }
+
+#[test]
+fn the_readme_example_is_a_plan_that_validates() {
+    // The README's Gateway API plan and route, on the north-south fixture's Deployment/Service.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Gateway API").unwrap()..];
+    let mut blocks = section
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").unwrap()]);
+    let (plan, route) = (blocks.next().unwrap(), blocks.next().unwrap());
+    let s = Scratch::fixture("gateway-north-south");
+    s.write("canaryplan.yaml", plan);
+    s.write("base/httproute.yaml", route);
+    let r = s.run(&["validate"]);
+    r.ok();
+    assert!(
+        r.stderr.contains("production ok (stage shift)"),
+        "{}",
+        r.stderr
+    );
+}
