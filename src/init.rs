@@ -95,6 +95,44 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
                 .is_empty()
         })
         .collect();
+    // HTTPRoutes with a backendRef to the Service (or to a Service of one of its versions,
+    // `<service>-<version>`): with no VirtualService for it, the plan routes with Gateway API.
+    let names_service = |b: &Value| {
+        b.get("name").and_then(Value::as_str).is_some_and(|n| {
+            n == service.name
+                || (n.starts_with(&format!("{}-", service.name))
+                    && base.find("Service", n).is_some())
+        }) && b
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_none_or(|k| k == "Service")
+    };
+    let http_routes: Vec<&BaseObject> = base
+        .of_kind("HTTPRoute")
+        .filter(|hr| {
+            hr.value
+                .pointer("/spec/rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .flat_map(|r| {
+                    r.get("backendRefs")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                })
+                .any(names_service)
+        })
+        .collect();
+    let gateway_api = routing.is_empty() && !http_routes.is_empty();
+    let gamma = http_routes.iter().any(|hr| {
+        hr.value
+            .pointer("/spec/parentRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|p| p.get("kind").and_then(Value::as_str) == Some("Service"))
+    });
     let selector_labels = selector::labels_of(workload.value.pointer("/spec/selector/matchLabels"));
     let Some((key, value)) = selector_labels.first() else {
         return Err(workload
@@ -135,7 +173,25 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     t.push_str("spec:\n");
     t.push_str(&format!("  base: {}\n", q(&base_rel)));
     t.push_str(&format!("  # The Service that receives the traffic, and the Deployment it selects.\n  service: {}\n  workload: {}\n", q(&service.name), q(&workload.name)));
+    if gateway_api {
+        t.push_str(&format!(
+            "  # The base routes with the Gateway API: HTTPRoute {} send(s) to the Service; their rules
+  # are split between the Services of each version.
+  traffic: gateway-api
+",
+            http_routes.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+        if !gamma {
+            t.push_str(
+                "  # No route of base serves mesh callers (a GAMMA route, parent = the Service):
+  # uncomment to add one, weighted like the others.
+  # meshRoute: generate
+",
+            );
+        }
+    }
     match routing.as_slice() {
+        _ if gateway_api => {}
         [vs] => t.push_str(&format!("  # The VirtualService routing to the Service; its routes are split by version.\n  virtualService: {}\n", q(&vs.name))),
         [] => t.push_str("  # The base has no VirtualService for the Service: one is generated for the mesh host.\n"),
         many => t.push_str(&format!(
@@ -210,14 +266,16 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
         q(&copy_value)
     ));
     t.push_str("  canary:\n    version: v2\n");
-    t.push_str("  # While both versions serve, the Service selects them by the labels they share,\n  # including one only this app's pods carry.\n  selector:\n");
-    if service_selector.contains_key(key) {
-        t.push_str(&format!("    remove: [{}]\n", q(key)));
+    if !gateway_api {
+        t.push_str("  # While both versions serve, the Service selects them by the labels they share,\n  # including one only this app's pods carry.\n  selector:\n");
+        if service_selector.contains_key(key) {
+            t.push_str(&format!("    remove: [{}]\n", q(key)));
+        }
+        t.push_str(&format!(
+            "    add: {{canary: enabled, applicationName: {}}}\n",
+            q(&app_label)
+        ));
     }
-    t.push_str(&format!(
-        "    add: {{canary: enabled, applicationName: {}}}\n",
-        q(&app_label)
-    ));
     t.push_str("  # Sources allowed to reach the stable copy, e.g. the ingress gateway:\n");
     t.push_str("  # allowFrom:\n  # - {namespace: istio-system, serviceAccount: istio-ingressgateway-service-account}\n");
     t.push_str("  steps: [1, 5, 25, 50, 100]\n");

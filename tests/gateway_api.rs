@@ -526,3 +526,36 @@ fn the_readme_example_is_a_plan_that_validates() {
         r.stderr
     );
 }
+
+#[test]
+fn init_detects_http_routes_and_writes_a_gateway_api_plan_that_validates() {
+    for (fixture, args, gamma) in [
+        ("gateway-north-south", vec!["init"], false),
+        ("gateway-gamma", vec!["init"], true),
+        (
+            "gateway-versioned",
+            vec!["init", "--service", "reviews", "--workload", "reviews-v1"],
+            true,
+        ),
+    ] {
+        let s = Scratch::fixture(fixture);
+        std::fs::remove_file(s.plan()).unwrap();
+        s.run(&args).ok();
+        let plan = s.read("canaryplan.yaml");
+        assert!(
+            plan.contains("\n  traffic: gateway-api\n"),
+            "{fixture}: {plan}"
+        );
+        assert!(
+            !plan.contains("selector:"),
+            "{fixture}: no Service selector patch: {plan}"
+        );
+        assert_eq!(
+            plan.contains("# meshRoute: generate"),
+            !gamma,
+            "{fixture}: {plan}"
+        );
+        let v = s.run(&["validate"]);
+        assert_eq!(v.code, 0, "{fixture}: {plan}\n{}", v.stderr);
+    }
+}
