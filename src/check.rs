@@ -215,26 +215,7 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         .virtual_service
         .iter()
         .chain(spec.virtual_services.iter().flat_map(|m| m.value.iter()));
-    for vs in named {
-        if !names::is_dns_subdomain(&vs.value) {
-            d.push(
-                err(
-                    Pos::of(vs),
-                    format!("`{}` is not a valid object name", vs.value),
-                )
-                .hint("a VirtualService name is lower-case letters, digits, `-` and `.`"),
-            );
-        } else if virtual_services.iter().any(|v| v.value == vs.value) {
-            d.push(
-                err(
-                    Pos::of(vs),
-                    format!("VirtualService `{}` is listed twice", vs.value),
-                )
-                .hint("list each VirtualService once"),
-            );
-        }
-        virtual_services.push(At::of(vs));
-    }
+    virtual_services.extend(object_names(&source, &mut d, named, "VirtualService"));
     let mut ports: Vec<At<u16>> = Vec::new();
     for node in spec.ports.iter().flat_map(|p| p.value.iter()) {
         match &node.kind {
@@ -959,9 +940,24 @@ fn match_requests(
                 .hint("list the requests that go to the canary, e.g. `- headers: {x-canary: {exact: \"true\"}}`, or remove `match`"),
         );
     }
-    if traffic == Traffic::GatewayApi {
-        return gateway_api_matches(source, d, m);
-    }
+    let api = match traffic {
+        Traffic::Istio => MatchApi {
+            fields: &HTTP_MATCH_FIELDS,
+            shape: "Istio HTTPMatchRequest fields",
+            example: "e.g. `- headers: {end-user: {exact: jason}}`",
+            empty: "name the headers, cookie or source labels of the test traffic",
+            not_a_field: "an Istio match request",
+            has: "Istio's HTTPMatchRequest",
+        },
+        Traffic::GatewayApi => MatchApi {
+            fields: &HTTP_ROUTE_MATCH_FIELDS,
+            shape: "Gateway API HTTPRouteMatch fields",
+            example: "e.g. `- headers: [{name: x-canary, value: \"true\"}]`",
+            empty: "name the headers or query parameters of the test traffic",
+            not_a_field: "a Gateway API HTTPRouteMatch",
+            has: "Gateway API's HTTPRouteMatch",
+        },
+    };
     let mut out = Vec::new();
     for node in &m.value {
         let Kind::Map(entries) = &node.kind else {
@@ -969,10 +965,9 @@ fn match_requests(
                 source
                     .error(
                         node.pos,
-                        "a `match` entry must be a mapping of Istio HTTPMatchRequest fields"
-                            .to_string(),
+                        format!("a `match` entry must be a mapping of {}", api.shape),
                     )
-                    .hint("e.g. `- headers: {end-user: {exact: jason}}`"),
+                    .hint(api.example),
             );
             continue;
         };
@@ -983,28 +978,32 @@ fn match_requests(
                         node.pos,
                         "an empty `match` entry would send every request to the canary".to_string(),
                     )
-                    .hint("name the headers, cookie or source labels of the test traffic"),
+                    .hint(api.empty),
             );
         }
-        for (k, _) in entries {
-            if !HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
-                let hint = match names::did_you_mean(&k.value, HTTP_MATCH_FIELDS) {
-                    Some(s) => format!(
-                        "did you mean `{s}`? Istio's HTTPMatchRequest has {}",
-                        HTTP_MATCH_FIELDS.join(", ")
-                    ),
-                    None => format!(
-                        "Istio's HTTPMatchRequest has {}",
-                        HTTP_MATCH_FIELDS.join(", ")
-                    ),
+        for (k, v) in entries {
+            if !api.fields.contains(&k.value.as_str()) {
+                let fields = api.fields.join(", ");
+                let hint = match names::did_you_mean(&k.value, api.fields.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`? {} has {fields}", api.has),
+                    None => format!("{} has {fields}", api.has),
                 };
                 d.push(
                     source
                         .error(
                             Pos::of(k),
-                            format!("`{}` is not a field of an Istio match request", k.value),
+                            format!("`{}` is not a field of {}", k.value, api.not_a_field),
                         )
                         .hint(hint),
+                );
+            } else if traffic == Traffic::GatewayApi
+                && matches!(k.value.as_str(), "headers" | "queryParams")
+                && !is_name_value_list(v)
+            {
+                d.push(
+                    source
+                        .error(v.pos, format!("`{}` is a list of `{{name, value}}` entries in Gateway API", k.value))
+                        .hint(format!("write e.g. `{}: [{{name: x-canary, value: \"true\"}}]` (add `type: RegularExpression` for a regex); Istio's map form does not apply with `traffic: gateway-api`", k.value)),
                 );
             }
         }
@@ -1016,87 +1015,61 @@ fn match_requests(
     out
 }
 
-/// `match:` with `traffic: gateway-api`: HTTPRouteMatch entries, whose `headers` and
-/// `queryParams` are lists of `{name, value, type}` (not Istio's maps).
-fn gateway_api_matches(
+/// How `match:` entries look for one routing API, in error messages.
+struct MatchApi {
+    fields: &'static [&'static str],
+    shape: &'static str,
+    example: &'static str,
+    empty: &'static str,
+    not_a_field: &'static str,
+    has: &'static str,
+}
+
+/// A Gateway API header or query parameter match list: `[{name, value, type?}]`.
+fn is_name_value_list(v: &Node) -> bool {
+    let Kind::Seq(items) = &v.kind else {
+        return false;
+    };
+    items.iter().all(|i| match &i.kind {
+        Kind::Map(e) => {
+            let has = |f: &str| {
+                e.iter()
+                    .any(|(n, v)| n.value == f && matches!(v.kind, Kind::String(_)))
+            };
+            has("name") && has("value")
+        }
+        _ => false,
+    })
+}
+
+/// Names of `kind` objects listed in the plan: valid object names, each once.
+fn object_names<'s>(
     source: &Source,
     d: &mut Diagnostics,
-    m: &Spanned<Vec<Node>>,
-) -> Vec<At<serde_json::Value>> {
-    let fields = HTTP_ROUTE_MATCH_FIELDS;
-    let mut out = Vec::new();
-    for node in &m.value {
-        let Kind::Map(entries) = &node.kind else {
+    listed: impl Iterator<Item = &'s Spanned<String>>,
+    kind: &str,
+) -> Vec<At<String>> {
+    let mut out: Vec<At<String>> = Vec::new();
+    for n in listed {
+        if !names::is_dns_subdomain(&n.value) {
             d.push(
                 source
                     .error(
-                        node.pos,
-                        "a `match` entry must be a mapping of Gateway API HTTPRouteMatch fields"
-                            .to_string(),
+                        Pos::of(n),
+                        format!("`{}` is not a valid object name", n.value),
                     )
-                    .hint("e.g. `- headers: [{name: x-canary, value: \"true\"}]`"),
+                    .hint(format!(
+                        "a {kind} name is lower-case letters, digits, `-` and `.`"
+                    )),
             );
-            continue;
-        };
-        if entries.is_empty() {
+        } else if out.iter().any(|v| v.value == n.value) {
             d.push(
                 source
-                    .error(
-                        node.pos,
-                        "an empty `match` entry would send every request to the canary".to_string(),
-                    )
-                    .hint("name the headers or query parameters of the test traffic"),
+                    .error(Pos::of(n), format!("{kind} `{}` is listed twice", n.value))
+                    .hint(format!("list each {kind} once")),
             );
         }
-        for (k, v) in entries {
-            if !fields.contains(&k.value.as_str()) {
-                let hint = match names::did_you_mean(&k.value, fields) {
-                    Some(s) => format!(
-                        "did you mean `{s}`? Gateway API's HTTPRouteMatch has {}",
-                        fields.join(", ")
-                    ),
-                    None => format!("Gateway API's HTTPRouteMatch has {}", fields.join(", ")),
-                };
-                d.push(
-                    source
-                        .error(
-                            Pos::of(k),
-                            format!(
-                                "`{}` is not a field of a Gateway API HTTPRouteMatch",
-                                k.value
-                            ),
-                        )
-                        .hint(hint),
-                );
-                continue;
-            }
-            if matches!(k.value.as_str(), "headers" | "queryParams") {
-                let ok = match &v.kind {
-                    Kind::Seq(items) => items.iter().all(|i| match &i.kind {
-                        Kind::Map(e) => {
-                            let has = |f: &str| {
-                                e.iter()
-                                    .any(|(n, v)| n.value == f && matches!(v.kind, Kind::String(_)))
-                            };
-                            has("name") && has("value")
-                        }
-                        _ => false,
-                    }),
-                    _ => false,
-                };
-                if !ok {
-                    d.push(
-                        source
-                            .error(v.pos, format!("`{}` is a list of `{{name, value}}` entries in Gateway API", k.value))
-                            .hint(format!("write e.g. `{}: [{{name: x-canary, value: \"true\"}}]` (add `type: RegularExpression` for a regex); Istio's map form does not apply with `traffic: gateway-api`", k.value)),
-                    );
-                }
-            }
-        }
-        out.push(At {
-            value: node.to_json(),
-            pos: node.pos,
-        });
+        out.push(At::of(n));
     }
     out
 }
@@ -1131,26 +1104,7 @@ fn traffic_fields(
                 "name the HTTPRoutes to patch, or remove `httpRoutes` to patch every one with a backendRef to the Service",
             ));
         }
-        for r in &list.value {
-            if !names::is_dns_subdomain(&r.value) {
-                d.push(
-                    err(
-                        Pos::of(r),
-                        format!("`{}` is not a valid object name", r.value),
-                    )
-                    .hint("an HTTPRoute name is lower-case letters, digits, `-` and `.`"),
-                );
-            } else if http_routes.iter().any(|h| h.value == r.value) {
-                d.push(
-                    err(
-                        Pos::of(r),
-                        format!("HTTPRoute `{}` is listed twice", r.value),
-                    )
-                    .hint("list each HTTPRoute once"),
-                );
-            }
-            http_routes.push(At::of(r));
-        }
+        http_routes = object_names(source, d, list.value.iter(), "HTTPRoute");
     }
     let mesh_route = spec.mesh_route.as_ref().map(|m| {
         if m.value != "generate" {

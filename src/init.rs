@@ -109,20 +109,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     };
     let http_routes: Vec<&BaseObject> = base
         .of_kind("HTTPRoute")
-        .filter(|hr| {
-            hr.value
-                .pointer("/spec/rules")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .flat_map(|r| {
-                    r.get("backendRefs")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                })
-                .any(names_service)
-        })
+        .filter(|hr| crate::objects::http_route_backend_refs(&hr.value).any(names_service))
         .collect();
     let gateway_api = routing.is_empty() && !http_routes.is_empty();
     let gamma = http_routes.iter().any(|hr| {

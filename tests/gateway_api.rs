@@ -444,26 +444,7 @@ fn versioned_release_with_a_service_per_version_in_base() {
 
     // The base edit: the canary Deployment in, reviews-v1 out, the route and the version
     // Service to v4 (canaryplan reuses it at cleanup-3, then done renders nothing beyond it).
-    let canary: String = s
-        .read("canary/staging/deployment-reviews-v4.yaml")
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.contains("sync-wave") && !l.contains("namespace:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let canary = canary.replace("  annotations:\n", "");
-    let reviews = s.read("base/reviews.yaml");
-    let v1_start = reviews
-        .find("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v1")
-        .unwrap();
-    let v1_end = v1_start + reviews[v1_start..].find("---\n").unwrap() + 4;
-    s.write(
-        "base/reviews.yaml",
-        &format!(
-            "{}{}---\n{canary}",
-            &reviews[..v1_start],
-            &reviews[v1_end..]
-        ),
-    );
+    move_reviews_v4_into_base(&s, "staging");
     s.write(
         "base/httproute.yaml",
         &s.read("base/httproute.yaml")

@@ -143,26 +143,7 @@ fn versioned_release_of_bookinfo_reviews() {
 
     // ...which the user commits as the README says: the canary Deployment from the overlay into
     // base, reviews-v1 out, the route and the subset to v4.
-    let canary = s.read("canary/staging/deployment-reviews-v4.yaml");
-    let canary: String = canary
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.contains("sync-wave") && !l.contains("namespace:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let canary = canary.replace("  annotations:\n", "");
-    let reviews = s.read("base/reviews.yaml");
-    let v1_start = reviews
-        .find("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v1")
-        .unwrap();
-    let v1_end = v1_start + reviews[v1_start..].find("---\n").unwrap() + 4;
-    s.write(
-        "base/reviews.yaml",
-        &format!(
-            "{}{}---\n{canary}",
-            &reviews[..v1_start],
-            &reviews[v1_end..]
-        ),
-    );
+    move_reviews_v4_into_base(&s, "staging");
     s.write(
         "base/virtual-service.yaml",
         &s.read("base/virtual-service.yaml")

@@ -158,7 +158,7 @@ fn the_gateway_and_the_mesh_virtual_services_split_alike() {
     let r = s.run(&["validate"]);
     r.fails();
     assert!(
-        r.stderr.contains("error: VirtualService catalog-mesh, http[0] sends 50% to `v1` and 50% to `v2`, but VirtualService catalog-public, http[1] (\"api\") sends 75% and 25%"),
+        r.stderr.contains("error: VirtualService catalog-mesh, http[0] sends 50% to subset `v1` and 50% to subset `v2`, but VirtualService catalog-public, http[1] (\"api\") sends 75% and 25%"),
         "{}",
         r.stderr
     );

@@ -291,6 +291,16 @@ impl<'a> Context<'a> {
         is_host_of(self.service, host)
     }
 
+    /// The Service's `spec.ports`.
+    pub fn service_ports(&self) -> &'a [Value] {
+        self.service
+            .value
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     /// `metadata.namespace` for a new object, when there is one.
     pub fn namespace_value(&self) -> Value {
         self.namespace
@@ -359,6 +369,20 @@ impl<'a> Context<'a> {
                 .into())
         }
     }
+}
+
+/// Every backendRef of every rule of an HTTPRoute.
+pub fn http_route_backend_refs(hr: &Value) -> impl Iterator<Item = &Value> {
+    hr.pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|r| {
+            r.get("backendRefs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
 }
 
 /// Whether a route destination host names `service` (short, namespaced or full name).

@@ -384,3 +384,29 @@ pub fn environments(s: &Scratch) -> Vec<String> {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect()
 }
+
+/// The base edit that ends a versioned release of bookinfo's reviews (README "Finishing a
+/// versioned release"): the canary Deployment rendered for `env` goes into `base/reviews.yaml`
+/// without its header, namespace and sync wave; the stable `reviews-v1` comes out.
+pub fn move_reviews_v4_into_base(s: &Scratch, env: &str) {
+    let canary: String = s
+        .read(&format!("canary/{env}/deployment-reviews-v4.yaml"))
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.contains("sync-wave") && !l.contains("namespace:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let canary = canary.replace("  annotations:\n", "");
+    let reviews = s.read("base/reviews.yaml");
+    let v1_start = reviews
+        .find("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v1")
+        .unwrap();
+    let v1_end = v1_start + reviews[v1_start..].find("---\n").unwrap() + 4;
+    s.write(
+        "base/reviews.yaml",
+        &format!(
+            "{}{}---\n{canary}",
+            &reviews[..v1_start],
+            &reviews[v1_end..]
+        ),
+    );
+}

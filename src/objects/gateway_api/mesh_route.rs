@@ -56,12 +56,8 @@ pub fn render(cx: &Context<'_>, routing: Routing, out: &mut Rendered) -> Result<
         return Ok(());
     }
     let ports: Vec<u64> = cx
-        .service
-        .value
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .service_ports()
+        .iter()
         .filter(|p| {
             p.get("protocol")
                 .and_then(Value::as_str)

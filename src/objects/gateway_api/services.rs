@@ -58,12 +58,8 @@ impl Component for VersionServices {
                 Value::String(version.to_string()),
             );
             let ports: Vec<Value> = cx
-                .service
-                .value
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+                .service_ports()
+                .iter()
                 .map(|p| {
                     let mut kept = Map::new();
                     for k in ["name", "protocol", "appProtocol", "port", "targetPort"] {

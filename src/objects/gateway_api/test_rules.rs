@@ -58,6 +58,16 @@ fn under(path: &str, prefix: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// The name a header (`fold`: case-insensitive) or query parameter match is about.
+fn item_key(i: &Value, fold: bool) -> String {
+    let n = i.get("name").and_then(Value::as_str).unwrap_or_default();
+    if fold {
+        n.to_ascii_lowercase()
+    } else {
+        n.to_string()
+    }
+}
+
 /// Precedence of a defaulted match: (Exact path, prefix length, method, headers, query
 /// parameters); a greater key wins.
 pub fn rank(m: &Value) -> (bool, usize, bool, usize, usize) {
@@ -98,14 +108,7 @@ pub fn overlap(a: &Value, b: &Value) -> bool {
                 .cloned()
                 .unwrap_or_default()
         };
-        let key = |i: &Value| {
-            let n = i.get("name").and_then(Value::as_str).unwrap_or_default();
-            if fold {
-                n.to_ascii_lowercase()
-            } else {
-                n.to_string()
-            }
-        };
+        let key = |i: &Value| item_key(i, fold);
         items(a).iter().all(|x| {
             items(b).iter().all(|y| {
                 key(x) != key(y)
@@ -155,14 +158,7 @@ fn cross(theirs: &Value, ours: &Value) -> std::result::Result<Value, String> {
             },
             "headers" | "queryParams" => {
                 let fold = k == "headers";
-                let key = |i: &Value| {
-                    let n = i.get("name").and_then(Value::as_str).unwrap_or_default();
-                    if fold {
-                        n.to_ascii_lowercase()
-                    } else {
-                        n.to_string()
-                    }
-                };
+                let key = |i: &Value| item_key(i, fold);
                 let mut list = merged
                     .get(k)
                     .and_then(Value::as_array)

@@ -15,12 +15,7 @@ pub fn render(
     out: &mut Rendered,
 ) -> Result<()> {
     let name = cx.service.name.clone();
-    let ports = cx
-        .service
-        .value
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let ports = cx.service_ports().len();
     if ports > 1 {
         return Err(cx
             .plan

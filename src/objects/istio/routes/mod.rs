@@ -25,26 +25,13 @@ pub struct Routes;
 fn refuse_http_routes(cx: &Context<'_>) -> Result<()> {
     for route in cx.base.of_kind("HTTPRoute") {
         let route_ns = route.namespace();
-        let names_service = route
-            .value
-            .pointer("/spec/rules")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .flat_map(|r| {
-                r.get("backendRefs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-            })
-            .any(|b| {
-                b.get("name").and_then(Value::as_str) == Some(cx.service.name.as_str())
-                    && b.get("kind")
-                        .and_then(Value::as_str)
-                        .is_none_or(|k| k == "Service")
-                    && b.get("namespace").and_then(Value::as_str).or(route_ns)
-                        == cx.service.namespace()
-            });
+        let names_service = crate::objects::http_route_backend_refs(&route.value).any(|b| {
+            b.get("name").and_then(Value::as_str) == Some(cx.service.name.as_str())
+                && b.get("kind")
+                    .and_then(Value::as_str)
+                    .is_none_or(|k| k == "Service")
+                && b.get("namespace").and_then(Value::as_str).or(route_ns) == cx.service.namespace()
+        });
         if names_service {
             return Err(route
                 .error(&["spec", "rules"], format!("HTTPRoute {} sends traffic to Service {} too, past the VirtualService canaryplan weights", route.name, cx.service.name))
