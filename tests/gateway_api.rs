@@ -113,6 +113,16 @@ fn version_services_exist_before_any_rule_names_them_and_go_after_none_does() {
         api["filters"][1],
         json!({"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shop-v2", "port": 8080}, "percent": 5}})
     );
+    // Argo CD syncs what a rule depends on first: the version Services (and the stable copy)
+    // in wave -1, the route in the default wave 0.
+    let wave = |kind: &str, name: &str| {
+        named(&out, kind, name).unwrap()["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .clone()
+    };
+    assert_eq!(wave("Service", "shop-v1"), json!("-1"));
+    assert_eq!(wave("Service", "shop-v2"), json!("-1"));
+    assert_eq!(wave("Deployment", "shop-v1"), json!("-1"));
+    assert_eq!(wave("HTTPRoute", "shop-public"), Value::Null);
     // The version Services select one version each.
     assert_eq!(
         named(&out, "Service", "shop-v1").unwrap()["spec"]["selector"],
