@@ -21,7 +21,7 @@ pub struct At<T> {
 }
 
 impl<T: Clone> At<T> {
-    fn of(s: &Spanned<T>) -> At<T> {
+    pub fn of(s: &Spanned<T>) -> At<T> {
         At {
             value: s.value.clone(),
             pos: Pos::of(s),
@@ -177,7 +177,10 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
                 Pos::of(&file.kind),
                 format!("unsupported kind `{}`", file.kind.value),
             )
-            .hint(format!("use `kind: {}`", plan::KIND)),
+            .hint(format!(
+                "use `kind: {}` (or `kind: LanePlan` for lanes across a call chain)",
+                plan::KIND
+            )),
         );
     }
     let name = &file.metadata.name;

@@ -352,7 +352,7 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
                     "{} is {kind} for environment {} (stage {}): run `canaryplan render` and commit the result",
                     diff::shown(&c.path),
                     r.environment,
-                    r.model.stage
+                    r.stage
                 );
                 let _ = writeln!(
                     out,
@@ -447,12 +447,11 @@ fn step_summary(per_env: &[(&EnvironmentRender, Vec<FileChange>)]) -> String {
     for (r, changes) in per_env {
         if last_plan != Some(&r.plan) {
             s.push_str(&format!(
-                "\n### {}\n\n| environment | stage | weights | overlay |\n|---|---|---|---|\n",
+                "\n### {}\n\n| environment | stage | traffic | overlay |\n|---|---|---|---|\n",
                 diff::shown(&r.plan)
             ));
             last_plan = Some(&r.plan);
         }
-        let w = r.model.weights();
         let files = if changes.is_empty() {
             "up to date".to_string()
         } else {
@@ -471,8 +470,8 @@ fn step_summary(per_env: &[(&EnvironmentRender, Vec<FileChange>)]) -> String {
             format!("{} file(s) changed: {}", changes.len(), names.join(", "))
         };
         s.push_str(&format!(
-            "| {} | {} | stable {}% / canary {}% | {} |\n",
-            r.environment, r.model.stage, w.stable, w.canary, files
+            "| {} | {} | {} | {} |\n",
+            r.environment, r.stage, r.traffic, files
         ));
     }
     s
@@ -485,7 +484,7 @@ fn validate(a: &PlansArgs) -> Result<ExitCode, Error> {
             "{}: {} ok (stage {})",
             diff::shown(&r.plan),
             r.environment,
-            r.model.stage
+            r.stage
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -515,10 +514,13 @@ fn plan_path(plan: Option<&PathBuf>) -> PathBuf {
 fn explain(a: &ExplainArgs) -> Result<ExitCode, Error> {
     let templates = templates(a.templates.as_deref())?;
     let path = plan_path(a.plan.as_ref());
-    let plan = canaryplan::check::load(&path)?;
     let wanted = match &a.env {
         Some(e) => Some(e.clone()),
         None => canaryplan::argocd::environment_from_env(|k| std::env::var(k).ok())?,
+    };
+    let plan = match canaryplan::load_any(&path)? {
+        canaryplan::AnyPlan::Canary(p) => p,
+        canaryplan::AnyPlan::Lanes(p) => return explain_lanes(a, &p, wanted),
     };
     let env = match (&wanted, plan.environments.as_slice()) {
         (Some(name), _) => match plan.environment(name) {
@@ -562,12 +564,54 @@ fn explain(a: &ExplainArgs) -> Result<ExitCode, Error> {
     })
 }
 
+/// `explain` for a LanePlan: each request class's path through the chain.
+fn explain_lanes(
+    a: &ExplainArgs,
+    plan: &canaryplan::kinds::lanes::CheckedLanePlan,
+    wanted: Option<String>,
+) -> Result<ExitCode, Error> {
+    let env = match (wanted, plan.environments.as_slice()) {
+        (Some(name), _) => name,
+        (None, [one]) => one.name.value.clone(),
+        (None, _) => {
+            return Err(
+                Diagnostic::new("explain shows one environment, and the plan has several")
+                    .hint("choose one with --env E")
+                    .into(),
+            );
+        }
+    };
+    let e = canaryplan::kinds::lanes::explain_environment(plan, &env)?;
+    let mut out = std::io::stdout().lock();
+    if a.format == StatusFormat::Json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&e).unwrap_or_default()
+        );
+    } else {
+        for p in &e.paths {
+            let _ = writeln!(out, "{p}");
+        }
+        for p in &e.problems {
+            let _ = writeln!(out, "problem: {p}");
+        }
+    }
+    Ok(if e.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
     let templates = a.plans.templates()?;
     let mut all = Vec::new();
     for path in a.plans.plans()? {
-        let plan = canaryplan::check::load(&path)?;
-        let mut envs = canaryplan::status::of(&plan, &templates);
+        let mut envs = match canaryplan::load_any(&path)? {
+            canaryplan::AnyPlan::Canary(plan) => canaryplan::status::of(&plan, &templates),
+            canaryplan::AnyPlan::Lanes(plan) => canaryplan::kinds::lanes::status(&plan),
+        };
         if !a.plans.envs.is_empty() {
             envs.retain(|e| a.plans.envs.contains(&e.environment));
         }
@@ -644,7 +688,7 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
     let _lock = canaryplan::edit::lock(&path)?;
     let edit = canaryplan::edit::plan_edit(&path, &a.env, action, &templates)?;
     let renders = if a.render {
-        let r = canaryplan::render_plan(
+        let r = canaryplan::render_any(
             &edit.plan,
             std::slice::from_ref(&a.env),
             &templates,

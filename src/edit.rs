@@ -34,7 +34,7 @@ pub struct Edit {
     /// What the user should know about the step (warnings, how to go on).
     pub notes: Vec<String>,
     /// The plan as edited.
-    pub plan: CheckedPlan,
+    pub plan: crate::AnyPlan,
 }
 
 /// The new text of a plan after `action` on environment `env`: only the value that moves
@@ -187,7 +187,10 @@ pub struct TextEdit {
 /// Plans the edit of `action` on environment `env` of the plan at `path`, and checks the
 /// result like `validate` would.
 pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) -> Result<Edit> {
-    let plan = check::load(path)?;
+    let plan = match crate::load_any(path)? {
+        crate::AnyPlan::Canary(p) => p,
+        crate::AnyPlan::Lanes(p) => return lanes_edit(path, &p, env, action),
+    };
     let Some(e) = plan.environment(env) else {
         // Reuse the renderer's message for an unknown environment.
         return Err(
@@ -250,7 +253,111 @@ pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) 
         change,
         commit_message: message,
         notes,
-        plan: edited,
+        plan: crate::AnyPlan::Canary(edited),
+    })
+}
+
+/// A LanePlan's steps: `advance` moves the stage, `abort` sets every lane's ingress weight of
+/// the environment to 0; `promote` has no single weight to move (each lane has its own).
+fn lanes_edit(
+    path: &Path,
+    plan: &crate::kinds::lanes::CheckedLanePlan,
+    env: &str,
+    action: Action,
+) -> Result<Edit> {
+    let Some(e) = plan.environments.iter().find(|x| x.name.value == env) else {
+        return Err(
+            crate::kinds::lanes::render_plan(plan, &[env.to_string()], Mode::Stream)
+                .err()
+                .unwrap_or_else(|| Error::one(Diagnostic::new(format!("no environment `{env}`")))),
+        );
+    };
+    let text = plan.source.text.clone();
+    let cannot = |pos: Pos| -> Error {
+        plan.diag(pos, "cannot edit this value in place")
+            .hint("write it as a plain scalar (e.g. `weight: 5`) and try again")
+            .into()
+    };
+    let stage = e.stage.value;
+    let (new_text, change, message) = match action {
+        Action::Advance => {
+            let Some(next) = stage.next() else {
+                return Err(plan
+                    .diag(e.stage.pos, format!("environment `{env}` is done"))
+                    .hint("delete the plan once every environment is done")
+                    .into());
+            };
+            let t =
+                replace_at(&text, e.stage.pos, next.name()).ok_or_else(|| cannot(e.stage.pos))?;
+            (
+                t,
+                format!("{env}: stage {stage} → {next}"),
+                format!(
+                    "lanes({}): {env} to {next}: {}",
+                    plan.name,
+                    crate::kinds::lanes::stage::LaneModel::summary(next)
+                ),
+            )
+        }
+        Action::Abort => {
+            let mut t = text.clone();
+            let mut moved = Vec::new();
+            // From the end of the file up, so earlier positions stay valid.
+            let mut weights: Vec<(String, Pos)> = e
+                .lanes
+                .iter()
+                .filter_map(|(l, w, _)| {
+                    w.as_ref()
+                        .filter(|w| w.value > 0)
+                        .map(|w| (l.clone(), w.pos))
+                })
+                .collect();
+            weights.sort_by_key(|(_, p)| std::cmp::Reverse((p.line, p.column)));
+            for (lane, pos) in weights {
+                t = replace_at(&t, pos, "0").ok_or_else(|| cannot(pos))?;
+                moved.push(lane);
+            }
+            if moved.is_empty() {
+                return Err(plan
+                    .diag(e.stage.pos, format!("no lane of environment `{env}` takes ingress traffic"))
+                    .hint("requests that name a lane by header still reach it; to end a lane, advance to cleanup-1")
+                    .into());
+            }
+            moved.reverse();
+            (
+                t,
+                format!("{env}: lanes {} to weight 0", moved.join(", ")),
+                format!(
+                    "lanes({}): {env}: abort, ingress traffic back on {}",
+                    plan.name, plan.baseline.value
+                ),
+            )
+        }
+        Action::Promote { .. } => {
+            return Err(plan
+                .diag(
+                    e.stage.pos,
+                    "a LanePlan has no single weight to promote: each lane has its own",
+                )
+                .hint(format!(
+                    "set `lanes: {{<lane>: {{weight: N}}}}` under environment `{env}`, then render"
+                ))
+                .into());
+        }
+    };
+    let edited = crate::kinds::lanes::plan::load_in(
+        Source::from_text(path, new_text.clone()),
+        plan.root.clone(),
+    )?;
+    crate::kinds::lanes::render_plan(&edited, &[env.to_string()], Mode::Overlay)?;
+    Ok(Edit {
+        path: path.to_path_buf(),
+        old_text: text,
+        new_text,
+        change,
+        commit_message: message,
+        notes: Vec::new(),
+        plan: crate::AnyPlan::Lanes(edited),
     })
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod explain;
 pub mod fsio;
 pub mod init;
+pub mod kinds;
 pub mod names;
 pub mod objects;
 pub mod output;
@@ -55,7 +56,10 @@ pub enum Mode {
 pub struct EnvironmentRender {
     pub plan: PathBuf,
     pub environment: String,
-    pub model: StageModel,
+    /// The stage rendered.
+    pub stage: Stage,
+    /// Where traffic goes at that stage, in a few words (`stable 95% / canary 5%`).
+    pub traffic: String,
     /// `<output>/<environment>`.
     pub dir: PathBuf,
     /// The overlay's files (empty in stream mode).
@@ -207,10 +211,12 @@ fn render_environment(
             (files, on_disk, existing)
         }
     };
+    let w = env.model.weights();
     Ok(EnvironmentRender {
         plan: plan.path.clone(),
         environment: env.name.value.clone(),
-        model: env.model.clone(),
+        stage: env.model.stage,
+        traffic: format!("stable {}% / canary {}%", w.stable, w.canary),
         dir,
         files,
         objects,
@@ -284,6 +290,40 @@ pub fn render_text(plan_text: &str, base_text: &str, templates: &Templates) -> R
     Ok(out)
 }
 
+/// A checked plan of any kind.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per command: its size does not matter
+pub enum AnyPlan {
+    Canary(CheckedPlan),
+    Lanes(kinds::lanes::CheckedLanePlan),
+}
+
+/// Reads and checks a plan file of any kind (`kind:` picks the module).
+pub fn load_any(path: &Path) -> Result<AnyPlan> {
+    let (source, root) = plan::Plan::read(path)?;
+    match kinds::kind_of(&source).as_deref() {
+        Some(kinds::lanes::plan::KIND) => {
+            Ok(AnyPlan::Lanes(kinds::lanes::plan::load_in(source, root)?))
+        }
+        _ => Ok(AnyPlan::Canary(check::check(plan::Plan::parse_in(
+            source, root,
+        )?)?)),
+    }
+}
+
+/// Renders the environments `only` of a plan of any kind.
+pub fn render_any(
+    plan: &AnyPlan,
+    only: &[String],
+    templates: &Templates,
+    mode: Mode,
+) -> Result<Vec<EnvironmentRender>> {
+    match plan {
+        AnyPlan::Canary(p) => render_plan(p, only, templates, mode),
+        AnyPlan::Lanes(p) => kinds::lanes::render_plan(p, only, mode),
+    }
+}
+
 /// Loads, checks and renders several plans, in parallel on the machine's cores; every
 /// problem in every plan is reported together, in the order the plans were given.
 pub fn render_plans(
@@ -292,8 +332,10 @@ pub fn render_plans(
     templates: &Templates,
     mode: Mode,
 ) -> Result<Vec<EnvironmentRender>> {
-    let render_one =
-        |p: &PathBuf| check::load(p).and_then(|plan| render_plan(&plan, only, templates, mode));
+    let render_one = |p: &PathBuf| match load_any(p)? {
+        AnyPlan::Canary(plan) => render_plan(&plan, only, templates, mode),
+        AnyPlan::Lanes(plan) => kinds::lanes::render_plan(&plan, only, mode),
+    };
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(paths.len());
@@ -380,13 +422,13 @@ pub fn refuse_jumps_from_nothing(renders: &[EnvironmentRender], from_scratch: bo
     }
     let mut d = Diagnostics::default();
     for r in renders {
-        if r.on_disk.is_none() && r.model.stage > Stage::Prepare {
+        if r.on_disk.is_none() && r.stage > Stage::Prepare {
             let mut diag = r.stage_at.clone();
             diag.message = format!(
                 "environment `{}` has no overlay on disk at {}, and the plan starts it at stage {}",
                 r.environment,
                 r.dir.display(),
-                r.model.stage
+                r.stage
             );
             d.push(diag.hint("a release starts at prepare, one stage per commit; if the cluster really is at this stage (a deleted overlay, a new checkout of rendered output), render with --from-scratch"));
         }

@@ -284,6 +284,12 @@ pub struct Plan {
 
 impl Plan {
     pub fn load(path: &Path) -> Result<Plan> {
+        let (source, root) = Plan::read(path)?;
+        Plan::parse_in(source, root)
+    }
+
+    /// A plan file's text (of any kind) and the repository root it is confined to.
+    pub fn read(path: &Path) -> Result<(Arc<Source>, crate::fsio::Root)> {
         if std::fs::symlink_metadata(path).is_err() {
             return Err(crate::error::Diagnostic::new("no plan file here")
                 .in_file(path)
@@ -292,7 +298,7 @@ impl Plan {
         }
         let root = crate::fsio::Root::discover(path.parent().unwrap_or(Path::new("")))?;
         let source = Source::read(path, &root)?;
-        Plan::parse_in(source, root)
+        Ok((source, root))
     }
 
     /// A plan held in memory; paths it names are confined to the current directory's root.

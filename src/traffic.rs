@@ -56,6 +56,8 @@ pub struct Destination {
     pub subset_labels: Option<Labels>,
     /// Workloads whose pods receive these requests.
     pub endpoints: Vec<Workload>,
+    /// Request headers the route sets on its way there (`headers.request.set`).
+    pub sets: Vec<(String, String)>,
 }
 
 /// One route of a VirtualService, in order.
@@ -366,6 +368,7 @@ impl<'a> Mesh<'a> {
             service,
             subset_labels,
             endpoints,
+            sets: Vec::new(),
         }
     }
 
@@ -455,8 +458,17 @@ impl<'a> Mesh<'a> {
                                 None if single => 100.0,
                                 None => 0.0,
                             };
-                            d.get("destination")
-                                .map(|dest| self.destination(dest, w, ns.as_deref()))
+                            d.get("destination").map(|dest| {
+                                let mut out = self.destination(dest, w, ns.as_deref());
+                                out.sets = d
+                                    .pointer("/headers/request/set")
+                                    .and_then(Value::as_object)
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                                    .collect();
+                                out
+                            })
                         })
                         .collect();
                     let mirror_percent = r

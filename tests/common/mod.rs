@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 17] = [
+pub const FIXTURES: [&str; 18] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -23,6 +23,7 @@ pub const FIXTURES: [&str; 17] = [
     "gateway-mesh-route",
     "gateway-two-rules",
     "gateway-versioned",
+    "lanes",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
 pub const DONE_AFTER_BASE_EDIT: [&str; 5] = [
@@ -135,7 +136,7 @@ pub struct Scratch {
 /// Copies a fixture's plan and base (not its committed output) to `to`.
 pub fn copy_fixture(name: &str, to: &Path) {
     copy_tree(&fixture_dir(name), to);
-    for out in ["gap", "canary", "rendered"] {
+    for out in ["gap", "canary", "rendered", "gitops"] {
         let _ = std::fs::remove_dir_all(to.join(out));
     }
 }
@@ -217,7 +218,7 @@ impl Scratch {
     /// The output directories of every environment, relative to the scratch directory.
     pub fn overlays(&self) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
-        for out in ["gap", "canary", "rendered"] {
+        for out in ["gap", "canary", "rendered", "gitops"] {
             if let Ok(entries) = std::fs::read_dir(self.path().join(out)) {
                 for e in entries {
                     let p = e.unwrap().path();
@@ -235,6 +236,9 @@ impl Scratch {
 /// Rewrites `stage:` lines and drops `weight:` lines; at `shift` every environment gets the
 /// weight it had, or 50.
 pub fn set_stage(text: &str, stage: &str) -> String {
+    if text.contains("\nkind: LanePlan\n") {
+        return set_lane_stage(text, stage);
+    }
     let mut out = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -257,6 +261,25 @@ pub fn set_stage(text: &str, stage: &str) -> String {
             continue;
         }
         out.push(line.to_string());
+    }
+    out.join("\n") + "\n"
+}
+
+/// A LanePlan's `stage:` lines set to `stage`; from cleanup-1 on, every lane's weight is 0 (a
+/// lane that ends by removal takes no ingress traffic any more).
+fn set_lane_stage(text: &str, stage: &str) -> String {
+    let cleanup = stage.starts_with("cleanup") || stage == "done";
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if trimmed.starts_with("stage:") {
+            out.push(format!("{indent}stage: {stage}"));
+        } else if cleanup && trimmed.starts_with("weight:") {
+            out.push(format!("{indent}weight: 0"));
+        } else {
+            out.push(line.to_string());
+        }
     }
     out.join("\n") + "\n"
 }

@@ -1,0 +1,343 @@
+//! `kind: LanePlan`: an end-to-end canary across a call chain. `plan` reads and checks the
+//! file, `stage` says what each stage renders, `render` builds it over the services' bases,
+//! `checks` refuses what would break traffic, `explain` walks each request class through the
+//! chain, `export` writes the objects of controllers that do the same in the cluster.
+
+pub mod checks;
+pub mod explain;
+pub mod plan;
+pub mod render;
+pub mod stage;
+
+use std::path::Path;
+
+use crate::base::{self, Base};
+use crate::error::{Diagnostics, Result};
+use crate::output::overlay::{self, DiskState, OverlayOf};
+use crate::output::stream;
+use crate::{EnvironmentRender, Mode};
+
+pub use plan::CheckedLanePlan;
+
+/// The bases of the chain's services, in chain order (a base shared by several is read once).
+pub fn bases(plan: &CheckedLanePlan) -> Result<Vec<Base>> {
+    let mut d = Diagnostics::default();
+    let mut out: Vec<Base> = Vec::new();
+    for m in &plan.services {
+        let path = plan.dir.join(&m.base.value);
+        if let Some(b) = out.iter().find(|b| b.path == path) {
+            out.push(Base {
+                path: b.path.clone(),
+                is_kustomization: b.is_kustomization,
+                objects: b.objects.clone(),
+            });
+            continue;
+        }
+        if std::fs::symlink_metadata(&path).is_err() {
+            d.push(
+                plan.diag(
+                    m.base.pos,
+                    format!("the base `{}` does not exist", m.base.value),
+                )
+                .hint(format!(
+                    "the path is relative to the plan file; looked for {}",
+                    path.display()
+                )),
+            );
+            continue;
+        }
+        if let Some(b) = d.take(base::load(&path, &plan.root)) {
+            out.push(b);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+/// Every object of the chain's bases, each once (services may share a base).
+pub fn merged(bases: &[Base]) -> Base {
+    let mut objects = Vec::new();
+    let mut seen: Vec<&Path> = Vec::new();
+    for b in bases {
+        if seen.contains(&b.path.as_path()) {
+            continue;
+        }
+        seen.push(&b.path);
+        objects.extend(b.objects.iter().cloned());
+    }
+    Base {
+        path: bases.first().map(|b| b.path.clone()).unwrap_or_default(),
+        is_kustomization: bases.iter().all(|b| b.is_kustomization),
+        objects,
+    }
+}
+
+/// The final objects of one environment: every base with the stage's patches, plus its
+/// resources, checked.
+pub fn final_objects(
+    plan: &CheckedLanePlan,
+    env: &plan::LaneEnv,
+    bases: &[Base],
+) -> Result<(crate::objects::Rendered, Vec<serde_json::Value>)> {
+    let rendered = render::render(plan, env, bases)?;
+    let all = merged(bases);
+    let objects = stream::final_objects(&all, &rendered)?;
+    checks::check(plan, env, bases, &objects)?;
+    Ok((rendered, objects))
+}
+
+/// Renders the environments `only` (all when empty) of a LanePlan, in memory.
+pub fn render_plan(
+    plan: &CheckedLanePlan,
+    only: &[String],
+    mode: Mode,
+) -> Result<Vec<EnvironmentRender>> {
+    let mut d = Diagnostics::default();
+    for name in only {
+        if !plan.environments.iter().any(|e| e.name.value == *name) {
+            let names: Vec<&str> = plan
+                .environments
+                .iter()
+                .map(|e| e.name.value.as_str())
+                .collect();
+            d.push(
+                crate::Diagnostic::new(format!("the plan has no environment `{name}`"))
+                    .in_file(&plan.path)
+                    .hint(format!("the plan has {}", names.join(", "))),
+            );
+        }
+    }
+    d.into_result()?;
+    let bases = bases(plan)?;
+    let mut d = Diagnostics::default();
+    let mut out = Vec::new();
+    for env in plan
+        .environments
+        .iter()
+        .filter(|e| only.is_empty() || only.contains(&e.name.value))
+    {
+        if let Some(r) = d.take(render_environment(plan, env, &bases, mode)) {
+            out.push(r);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+fn render_environment(
+    plan: &CheckedLanePlan,
+    env: &plan::LaneEnv,
+    bases: &[Base],
+    mode: Mode,
+) -> Result<EnvironmentRender> {
+    let (rendered, objects) = final_objects(plan, env, bases)?;
+    let dir = plan.output_dir(&env.name.value);
+    let (files, on_disk, existing) = match mode {
+        Mode::Stream => (Vec::new(), None, Vec::new()),
+        Mode::Overlay => {
+            let mut refs = Vec::new();
+            let mut d = Diagnostics::default();
+            for (m, b) in plan.services.iter().zip(bases) {
+                if !b.is_kustomization {
+                    d.push(
+                        plan.diag(m.base.pos, format!("the base `{}` is not a kustomize directory, so an overlay cannot reference it", m.base.value))
+                            .hint("add a kustomization.yaml listing the base's files under `resources:`, or use `render --stdout`"),
+                    );
+                    continue;
+                }
+                match overlay::relative(&dir, &b.path) {
+                    Some(r) if !refs.contains(&r) => refs.push(r),
+                    Some(_) => {}
+                    None => d.push(
+                        plan.diag(
+                            m.base.pos,
+                            format!(
+                                "cannot reach the base {} from the overlay {}",
+                                b.path.display(),
+                                dir.display()
+                            ),
+                        )
+                        .hint("keep the plan, its bases and its output under one directory"),
+                    ),
+                }
+            }
+            d.into_result()?;
+            overlay::check_target(&plan.dir, &dir, &plan.root)?;
+            let existing = overlay::read_files(&dir)?;
+            overlay::check_ours(&dir, &existing)?;
+            let of = OverlayOf {
+                plan_name: &plan.name,
+                plan_path: &plan.path,
+                environment: &env.name.value,
+                stage: env.stage.value,
+                weight: None,
+            };
+            let files = overlay::files_of(&of, refs, &rendered);
+            let on_disk = overlay::state_of(&dir, &existing)?;
+            check_step(plan, env, on_disk)?;
+            (files, on_disk, existing)
+        }
+    };
+    let traffic = {
+        let shares: Vec<String> = env
+            .lanes
+            .iter()
+            .filter(|(l, _, _)| env.model.weighted && env.weight(l) > 0)
+            .map(|(l, _, _)| format!("{l} {}%", env.weight(l)))
+            .collect();
+        if shares.is_empty() {
+            format!("no header: {} 100%", plan.baseline.value)
+        } else {
+            format!("no header: {}", shares.join(", "))
+        }
+    };
+    Ok(EnvironmentRender {
+        plan: plan.path.clone(),
+        environment: env.name.value.clone(),
+        stage: env.stage.value,
+        traffic,
+        dir,
+        files,
+        objects,
+        on_disk,
+        existing,
+        patched_selector: None,
+        stage_at: plan.diag(env.stage.pos, String::new()),
+    })
+}
+
+/// A stage may move at most one step past the stage on disk; going back is always allowed.
+fn check_step(plan: &CheckedLanePlan, env: &plan::LaneEnv, disk: Option<DiskState>) -> Result<()> {
+    let Some(disk) = disk else { return Ok(()) };
+    let to = env.stage.value;
+    if to.index() > disk.stage.index() + 1 {
+        let next = disk.stage.next().unwrap_or(disk.stage);
+        return Err(plan
+            .diag(env.stage.pos, format!("environment `{}` is at stage {} on disk; {to} is more than one step ahead", env.name.value, disk.stage))
+            .hint(format!("advance one stage at a time, each its own commit and sync: set `stage: {next}` first"))
+            .into());
+    }
+    Ok(())
+}
+
+/// Where each environment stands: stage, the share of ingress requests without the header per
+/// lane, each request class's path through the chain, and the next step.
+pub fn status(plan: &CheckedLanePlan) -> Vec<crate::status::EnvironmentStatus> {
+    use crate::status::{EnvironmentStatus, Overlay, VersionTraffic};
+    let bases = bases(plan);
+    plan.environments
+        .iter()
+        .map(|e| {
+            let name = e.name.value.clone();
+            let overlay = match render_plan(plan, std::slice::from_ref(&name), Mode::Overlay) {
+                Err(err) => Overlay::Refused {
+                    reason: err
+                        .diagnostics
+                        .first()
+                        .map(|d| d.message.clone())
+                        .unwrap_or_default(),
+                },
+                Ok(r) => match r
+                    .first()
+                    .map(|r| (r.on_disk.is_some(), crate::output::diff::changes(r)))
+                {
+                    Some((false, _)) | None => Overlay::Missing,
+                    Some((true, Ok(c))) if c.is_empty() => Overlay::Current,
+                    Some((true, Ok(c))) => Overlay::Stale { files: c.len() },
+                    Some((true, Err(err))) => Overlay::Refused {
+                        reason: err.to_string(),
+                    },
+                },
+            };
+            let objects = bases
+                .as_ref()
+                .ok()
+                .and_then(|b| final_objects(plan, e, b).ok())
+                .map(|(_, o)| o);
+            let paths = objects
+                .as_deref()
+                .map(|o| explain::paths(plan, o))
+                .unwrap_or_default();
+            // The ingress share of each lane, read from the no-header path's first hop.
+            let traffic = paths
+                .iter()
+                .find(|p| p.request == "no header")
+                .and_then(|p| p.hops.first())
+                .map(|(svc, lanes)| {
+                    lanes
+                        .iter()
+                        .map(|(l, p)| VersionTraffic {
+                            version: l.clone(),
+                            workload: svc.clone(),
+                            role: if *l == plan.baseline.value {
+                                "baseline".into()
+                            } else {
+                                "lane".into()
+                            },
+                            percent: p.round().clamp(0.0, 100.0) as u8,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut notes: Vec<String> = paths
+                .iter()
+                .filter(|p| p.request != "no header")
+                .map(ToString::to_string)
+                .collect();
+            notes.push(format!(
+                "every service must pass `{}` on to the services it calls",
+                plan.header.value
+            ));
+            let next = match e.stage.value.next() {
+                Some(n) => format!("{n}: {}", stage::LaneModel::summary(n)),
+                None if plan
+                    .environments
+                    .iter()
+                    .all(|x| x.stage.value == crate::stage::Stage::Done) =>
+                {
+                    "every environment is done: delete the plan".to_string()
+                }
+                None => "done here; other environments are still on the way".to_string(),
+            };
+            EnvironmentStatus {
+                environment: name.clone(),
+                stage: e.stage.value,
+                weight: None,
+                traffic,
+                mirrored: None,
+                notes,
+                overlay,
+                output: crate::output::diff::shown(&plan.output_dir(&name)),
+                next,
+            }
+        })
+        .collect()
+}
+
+/// What `explain` shows for one environment: each request class's path through the chain,
+/// and what the traffic evaluator finds broken (it does not refuse: a broken chain is shown).
+#[derive(Debug, serde::Serialize)]
+pub struct Explanation {
+    pub paths: Vec<explain::Path>,
+    pub problems: Vec<String>,
+}
+
+/// The path of every request class through the chain in one environment.
+pub fn explain_environment(plan: &CheckedLanePlan, env: &str) -> Result<Explanation> {
+    let Some(e) = plan.environments.iter().find(|e| e.name.value == env) else {
+        return Err(render_plan(plan, &[env.to_string()], Mode::Stream)
+            .err()
+            .unwrap_or_else(|| crate::Diagnostic::new(format!("no environment `{env}`")).into()));
+    };
+    let bases = bases(plan)?;
+    let rendered = render::render(plan, e, &bases)?;
+    let objects = stream::final_objects(&merged(&bases), &rendered)?;
+    Ok(Explanation {
+        paths: explain::paths(plan, &objects),
+        problems: crate::traffic::Mesh::new(&objects)
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    })
+}

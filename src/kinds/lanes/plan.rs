@@ -1,0 +1,622 @@
+//! The LanePlan file (`kind: LanePlan`) as users write it, and its checks: a call chain of
+//! Services, lanes that run new versions of some of them, chosen by a request header, falling
+//! back to the baseline for the services a lane does not have.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::check::At;
+use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::names;
+use crate::plan::Labels;
+use crate::stage::Stage;
+
+use super::stage::LaneModel;
+use crate::yaml::{self, Kind, Node, Pos, Source};
+
+pub const KIND: &str = "LanePlan";
+
+/// An end-to-end canary across a call chain: requests whose header names a lane are served by
+/// that lane's version of each service that has one, and by the baseline everywhere else.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "LanePlan")]
+pub struct LanePlanFile {
+    /// Always `canaryplan.io/v1alpha1`.
+    #[schemars(with = "String")]
+    pub api_version: Spanned<String>,
+    /// Always `LanePlan`.
+    #[schemars(with = "String")]
+    pub kind: Spanned<String>,
+    pub metadata: crate::plan::Metadata,
+    pub spec: LaneSpec,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LaneSpec {
+    /// The request header that names a lane; every service must propagate it.
+    #[schemars(with = "String")]
+    pub header: Spanned<String>,
+    /// The pod label that tells lanes apart (its value is the lane's name).
+    #[schemars(with = "String")]
+    pub label: Spanned<String>,
+    /// The baseline lane's name: the pods of base, and where requests fall back.
+    #[schemars(with = "String")]
+    pub baseline: Spanned<String>,
+    /// The call chain, in call order: each a Service and its Deployment in a base.
+    #[schemars(with = "Vec<ChainService>")]
+    pub services: Spanned<Vec<ChainService>>,
+    /// Where outside traffic enters the chain.
+    #[serde(default)]
+    pub ingress: Option<Ingress>,
+    /// The lanes beside the baseline, each with the services it runs a version of.
+    #[schemars(with = "IndexMap<String, Lane>")]
+    pub lanes: IndexMap<Spanned<String>, Lane>,
+    /// Overlays are written to `<output>/<environment>/` (relative to the plan; default `canary`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub output: Option<Spanned<String>>,
+    /// Per environment: the stage, and per lane its share of the ingress traffic.
+    #[schemars(with = "IndexMap<String, LaneEnvironment>")]
+    pub environments: IndexMap<Spanned<String>, LaneEnvironment>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChainService {
+    /// The Service.
+    #[schemars(with = "String")]
+    pub service: Spanned<String>,
+    /// The Deployment it selects (the baseline).
+    #[schemars(with = "String")]
+    pub workload: Spanned<String>,
+    /// The file or directory (relative to the plan) holding its manifests.
+    #[schemars(with = "String")]
+    pub base: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ingress {
+    /// The Istio Gateway, `namespace/name`.
+    #[schemars(with = "String")]
+    pub gateway: Spanned<String>,
+    /// Hosts served through it.
+    #[schemars(with = "Vec<String>")]
+    pub hosts: Spanned<Vec<Spanned<String>>>,
+    /// Istio HTTPMatchRequests that select the chain's traffic (e.g. a uri).
+    #[serde(default, rename = "match")]
+    #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
+    pub match_: Option<Spanned<Vec<Node>>>,
+    /// The entry service (one of `services`).
+    #[schemars(with = "String")]
+    pub service: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lane {
+    /// The services this lane runs a version of, and what it is.
+    #[schemars(with = "IndexMap<String, LaneService>")]
+    pub services: Spanned<IndexMap<Spanned<String>, LaneService>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaneService {
+    /// The image of the lane's copy (its main container: the first one).
+    #[schemars(with = "String")]
+    pub image: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaneEnvironment {
+    /// The stage to render.
+    #[schemars(with = "crate::stage::Stage")]
+    pub stage: Spanned<String>,
+    /// Per lane: its share of the ingress traffic without the header, and how it ends.
+    #[serde(default)]
+    #[schemars(with = "Option<IndexMap<String, LaneSetting>>")]
+    pub lanes: Option<IndexMap<Spanned<String>, LaneSetting>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaneSetting {
+    /// Percent of ingress requests without the header sent into this lane at `shift`.
+    #[serde(default)]
+    #[schemars(with = "Option<u8>", range(max = 100))]
+    pub weight: Option<Node>,
+    /// `remove` (default): the lane goes at cleanup, with weight 0 first. `promote`: its
+    /// versions become the baseline's (in base) before the lane goes.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub end: Option<Spanned<String>>,
+}
+
+/// One service of the chain, checked.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub service: At<String>,
+    pub workload: At<String>,
+    pub base: At<String>,
+}
+
+/// A lane, checked: its name (the label value) and its services' images, in chain order.
+#[derive(Debug, Clone)]
+pub struct CheckedLane {
+    pub name: At<String>,
+    pub images: Vec<(String, At<String>)>,
+}
+
+impl CheckedLane {
+    pub fn image_of(&self, service: &str) -> Option<&At<String>> {
+        self.images
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, i)| i)
+    }
+}
+
+/// How a lane ends at cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Remove,
+    Promote,
+}
+
+#[derive(Debug, Clone)]
+pub struct LaneEnv {
+    pub name: At<String>,
+    pub stage: At<Stage>,
+    pub model: LaneModel,
+    /// Per lane (in plan order): its ingress weight and how it ends.
+    pub lanes: Vec<(String, Option<At<u8>>, End)>,
+}
+
+impl LaneEnv {
+    pub fn weight(&self, lane: &str) -> u8 {
+        self.lanes
+            .iter()
+            .find(|(l, _, _)| l == lane)
+            .and_then(|(_, w, _)| w.as_ref().map(|w| w.value))
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckedIngress {
+    pub gateway: At<String>,
+    pub hosts: Vec<String>,
+    pub matches: Vec<serde_json::Value>,
+    pub service: At<String>,
+}
+
+#[derive(Debug)]
+pub struct CheckedLanePlan {
+    pub source: Arc<Source>,
+    pub root: crate::fsio::Root,
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub name: String,
+    pub header: At<String>,
+    pub label: At<String>,
+    pub baseline: At<String>,
+    pub services: Vec<Member>,
+    pub ingress: Option<CheckedIngress>,
+    pub lanes: Vec<CheckedLane>,
+    pub output: PathBuf,
+    pub environments: Vec<LaneEnv>,
+}
+
+impl CheckedLanePlan {
+    pub fn diag(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        self.source.error(pos, message)
+    }
+
+    pub fn output_dir(&self, env: &str) -> PathBuf {
+        self.output.join(env)
+    }
+
+    pub fn member(&self, service: &str) -> Option<&Member> {
+        self.services.iter().find(|m| m.service.value == service)
+    }
+
+    /// The lane copy of `workload`: `<workload>-<lane>`.
+    pub fn copy_name(workload: &str, lane: &str) -> String {
+        format!("{workload}-{lane}")
+    }
+}
+
+/// Reads a LanePlan whose source is already read.
+pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedLanePlan> {
+    let file = yaml::parse_one::<LanePlanFile>(&source)?;
+    check(source, root, file)
+}
+
+fn check(
+    source: Arc<Source>,
+    root: crate::fsio::Root,
+    file: LanePlanFile,
+) -> Result<CheckedLanePlan> {
+    let mut d = Diagnostics::default();
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if file.api_version.value != crate::plan::API_VERSION {
+        d.push(
+            err(
+                Pos::of(&file.api_version),
+                format!("unsupported apiVersion `{}`", file.api_version.value),
+            )
+            .hint(format!("use `apiVersion: {}`", crate::plan::API_VERSION)),
+        );
+    }
+    let name = &file.metadata.name;
+    if !names::is_dns_label(&name.value) {
+        d.push(
+            err(
+                Pos::of(name),
+                format!("metadata.name `{}` is not a DNS-1123 label", name.value),
+            )
+            .hint("use at most 63 lower-case letters, digits and `-`"),
+        );
+    }
+    let spec = &file.spec;
+    if !names::is_label_key(&spec.label.value) {
+        d.push(
+            err(Pos::of(&spec.label), format!("`{}` is not a valid label key", spec.label.value))
+                .hint("a label key is an optional DNS prefix and `/`, then up to 63 of letters, digits, `-`, `_`, `.`"),
+        );
+    }
+    let header_ok = !spec.header.value.is_empty()
+        && spec
+            .header
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !header_ok {
+        d.push(
+            err(
+                Pos::of(&spec.header),
+                format!("`{}` is not a valid header name", spec.header.value),
+            )
+            .hint("use letters, digits and `-`, e.g. `x-lane`"),
+        );
+    }
+    let lane_value = |n: &Spanned<String>, d: &mut Diagnostics| {
+        if !names::is_label_value(&n.value) || !names::is_dns_label(&n.value) {
+            d.push(
+                err(Pos::of(n), format!("lane name `{}` is not a valid label value and DNS label", n.value))
+                    .hint("a lane's name is its pods' label value and part of Deployment names: lower-case letters, digits and `-`"),
+            );
+        }
+    };
+    lane_value(&spec.baseline, &mut d);
+    let mut services: Vec<Member> = Vec::new();
+    if spec.services.value.is_empty() {
+        d.push(
+            err(Pos::of(&spec.services), "`services` is empty".into())
+                .hint("list the call chain: `- {service: a, workload: a-v1, base: a}`"),
+        );
+    }
+    for s in &spec.services.value {
+        for v in [&s.service, &s.workload] {
+            if !names::is_dns_label(&v.value) {
+                d.push(
+                    err(Pos::of(v), format!("`{}` is not a DNS-1123 label", v.value))
+                        .hint("Services and Deployments are named with lower-case letters, digits and `-`"),
+                );
+            }
+        }
+        if Path::new(&s.base.value).is_absolute() {
+            d.push(
+                err(Pos::of(&s.base), format!("the base `{}` is an absolute path", s.base.value))
+                    .hint("write the base relative to the plan file; canaryplan reads only inside the repository"),
+            );
+        }
+        if services.iter().any(|m| m.service.value == s.service.value) {
+            d.push(
+                err(
+                    Pos::of(&s.service),
+                    format!("Service `{}` is listed twice", s.service.value),
+                )
+                .hint("list each service of the chain once"),
+            );
+        }
+        services.push(Member {
+            service: At::of(&s.service),
+            workload: At::of(&s.workload),
+            base: At::of(&s.base),
+        });
+    }
+    let known = |n: &str| services.iter().any(|m| m.service.value == n);
+    let names_list = services
+        .iter()
+        .map(|m| m.service.value.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unknown_service = |n: &Spanned<String>| {
+        let hint = match names::did_you_mean(
+            &n.value,
+            services.iter().map(|m| m.service.value.as_str()),
+        ) {
+            Some(s) => format!("did you mean `{s}`? `services:` lists {names_list}"),
+            None => format!("add it to `services:` (which lists {names_list}), or remove it here"),
+        };
+        err(
+            Pos::of(n),
+            format!("`{}` is not a service of the chain", n.value),
+        )
+        .hint(hint)
+    };
+    let mut lanes: Vec<CheckedLane> = Vec::new();
+    if spec.lanes.is_empty() {
+        d.push(
+            err(Pos::of(&spec.baseline), "the plan has no lanes".into())
+                .hint("add `lanes: {canary: {services: {<service>: {image: ...}}}}`"),
+        );
+    }
+    for (lane_name, lane) in &spec.lanes {
+        lane_value(lane_name, &mut d);
+        if lane_name.value == spec.baseline.value {
+            d.push(
+                err(
+                    Pos::of(lane_name),
+                    format!("lane `{}` has the baseline's name", lane_name.value),
+                )
+                .hint("the baseline is the pods of base; give the lane another name"),
+            );
+        }
+        if lanes.iter().any(|l| l.name.value == lane_name.value) {
+            d.push(
+                err(
+                    Pos::of(lane_name),
+                    format!(
+                        "two lanes are named `{}`, so their pods would carry the same `{}` value",
+                        lane_name.value, spec.label.value
+                    ),
+                )
+                .hint("give each lane its own name"),
+            );
+        }
+        if lane.services.value.is_empty() {
+            d.push(
+                err(
+                    Pos::of(&lane.services),
+                    format!("lane `{}` has no services", lane_name.value),
+                )
+                .hint("name the services this lane runs a version of, with their images"),
+            );
+        }
+        let mut images = Vec::new();
+        for (svc, ls) in &lane.services.value {
+            if !known(&svc.value) {
+                d.push(unknown_service(svc));
+            }
+            images.push((svc.value.clone(), At::of(&ls.image)));
+        }
+        // In chain order, whatever order the lane lists them in.
+        images.sort_by_key(|(s, _)| services.iter().position(|m| m.service.value == *s));
+        lanes.push(CheckedLane {
+            name: At::of(lane_name),
+            images,
+        });
+    }
+    let ingress = spec.ingress.as_ref().map(|i| {
+        if !known(&i.service.value) {
+            d.push(unknown_service(&i.service));
+        }
+        if i.gateway
+            .value
+            .split_once('/')
+            .is_none_or(|(ns, n)| ns.is_empty() || n.is_empty())
+        {
+            d.push(
+                err(
+                    Pos::of(&i.gateway),
+                    format!("`{}` is not `namespace/name`", i.gateway.value),
+                )
+                .hint(
+                    "name the Istio Gateway with its namespace, e.g. `istio-system/ingressgateway`",
+                ),
+            );
+        }
+        if i.hosts.value.is_empty() {
+            d.push(
+                err(Pos::of(&i.hosts), "`hosts` is empty".into())
+                    .hint("list the hosts the gateway serves for the chain, e.g. `[\"*\"]`"),
+            );
+        }
+        let mut matches = Vec::new();
+        for m in i.match_.iter().flat_map(|m| m.value.iter()) {
+            match &m.kind {
+                Kind::Map(entries) if !entries.is_empty() => {
+                    for (k, _) in entries {
+                        if !crate::check::HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
+                            d.push(
+                                err(
+                                    Pos::of(k),
+                                    format!(
+                                        "`{}` is not a field of an Istio match request",
+                                        k.value
+                                    ),
+                                )
+                                .hint(format!(
+                                    "Istio's HTTPMatchRequest has {}",
+                                    crate::check::HTTP_MATCH_FIELDS.join(", ")
+                                )),
+                            );
+                        }
+                    }
+                    matches.push(m.to_json());
+                }
+                _ => d.push(
+                    err(
+                        m.pos,
+                        "an ingress `match` entry is a mapping of Istio HTTPMatchRequest fields"
+                            .into(),
+                    )
+                    .hint("e.g. `- uri: {exact: /mock}`"),
+                ),
+            }
+        }
+        CheckedIngress {
+            gateway: At::of(&i.gateway),
+            hosts: i.hosts.value.iter().map(|h| h.value.clone()).collect(),
+            matches,
+            service: At::of(&i.service),
+        }
+    });
+    let mut environments = Vec::new();
+    if spec.environments.is_empty() {
+        d.push(
+            err(Pos::default(), "the plan has no environments".into())
+                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
+        );
+    }
+    for (env_name, e) in &spec.environments {
+        if let Some(env) = environment(&source, &mut d, env_name, e, &lanes) {
+            environments.push(env);
+        }
+    }
+    d.into_result()?;
+    let path = source.path.as_ref().clone();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let output = dir.join(
+        spec.output
+            .as_ref()
+            .map(|o| o.value.clone())
+            .unwrap_or_else(|| crate::check::DEFAULT_OUTPUT.to_string()),
+    );
+    Ok(CheckedLanePlan {
+        name: name.value.clone(),
+        header: At::of(&spec.header),
+        label: At::of(&spec.label),
+        baseline: At::of(&spec.baseline),
+        services,
+        ingress,
+        lanes,
+        output,
+        environments,
+        path,
+        dir,
+        source,
+        root,
+    })
+}
+
+fn environment(
+    source: &Source,
+    d: &mut Diagnostics,
+    name: &Spanned<String>,
+    e: &LaneEnvironment,
+    lanes: &[CheckedLane],
+) -> Option<LaneEnv> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if !names::is_dns_label(&name.value) {
+        d.push(
+            err(
+                Pos::of(name),
+                format!("environment name `{}` is not a DNS-1123 label", name.value),
+            )
+            .hint(
+                "an environment becomes a directory name: use lower-case letters, digits and `-`",
+            ),
+        );
+    }
+    let Some(stage) = Stage::parse(&e.stage.value) else {
+        let names = Stage::ALL.map(Stage::name);
+        d.push(
+            err(
+                Pos::of(&e.stage),
+                format!("unknown stage `{}`", e.stage.value),
+            )
+            .hint(format!("stages are {}", names.join(", "))),
+        );
+        return None;
+    };
+    let mut settings = Vec::new();
+    for (lane, s) in e.lanes.iter().flatten() {
+        if !lanes.iter().any(|l| l.name.value == lane.value) {
+            let known: Vec<&str> = lanes.iter().map(|l| l.name.value.as_str()).collect();
+            d.push(
+                err(
+                    Pos::of(lane),
+                    format!("`{}` is not a lane of the plan", lane.value),
+                )
+                .hint(format!("the plan's lanes are {}", known.join(", "))),
+            );
+            continue;
+        }
+        let weight = match &s.weight {
+            None => None,
+            Some(node) => match &node.kind {
+                Kind::Number(n) if n.as_u64().is_some_and(|w| w <= 100) => Some(At {
+                    value: n.as_u64().unwrap_or_default() as u8,
+                    pos: node.pos,
+                }),
+                _ => {
+                    d.push(err(node.pos, "a lane's weight is an integer from 0 to 100".into()).hint("the percent of ingress requests without the header sent into the lane, e.g. `weight: 10`"));
+                    None
+                }
+            },
+        };
+        // A weight written before shift is kept for it (it applies from shift on).
+        let end = match s.end.as_ref().map(|e| (e, e.value.as_str())) {
+            None | Some((_, "remove")) => End::Remove,
+            Some((_, "promote")) => End::Promote,
+            Some((e, other)) => {
+                d.push(err(Pos::of(e), format!("unknown end `{other}`")).hint("use `remove` (the lane goes, at weight 0) or `promote` (its versions are in base first)"));
+                End::Remove
+            }
+        };
+        if stage >= Stage::Cleanup1
+            && end == End::Remove
+            && let Some(w) = weight.as_ref().filter(|w| w.value > 0)
+        {
+            d.push(
+                err(w.pos, format!("lane `{}` still takes {}% of the ingress traffic at {stage}", lane.value, w.value))
+                    .hint("a removed lane goes only once no request is sent into it: set its weight to 0 at shift first (or `end: promote` once its versions are in base)"),
+            );
+        }
+        settings.push((lane.value.clone(), weight, end));
+    }
+    let total: u32 = settings
+        .iter()
+        .filter_map(|(_, w, _)| w.as_ref().map(|w| u32::from(w.value)))
+        .sum();
+    if total > 100 {
+        d.push(
+            err(
+                Pos::of(&e.stage),
+                format!(
+                    "the lanes of environment `{}` take {total}% of the ingress traffic",
+                    name.value
+                ),
+            )
+            .hint("lane weights share 100% with the baseline: lower them"),
+        );
+    }
+    Some(LaneEnv {
+        name: At::of(name),
+        stage: At {
+            value: stage,
+            pos: Pos::of(&e.stage),
+        },
+        model: LaneModel::new(stage),
+        lanes: settings,
+    })
+}
+
+/// The labels a lane's pods add to the workload's: the lane label.
+pub fn lane_labels(plan: &CheckedLanePlan, lane: &str) -> Labels {
+    let mut l = Labels::new();
+    l.insert(plan.label.value.clone(), lane.to_string());
+    l
+}
