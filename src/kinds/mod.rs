@@ -16,7 +16,19 @@ pub fn kind_of(source: &Source) -> Option<String> {
     struct KindOnly {
         kind: Option<String>,
     }
-    serde_saphyr::from_str_with_options::<KindOnly>(&source.text, crate::yaml::options())
-        .ok()
-        .and_then(|k| k.kind)
+    match serde_saphyr::from_str_with_options::<KindOnly>(&source.text, crate::yaml::options()) {
+        Ok(k) => k.kind,
+        // A file the parser refuses (a duplicate key...) is parsed again as its kind, whose
+        // parser then says where: find the kind by its top-level line.
+        Err(_) => source.text.lines().find_map(|l| {
+            let v = l.strip_prefix("kind:")?.trim();
+            let v = v
+                .split('#')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches(['"', '\'']);
+            (!v.is_empty()).then(|| v.to_string())
+        }),
+    }
 }
