@@ -220,7 +220,7 @@ fn mistakes_in_a_lane_plan_are_located() {
     let r = s.run(&["validate"]);
     r.fails();
     assert!(
-        r.stderr.contains("mocka/app.yaml:21:5: error: the selector of Deployment mocka-v1 holds `ASM_TRAFFIC_TAG`, the lane label"),
+        r.stderr.contains("mocka/app.yaml:19:5: error: the selector of Deployment mocka-v1 holds `ASM_TRAFFIC_TAG`, the lane label"),
         "{}",
         r.stderr
     );

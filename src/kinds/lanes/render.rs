@@ -81,7 +81,7 @@ pub fn find<'a>(plan: &'a CheckedLanePlan, bases: &'a [Base]) -> Result<Vec<Foun
             d.push(
                 workload
                     .error(&["spec", "selector"], format!("the selector of Deployment {} holds `{}`, the lane label: its pods cannot be told apart by lane, and a selector cannot change", workload.name, plan.label.value))
-                    .hint("choose another `label:` for the lanes (ASM uses `ASM_TRAFFIC_TAG`)"),
+                    .hint("choose a `label:` no Deployment of the chain has in its selector (the lanes label pods beside it)"),
             );
         }
         if sel.is_empty() {
