@@ -36,6 +36,9 @@ enum Command {
     /// Where every request goes in one environment, read from its final manifests (exit 1 when
     /// a route answers 503, can never match, or lost what the base reached).
     Explain(ExplainArgs),
+    /// Print (or write with --output) the objects of an in-cluster controller that does what
+    /// the plan does: `asm` (lanes), `kruise`.
+    Export(ExportArgs),
     /// Move an environment to the next weight in `steps` (or --to N).
     Promote(EditArgs),
     /// Put all traffic back on the stable copy (weight 0).
@@ -84,6 +87,31 @@ struct ExplainArgs {
     /// A directory with your own copies of canaryplan's templates.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The controller: `asm` (Alibaba Service Mesh lanes, for a LanePlan) or `kruise`.
+    #[arg(value_enum)]
+    target: ExportTarget,
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// The environment whose weights the objects carry.
+    #[arg(long = "env", value_name = "E")]
+    env: Option<String>,
+    /// Write one file per object into DIR instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Refuse (exit 2) when the target cannot express part of the plan.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportTarget {
+    Asm,
+    Kruise,
 }
 
 #[derive(Args)]
@@ -211,6 +239,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate(&a).map_err(anyhow::Error::from),
         Command::Status(a) => status(&a).map_err(anyhow::Error::from),
         Command::Explain(a) => explain(&a).map_err(anyhow::Error::from),
+        Command::Export(a) => export(&a).map_err(anyhow::Error::from),
         Command::Promote(a) => {
             let to = a.to;
             edit(&a, canaryplan::edit::Action::Promote { to }).map_err(anyhow::Error::from)
@@ -602,6 +631,55 @@ fn explain_lanes(
     } else {
         ExitCode::from(1)
     })
+}
+
+fn export(a: &ExportArgs) -> Result<ExitCode, Error> {
+    use canaryplan::export::Target;
+    let target = match a.target {
+        ExportTarget::Asm => Target::Asm,
+        ExportTarget::Kruise => Target::Kruise,
+    };
+    let path = plan_path(a.plan.as_ref());
+    let plan = canaryplan::load_any(&path)?;
+    let e = canaryplan::export::export(&plan, a.env.as_deref(), target)?;
+    if a.strict && !e.notes.is_empty() {
+        let mut err = Error::one(
+            Diagnostic::new(format!(
+                "{} cannot express all of {}",
+                target.name(),
+                diff::shown(&path)
+            ))
+            .hint("remove --strict to export anyway (what is not expressed is said in each file's header)"),
+        );
+        for n in &e.notes {
+            err.diagnostics
+                .push(Diagnostic::new(format!("not expressed: {n}")));
+        }
+        return Err(err);
+    }
+    for n in &e.notes {
+        eprintln!("note: not expressed in {}: {n}", target.name());
+    }
+    let plan_file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match &a.output {
+        Some(dir) => {
+            for p in canaryplan::export::write(dir, &e, &plan_file, target)? {
+                println!("{}: written", diff::shown(&p));
+            }
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(
+                out,
+                "{}",
+                canaryplan::export::to_stream(&e, &plan_file, target)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn status(a: &StatusArgs) -> Result<ExitCode, Error> {

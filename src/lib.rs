@@ -15,6 +15,7 @@ pub mod check;
 pub mod edit;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod fsio;
 pub mod init;
 pub mod kinds;

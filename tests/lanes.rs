@@ -328,3 +328,136 @@ fn advance_abort_and_status_on_a_lane_plan() {
         "{status}"
     );
 }
+
+#[test]
+fn export_for_asm_follows_the_lane_group_shapes() {
+    let s = Scratch::fixture("lanes");
+    let r = s.run(&["export", "asm", "--env", "staging"]);
+    r.ok();
+    let objects = parse_stream(&r.stdout);
+    let kinds: Vec<(&str, &str)> = objects
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("ASMSwimLaneGroup", "checkout"),
+            ("ASMSwimLane", "base"),
+            ("ASMSwimLane", "canary")
+        ]
+    );
+    let group = &objects[0]["spec"];
+    assert_eq!(
+        group["permissiveModeConfiguration"],
+        json!({"fallbackTarget": "base", "routeHeader": "x-asm-prefer-tag"})
+    );
+    assert_eq!(group["isPermissive"], true);
+    assert_eq!(
+        group["ingress"]["gateway"],
+        json!({"name": "ingressgateway", "namespace": "istio-system", "type": "ASM"})
+    );
+    assert_eq!(
+        group["ingress"]["ingressRouting"]["ingressRoutingStrategy"],
+        "weighted"
+    );
+    let canary = &objects[2];
+    assert_eq!(
+        canary["metadata"]["labels"],
+        json!({"swimlane-group": "checkout"})
+    );
+    assert_eq!(
+        canary["spec"]["labelSelector"],
+        json!({"ASM_TRAFFIC_TAG": "canary"})
+    );
+    assert_eq!(
+        canary["spec"]["services"],
+        json!([{"name": "mocka", "namespace": "mock"}, {"name": "mockc", "namespace": "mock"}])
+    );
+    assert_eq!(
+        canary["spec"]["ingressRules"][0]["match"],
+        json!({"uri": {"exact": "/mock"}, "headers": {"x-asm-prefer-tag": {"exact": "canary"}}})
+    );
+    assert_eq!(canary["spec"]["ingressWeight"]["weight"], 10);
+    // What ASM needs and the plan does not say is in each header and on stderr.
+    assert!(
+        r.stdout
+            .starts_with("# Exported by canaryplan from canaryplan.yaml for asm: the lane group")
+    );
+    assert!(
+        r.stdout
+            .contains("# Not expressed: ASM lists each service with the `cluster`")
+    );
+    assert!(
+        r.stderr.contains("note: not expressed in asm:"),
+        "{}",
+        r.stderr
+    );
+    // Without weights (production is at prepare): rule-based.
+    let prod = parse_stream(&s.run(&["export", "asm", "--env", "production"]).ok().stdout);
+    assert_eq!(
+        prod[0]["spec"]["ingress"]["ingressRouting"]["ingressRoutingStrategy"],
+        "rule_based"
+    );
+    // --strict refuses what cannot be expressed, and prints nothing.
+    let r = s.run(&["export", "asm", "--strict"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("error: asm cannot express all of canaryplan.yaml"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn export_for_kruise_writes_a_rollout_per_lane_service() {
+    let s = Scratch::fixture("lanes");
+    let r = s.run(&["export", "kruise", "--output", "kruise"]);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("kruise/rollout-mocka-canary.yaml: written"),
+        "{}",
+        r.stdout
+    );
+    let rollout = parse_stream(&s.read("kruise/rollout-mockc-canary.yaml"));
+    assert_eq!(
+        rollout[0]["spec"],
+        json!({
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "mockc-v1"},
+            "strategy": {"canary": {
+                "enableExtraWorkloadForCanary": true,
+                "steps": [{"replicas": 1}],
+                "patchPodTemplateMetadata": {"labels": {"ASM_TRAFFIC_TAG": "canary"}},
+            }},
+        })
+    );
+    assert!(!s.path().join("kruise/rollout-mockb-canary.yaml").exists());
+    // Exporting again replaces its own files; a file of the user's is never overwritten.
+    s.run(&["export", "kruise", "--output", "kruise"]).ok();
+    s.write("kruise/rollout-mocka-canary.yaml", "# mine\n");
+    let r = s.run(&["export", "kruise", "--output", "kruise"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("rollout-mocka-canary.yaml exists and was not exported by canaryplan"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.read("kruise/rollout-mocka-canary.yaml"), "# mine\n");
+    // A CanaryPlan is not a LanePlan.
+    let c = Scratch::fixture("runbook");
+    let r = c.run(&["export", "asm"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("`export asm` reads a LanePlan"),
+        "{}",
+        r.stderr
+    );
+}

@@ -214,6 +214,25 @@ fn every_rendered_object_is_valid() {
 }
 
 #[test]
+fn exported_kruise_rollouts_are_valid() {
+    let Some(schemas) = Schemas::load() else {
+        return;
+    };
+    let s = Scratch::fixture("lanes");
+    let objects = parse_stream(&s.run(&["export", "kruise"]).ok().stdout);
+    assert_eq!(objects.len(), 2);
+    for o in &objects {
+        let errors = schemas.errors(o).unwrap();
+        assert!(
+            errors.is_empty(),
+            "{}: {}",
+            o["metadata"]["name"],
+            errors.join("\n")
+        );
+    }
+}
+
+#[test]
 fn the_validation_rejects_unknown_fields_and_wrong_types() {
     let Some(schemas) = Schemas::load() else {
         return;

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod explain;
+pub mod export;
 pub mod plan;
 pub mod render;
 pub mod stage;
