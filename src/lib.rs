@@ -269,11 +269,17 @@ pub fn explain_environment(
 /// memory, and returns each environment's final stream. For fuzzing and benchmarks: the same
 /// path through parse, check, render and safety checks as `render --stdout`.
 pub fn render_text(plan_text: &str, base_text: &str, templates: &Templates) -> Result<Vec<String>> {
-    let plan = check::check(plan::Plan::parse(yaml::Source::from_text(
-        Path::new(plan::DEFAULT_PLAN),
-        plan_text.to_string(),
-    ))?)?;
+    let source = yaml::Source::from_text(Path::new(plan::DEFAULT_PLAN), plan_text.to_string());
     let base = base::from_text(Path::new("base.yaml"), base_text.to_string())?;
+    if kinds::kind_of(&source).as_deref() == Some(kinds::lanes::plan::KIND) {
+        // Every service of the chain reads the one base.
+        let root = fsio::Root::discover(Path::new("")).unwrap_or(fsio::Root {
+            dir: PathBuf::new(),
+        });
+        let plan = kinds::lanes::plan::load_in(source, root)?;
+        return kinds::lanes::render_text(&plan, &base);
+    }
+    let plan = check::check(plan::Plan::parse(source)?)?;
     let mut d = Diagnostics::default();
     let mut out = Vec::new();
     for env in &plan.environments {

@@ -320,8 +320,37 @@ impl Plan {
     }
 }
 
-/// The JSON Schema of the plan file, derived from the types that parse it.
+/// The JSON Schema of the plan file, derived from the types that parse it: a CanaryPlan, or
+/// (`kind: LanePlan`) a LanePlan.
 pub fn json_schema() -> serde_json::Value {
-    let schema = schemars::schema_for!(PlanFile);
-    serde_json::to_value(&schema).unwrap_or_default()
+    use serde_json::{Value, json};
+    let canary = serde_json::to_value(schemars::schema_for!(PlanFile)).unwrap_or_default();
+    let lanes = serde_json::to_value(schemars::schema_for!(
+        crate::kinds::lanes::plan::LanePlanFile
+    ))
+    .unwrap_or_default();
+    let mut defs = serde_json::Map::new();
+    let mut kinds = Vec::new();
+    for (name, mut schema) in [("CanaryPlan", canary), ("LanePlan", lanes)] {
+        if let Some(o) = schema.as_object_mut() {
+            if let Some(Value::Object(d)) = o.remove("$defs") {
+                defs.extend(d);
+            }
+            for k in ["$schema", "$id"] {
+                o.remove(k);
+            }
+        }
+        defs.insert(name.to_string(), schema);
+        kinds.push(name);
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://canaryplan.io/schemas/v1alpha1/canaryplan.json",
+        "title": "canaryplan plan",
+        "description": "A CanaryPlan (one service), or with `kind: LanePlan` lanes across a call chain.",
+        "if": {"properties": {"kind": {"const": "LanePlan"}}, "required": ["kind"]},
+        "then": {"$ref": "#/$defs/LanePlan"},
+        "else": {"$ref": "#/$defs/CanaryPlan"},
+        "$defs": defs,
+    })
 }

@@ -342,3 +342,26 @@ pub fn explain_environment(plan: &CheckedLanePlan, env: &str) -> Result<Explanat
             .collect(),
     })
 }
+
+/// Every environment's final stream, with `base` as the base of every service (fuzzing and
+/// benchmarks: the same path through check, render and the checks as `render --stdout`).
+pub fn render_text(plan: &CheckedLanePlan, base: &Base) -> Result<Vec<String>> {
+    let bases: Vec<Base> = plan
+        .services
+        .iter()
+        .map(|_| Base {
+            path: base.path.clone(),
+            is_kustomization: false,
+            objects: base.objects.clone(),
+        })
+        .collect();
+    let mut d = Diagnostics::default();
+    let mut out = Vec::new();
+    for env in &plan.environments {
+        if let Some((_, objects)) = d.take(final_objects(plan, env, &bases)) {
+            out.push(crate::yaml::to_stream(&objects));
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}

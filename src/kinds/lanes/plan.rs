@@ -28,10 +28,10 @@ pub const KIND: &str = "LanePlan";
 #[schemars(title = "LanePlan")]
 pub struct LanePlanFile {
     /// Always `canaryplan.io/v1alpha1`.
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("const" = "canaryplan.io/v1alpha1"))]
     pub api_version: Spanned<String>,
     /// Always `LanePlan`.
-    #[schemars(with = "String")]
+    #[schemars(with = "String", extend("const" = "LanePlan"))]
     pub kind: Spanned<String>,
     pub metadata: crate::plan::Metadata,
     pub spec: LaneSpec,
