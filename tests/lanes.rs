@@ -461,3 +461,17 @@ fn export_for_kruise_writes_a_rollout_per_lane_service() {
         r.stderr
     );
 }
+
+#[test]
+fn the_readme_lanes_example_validates_and_explains_as_shown() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Lanes across a call chain").unwrap()..];
+    let plan = section.split("```yaml\n").nth(1).unwrap();
+    let plan = &plan[..plan.find("```").unwrap()];
+    // The block after the plan: its content is the third piece between fences.
+    let shown = section.split("```\n").nth(2).unwrap();
+    let s = Scratch::fixture("lanes");
+    s.write("canaryplan.yaml", plan);
+    s.run(&["validate"]).ok();
+    assert_eq!(explain(&s, "staging"), shown);
+}
