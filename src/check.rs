@@ -71,6 +71,9 @@ pub struct CheckedPlan {
     /// The trust domain of AuthorizationPolicy principals.
     pub trust_domain: String,
     pub steps: Vec<u8>,
+    /// The pause written on each step, if any (same order as `steps`).
+    pub step_pauses: Vec<Option<At<crate::analysis::Pause>>>,
+    pub analysis: Option<crate::analysis::CheckedAnalysis>,
     pub output: PathBuf,
     pub environments: Vec<EnvironmentPlan>,
 }
@@ -508,7 +511,11 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         allow_from.push(a.value.clone());
     }
 
-    let steps = steps(&source, &mut d, spec.steps.as_ref());
+    let (steps, step_pauses) = steps(&source, &mut d, spec.steps.as_ref());
+    let analysis = spec
+        .analysis
+        .as_ref()
+        .and_then(|a| crate::analysis::check(&source, &mut d, a));
 
     let subset = |s: &Option<Spanned<String>>, v: &At<String>, field: &str, d: &mut Diagnostics| {
         let Some(s) = s else { return v.clone() };
@@ -662,6 +669,8 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         allow_from,
         trust_domain,
         steps,
+        step_pauses,
+        analysis,
         output,
         environments,
         path,
@@ -757,12 +766,49 @@ fn percent(source: &Source, node: &Node, what: &str) -> Result<u8, Diagnostic> {
     })
 }
 
-fn steps(source: &Source, d: &mut Diagnostics, steps: Option<&Spanned<Vec<Node>>>) -> Vec<u8> {
+type Pauses = Vec<Option<At<crate::analysis::Pause>>>;
+
+fn steps(
+    source: &Source,
+    d: &mut Diagnostics,
+    steps: Option<&Spanned<Vec<Node>>>,
+) -> (Vec<u8>, Pauses) {
     let Some(steps) = steps else {
-        return DEFAULT_STEPS.to_vec();
+        return (DEFAULT_STEPS.to_vec(), vec![None; DEFAULT_STEPS.len()]);
     };
     let mut out: Vec<u8> = Vec::new();
-    for node in &steps.value {
+    let mut pauses = Vec::new();
+    for entry in &steps.value {
+        // `{weight: N, pause: P}`: the weight is read as a bare entry would be.
+        let node = match &entry.kind {
+            Kind::Map(fields) => {
+                for (k, _) in fields {
+                    if k.value != "weight" && k.value != "pause" {
+                        d.push(
+                            source
+                                .error(
+                                    Pos::of(k),
+                                    format!("`{}` is not a field of a step", k.value),
+                                )
+                                .hint("a step is a weight, or `{weight: N, pause: 20s}`"),
+                        );
+                    }
+                }
+                match fields.iter().find(|(k, _)| k.value == "weight") {
+                    Some((_, w)) => w,
+                    None => {
+                        d.push(
+                            source
+                                .error(entry.pos, "this step has no weight")
+                                .hint("write `{weight: N, pause: 20s}`"),
+                        );
+                        continue;
+                    }
+                }
+            }
+            _ => entry,
+        };
+        pauses.push(crate::analysis::pause_of(source, d, entry));
         match percent(source, node, "a step") {
             Ok(v) => {
                 if v == 0 || out.last().is_some_and(|last| *last >= v) {
@@ -780,7 +826,7 @@ fn steps(source: &Source, d: &mut Diagnostics, steps: Option<&Spanned<Vec<Node>>
                 .hint("add 100 as the last step: it is the weight cleanup-1 requires"),
         );
     }
-    out
+    (out, pauses)
 }
 
 fn environment(

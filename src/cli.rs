@@ -39,7 +39,10 @@ enum Command {
     /// Print (or write with --output) the objects of an in-cluster controller that does what
     /// the plan does: `asm` (lanes), `kruise`.
     Export(ExportArgs),
-    /// Move an environment to the next weight in `steps` (or --to N).
+    /// Run the plan's `analysis` queries against Prometheus: exit 0 all hold, 1 one fails.
+    Gate(GateArgs),
+    /// Move an environment to the next weight in `steps` (or --to N); with --gate only when
+    /// the analysis holds.
     Promote(EditArgs),
     /// Put all traffic back on the stable copy (weight 0).
     Abort(EditArgs),
@@ -89,6 +92,24 @@ struct ExplainArgs {
     templates: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnFail {
+    Abort,
+}
+
+#[derive(Args)]
+struct GateArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// The environment whose canary is measured.
+    #[arg(long = "env", value_name = "E")]
+    env: String,
+    /// `json` for scripts.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    format: StatusFormat,
+}
+
 #[derive(Args)]
 struct ExportArgs {
     /// The controller: `asm` (Alibaba Service Mesh lanes, for a LanePlan) or `kruise`.
@@ -134,6 +155,13 @@ struct EditArgs {
     /// A directory with your own copies of canaryplan's templates.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
+    /// promote: only when every `analysis` metric holds (`canaryplan gate`).
+    #[arg(long)]
+    gate: bool,
+    /// promote --gate: what to do when a metric fails: `abort` sets weight 0 (the rollback
+    /// as a commit). Without it a failing gate changes nothing.
+    #[arg(long, value_enum, value_name = "ACTION", requires = "gate")]
+    on_fail: Option<OnFail>,
 }
 
 #[derive(Args)]
@@ -240,6 +268,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status(&a).map_err(anyhow::Error::from),
         Command::Explain(a) => explain(&a).map_err(anyhow::Error::from),
         Command::Export(a) => export(&a).map_err(anyhow::Error::from),
+        Command::Gate(a) => gate(&a).map_err(anyhow::Error::from),
         Command::Promote(a) => {
             let to = a.to;
             edit(&a, canaryplan::edit::Action::Promote { to }).map_err(anyhow::Error::from)
@@ -754,12 +783,121 @@ fn bar(percent: u8) -> String {
     format!("{}{}", "█".repeat(full), "░".repeat(20 - full))
 }
 
+/// The gate's table, for a terminal.
+fn gate_table(r: &canaryplan::gate::Report) -> String {
+    let mut t = format!("prometheus: {}\n", r.prometheus);
+    let w = r
+        .rows
+        .iter()
+        .map(|x| x.metric.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    t.push_str(&format!(
+        "  {:<w$}  {:>12}  {:<20}  result\n",
+        "metric", "value", "bound"
+    ));
+    for row in &r.rows {
+        let value = row
+            .value
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "no data".into());
+        let mut line = format!(
+            "  {:<w$}  {:>12}  {:<20}  {}",
+            row.metric,
+            value,
+            row.bound,
+            if row.pass { "pass" } else { "FAIL" }
+        );
+        if let Some(n) = &row.note {
+            line.push_str(&format!("  ({n})"));
+        }
+        t.push_str(&line);
+        t.push('\n');
+    }
+    t
+}
+
+/// The plan and environment a gate measures.
+fn gate_report(plan_path: &std::path::Path, env: &str) -> Result<canaryplan::gate::Report, Error> {
+    let plan = canaryplan::check::load(plan_path)?;
+    let Some(e) = plan.environment(env) else {
+        let names: Vec<&str> = plan
+            .environments
+            .iter()
+            .map(|e| e.name.value.as_str())
+            .collect();
+        return Err(
+            Diagnostic::new(format!("the plan has no environment `{env}`"))
+                .in_file(plan_path)
+                .hint(format!("the plan has {}", names.join(", ")))
+                .into(),
+        );
+    };
+    canaryplan::gate::run(
+        &plan,
+        e,
+        std::env::var(canaryplan::analysis::PROMETHEUS_ENV).ok(),
+    )
+}
+
+fn gate(a: &GateArgs) -> Result<ExitCode, Error> {
+    let path = plan_path(a.plan.as_ref());
+    let r = gate_report(&path, &a.env)?;
+    let mut out = std::io::stdout().lock();
+    if a.format == StatusFormat::Json {
+        let json = serde_json::json!({"passed": r.passed(), "prometheus": r.prometheus, "metrics": r.rows});
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+    } else {
+        let _ = write!(out, "{}", gate_table(&r));
+    }
+    Ok(if r.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Error> {
     if a.to.is_some() && !matches!(action, canaryplan::edit::Action::Promote { .. }) {
         return Err(Diagnostic::new("--to goes with promote")
             .hint("abort always sets weight 0; advance moves the stage")
             .into());
     }
+    if a.gate && !matches!(action, canaryplan::edit::Action::Promote { .. }) {
+        return Err(Diagnostic::new("--gate goes with promote")
+            .hint("run `canaryplan gate` to measure without promoting")
+            .into());
+    }
+    // promote --gate: measure first; a failing gate edits nothing, or aborts with --on-fail.
+    let (action, failed) = if a.gate {
+        let r = gate_report(&plan_path(a.plan.as_ref()), &a.env)?;
+        eprint!("{}", gate_table(&r));
+        match (r.passed(), a.on_fail) {
+            (true, _) => (action, false),
+            (false, Some(OnFail::Abort)) => {
+                eprintln!("the gate failed: aborting (weight 0)");
+                (canaryplan::edit::Action::Abort, true)
+            }
+            (false, None) => {
+                eprintln!(
+                    "the gate failed: nothing changed (add --on-fail abort to roll back as a commit)"
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    } else {
+        (action, false)
+    };
+    let code = edit_plan(a, action)?;
+    Ok(if failed { ExitCode::from(1) } else { code })
+}
+
+fn edit_plan(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Error> {
     let templates = templates(a.templates.as_deref())?;
     let path = plan_path(a.plan.as_ref());
     // Read, edit and write under one lock: concurrent steps take turns.

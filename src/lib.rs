@@ -9,6 +9,7 @@
 // lints, no unwrap/expect/panic).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+pub mod analysis;
 pub mod argocd;
 pub mod base;
 pub mod check;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod explain;
 pub mod export;
 pub mod fsio;
+pub mod gate;
 pub mod init;
 pub mod kinds;
 pub mod names;

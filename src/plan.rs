@@ -125,10 +125,16 @@ pub struct Spec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<AllowFrom>>")]
     pub allow_from: Option<Vec<Spanned<AllowFrom>>>,
-    /// The weight ladder `promote` walks, ascending, ending at 100.
+    /// The weight ladder `promote` walks, ascending, ending at 100. An entry may be
+    /// `{weight: N, pause: 20s}` (or `pause: manual`): how long a controller the plan is
+    /// exported to waits at that weight.
     #[serde(default)]
-    #[schemars(with = "Option<Vec<u8>>")]
+    #[schemars(with = "Option<Vec<Step>>")]
     pub steps: Option<Spanned<Vec<Node>>>,
+    /// Metric gates for `canaryplan gate` and `promote --gate`, exported to controllers as an
+    /// AnalysisTemplate.
+    #[serde(default)]
+    pub analysis: Option<crate::analysis::Analysis>,
     /// Test traffic: requests matching ANY of these (Istio HTTPMatchRequests: headers, cookies
     /// as the `cookie` header, sourceLabels, uri...) go to the canary whatever the weight, at
     /// stages route, shift and cleanup-1. An environment's `match` replaces this one.
@@ -165,6 +171,19 @@ pub enum Traffic {
 pub enum MeshRoute {
     /// A GAMMA HTTPRoute whose parent is the Service, weighted like the others.
     Generate,
+}
+
+/// A step of the weight ladder: a weight, or a weight and its pause.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the schema; `check` reads steps as nodes
+pub enum Step {
+    Weight(u8),
+    Paused {
+        weight: u8,
+        /// `manual`, or a duration (`20s`, `5m`).
+        pause: String,
+    },
 }
 
 /// How the stable version is kept running next to the canary.

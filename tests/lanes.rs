@@ -73,7 +73,7 @@ fn every_stage_through_the_chain() {
     for (stage, expected, copies) in [
         ("prepare", all_base, true),
         ("route", by_header, true),
-        ("cleanup-1", all_base, false),
+        ("cleanup-1", all_base, true),
         ("cleanup-2", all_base, false),
         ("cleanup-3", all_base, false),
         ("done", all_base, false),

@@ -32,7 +32,9 @@ impl LaneModel {
         let at = |stages: &[Stage]| stages.contains(&stage);
         LaneModel {
             stage,
-            copies: at(&[Prepare, Route, Shift]),
+            // Kept one stage after routes stop naming them: a sync that switches the routes
+            // must not also take away the pods the old routes still send to.
+            copies: at(&[Prepare, Route, Shift, Cleanup1]),
             baseline_label: at(&[Prepare, Route, Shift, Cleanup1, Cleanup2]),
             subsets: at(&[Route, Shift, Cleanup1, Cleanup2]),
             lane_routes: at(&[Route, Shift]),
@@ -73,6 +75,10 @@ mod tests {
             // A lane subset is named on either side of a sync: it exists after it, with pods.
             if a.lane_routes || b.lane_routes {
                 assert!(b.subsets && b.copies, "{} -> {}", a.stage, b.stage);
+            }
+            // Copies run before routes name them (prepare) and after they stop (cleanup-1).
+            if b.lane_routes {
+                assert!(a.copies, "{} -> {}", a.stage, b.stage);
             }
             // The baseline subset is named while routes exist: it and its label outlive them.
             if a.routes || b.routes {
