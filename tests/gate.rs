@@ -137,12 +137,11 @@ fn http_get(port: u16, path: &str) -> String {
 fn plan_with(url: &str, metrics: &str) -> Scratch {
     let s = Scratch::fixture("runbook");
     s.edit_plan(|p| {
-        let p = p.replacen(
+        p.replacen(
             "  environments:\n",
             &format!("  analysis:\n    prometheus: {url}\n    interval: 5m\n    metrics:\n{metrics}  environments:\n"),
             1,
-        );
-        p
+        )
     });
     s.run(&["render", "--from-scratch"]).ok();
     s
