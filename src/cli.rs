@@ -112,7 +112,8 @@ struct GateArgs {
 
 #[derive(Args)]
 struct ExportArgs {
-    /// The controller: `asm` (Alibaba Service Mesh lanes, for a LanePlan) or `kruise`.
+    /// The controller: `argo-rollouts` (a CanaryPlan), `asm` (Alibaba Service Mesh lanes, a
+    /// LanePlan) or `kruise` (either).
     #[arg(value_enum)]
     target: ExportTarget,
     /// The plan file [default: ./canaryplan.yaml].
@@ -127,12 +128,22 @@ struct ExportArgs {
     /// Refuse (exit 2) when the target cannot express part of the plan.
     #[arg(long)]
     strict: bool,
+    /// argo-rollouts with Istio: weight DestinationRule subsets (default) or two Services.
+    #[arg(long, value_enum, default_value_t = ExportRouting::Subset)]
+    routing: ExportRouting,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExportTarget {
+    ArgoRollouts,
     Asm,
     Kruise,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportRouting {
+    Subset,
+    Host,
 }
 
 #[derive(Args)]
@@ -665,6 +676,10 @@ fn explain_lanes(
 fn export(a: &ExportArgs) -> Result<ExitCode, Error> {
     use canaryplan::export::Target;
     let target = match a.target {
+        ExportTarget::ArgoRollouts => Target::ArgoRollouts(match a.routing {
+            ExportRouting::Subset => canaryplan::export::argo_rollouts::Routing::Subset,
+            ExportRouting::Host => canaryplan::export::argo_rollouts::Routing::Host,
+        }),
         ExportTarget::Asm => Target::Asm,
         ExportTarget::Kruise => Target::Kruise,
     };

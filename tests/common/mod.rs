@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 18] = [
+pub const FIXTURES: [&str; 19] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -24,6 +24,7 @@ pub const FIXTURES: [&str; 18] = [
     "gateway-two-rules",
     "gateway-versioned",
     "lanes",
+    "argo-walkthrough",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
 pub const DONE_AFTER_BASE_EDIT: [&str; 5] = [
@@ -32,6 +33,21 @@ pub const DONE_AFTER_BASE_EDIT: [&str; 5] = [
     "bookinfo-productpage",
     "gateway-mesh-route",
     "gateway-versioned",
+];
+/// Every `canaryplan export` the tests and the schema test look at: (fixture, arguments).
+pub const EXPORTS: [(&str, &[&str]); 9] = [
+    ("runbook", &["argo-rollouts", "--env", "production"]),
+    ("runbook", &["kruise", "--env", "production"]),
+    ("test-routes", &["argo-rollouts", "--env", "production"]),
+    ("test-routes", &["kruise", "--env", "production"]),
+    ("argo-walkthrough", &["argo-rollouts", "--routing", "host"]),
+    (
+        "gateway-north-south",
+        &["argo-rollouts", "--env", "production"],
+    ),
+    ("gateway-north-south", &["kruise", "--env", "production"]),
+    ("lanes", &["kruise"]),
+    ("lanes", &["asm", "--env", "staging"]),
 ];
 pub const STAGES: [&str; 7] = [
     "prepare",

@@ -3,6 +3,10 @@
 //! the plan kind it reads; what the target cannot express is returned as notes (printed as
 //! header comments and on stderr; `--strict` refuses them), never dropped silently.
 
+pub mod argo_rollouts;
+pub mod facts;
+pub mod kruise;
+
 use serde_json::Value;
 
 use crate::error::{Diagnostic, Result};
@@ -11,6 +15,8 @@ use crate::{AnyPlan, yaml};
 /// A controller the plan can be handed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// Argo Rollouts, with subset-level (or `host`) Istio routing, or its Gateway API plugin.
+    ArgoRollouts(argo_rollouts::Routing),
     /// Alibaba Service Mesh lanes (LanePlan).
     Asm,
     /// Kruise Rollout.
@@ -20,6 +26,7 @@ pub enum Target {
 impl Target {
     pub fn name(self) -> &'static str {
         match self {
+            Target::ArgoRollouts(_) => "argo-rollouts",
             Target::Asm => "asm",
             Target::Kruise => "kruise",
         }
@@ -71,16 +78,26 @@ pub fn export(plan: &AnyPlan, env: Option<&str>, target: Target) -> Result<Expor
             match target {
                 Target::Asm => crate::kinds::lanes::export::asm(p, e),
                 Target::Kruise => crate::kinds::lanes::export::kruise(p),
+                Target::ArgoRollouts(_) => Err(Diagnostic::new(format!(
+                    "`export argo-rollouts` reads a CanaryPlan, and {} is a LanePlan",
+                    p.path.display()
+                ))
+                .in_file(&p.path)
+                .hint("Argo Rollouts has no lanes: export a LanePlan for `asm` or `kruise`")
+                .into()),
             }
         }
-        AnyPlan::Canary(p) => Err(Diagnostic::new(format!(
-            "`export {}` reads a LanePlan, and {} is a CanaryPlan",
-            target.name(),
-            p.path.display()
-        ))
-        .in_file(&p.path)
-        .hint("export a CanaryPlan with a target for single-service canaries")
-        .into()),
+        AnyPlan::Canary(p) => match target {
+            Target::ArgoRollouts(routing) => argo_rollouts::export(p, env, routing),
+            Target::Kruise => kruise::export(p, env),
+            Target::Asm => Err(Diagnostic::new(format!(
+                "`export asm` reads a LanePlan, and {} is a CanaryPlan",
+                p.path.display()
+            ))
+            .in_file(&p.path)
+            .hint("ASM lanes span a call chain: write a LanePlan (`kind: LanePlan`), or export this plan for `argo-rollouts` or `kruise`")
+            .into()),
+        },
     }
 }
 
