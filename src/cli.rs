@@ -189,6 +189,10 @@ struct InitArgs {
     /// The Deployment to plan for (the stable one, where each version has its own).
     #[arg(long, value_name = "NAME")]
     workload: Option<String>,
+    /// Start from an Argo Rollouts Rollout (and the VirtualService, DestinationRule and
+    /// AnalysisTemplates in its folder); prints the Deployment that replaces it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "workload"])]
+    from_rollout: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -988,6 +992,19 @@ fn init(a: &InitArgs) -> Result<ExitCode, Error> {
         .in_file(&a.output)
         .hint("remove it first, or choose another path with --output")
         .into());
+    }
+    if let Some(file) = &a.from_rollout {
+        let m = canaryplan::from_rollout::migrate(file, &a.output)?;
+        std::fs::write(&a.output, &m.plan).map_err(|e| Error::io("write", &a.output, &e))?;
+        print!("{}", m.deployment);
+        for n in &m.notes {
+            eprintln!("note: not carried over: {n}");
+        }
+        eprintln!(
+            "wrote {}: review it, replace the Rollout with the Deployment above, then run `canaryplan validate`",
+            diff::shown(&a.output)
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let pick = canaryplan::init::Pick {
         service: a.service.clone(),

@@ -173,3 +173,86 @@ fn what_a_target_cannot_express_is_said_and_strict_refuses_it() {
         r.stderr
     );
 }
+
+/// The argo-subsets app as it was under Argo Rollouts: a Rollout with subset-level routing,
+/// steps, and an AnalysisTemplate in the same folder.
+fn under_argo_rollouts() -> Scratch {
+    let s = Scratch::fixture("argo-subsets");
+    std::fs::remove_file(s.plan()).unwrap();
+    let app = s.read("base/app.yaml").replace(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: rollouts-demo\n  labels:\n    app: rollouts-demo\nspec:\n  replicas: 4\n",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: rollouts-demo\n  labels:\n    app: rollouts-demo\nspec:\n  replicas: 4\n  strategy:\n    canary:\n      trafficRouting:\n        istio:\n          virtualService: {name: rollouts-demo-vsvc, routes: [primary]}\n          destinationRule: {name: rollouts-demo-destrule, canarySubsetName: canary, stableSubsetName: stable}\n      analysis:\n        templates: [{templateName: success-rate}]\n        startingStep: 2\n        args:\n        - {name: service, value: rollouts-demo}\n        - {name: namespace, value: rollouts-demo}\n        - {name: reporter, value: source}\n      steps:\n      - setWeight: 5\n      - pause: {}\n      - setWeight: 20\n      - pause: {duration: 30s}\n      - setWeight: 60\n      - pause: {duration: 1m}\n",
+    );
+    s.write("base/app.yaml", &app);
+    s.write(
+        "base/analysis.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  name: success-rate\nspec:\n  args:\n  - name: service\n  - name: namespace\n  - name: reporter\n  metrics:\n  - name: success-rate\n    interval: 1m\n    initialDelay: 30s\n    successCondition: result[0] >= 0.95\n    provider:\n      prometheus:\n        address: http://prometheus.istio-system:9090\n        query: |\n          sum(rate(istio_requests_total{reporter=\"{{args.reporter}}\",destination_service_name=\"{{args.service}}\",response_code!~\"5.*\"}[1m])) / sum(rate(istio_requests_total{reporter=\"{{args.reporter}}\",destination_service_name=\"{{args.service}}\"}[1m]))\n",
+    );
+    s
+}
+
+#[test]
+fn init_from_a_rollout_writes_the_plan_and_the_deployment_to_commit() {
+    let s = under_argo_rollouts();
+    // The Rollout in base points at the command.
+    s.write(
+        "canaryplan.yaml",
+        &std::fs::read_to_string(fixture_dir("argo-subsets").join("canaryplan.yaml")).unwrap(),
+    );
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("canaryplan init --from-rollout base/app.yaml"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_file(s.plan()).unwrap();
+
+    let r = s.run(&["init", "--from-rollout", "base/app.yaml"]);
+    r.ok();
+    let plan = s.read("canaryplan.yaml");
+    for want in [
+        "  virtualService: rollouts-demo-vsvc\n  routes: [primary]\n",
+        "    subset: stable",
+        "    subset: canary",
+        "  - {weight: 5, pause: manual}\n  - {weight: 20, pause: 30s}\n  - {weight: 60, pause: 1m}\n  - 100\n",
+        "    name: success-rate\n    prometheus: http://prometheus.istio-system:9090\n    interval: 1m\n    initialDelay: 30s\n    startingStep: 2\n",
+        "destination_service_name=\"{{ service }}\"",
+        "reporter=\"source\"",
+        "      min: 0.95\n",
+    ] {
+        assert!(plan.contains(want), "missing {want:?} in:\n{plan}");
+    }
+    // The printed Deployment is the base change: with it in place of the Rollout, the plan
+    // validates and renders.
+    let deployment = r.stdout.clone();
+    assert!(
+        deployment.starts_with(
+            "# Replace the Rollout rollouts-demo in base/app.yaml with this Deployment"
+        ),
+        "{deployment}"
+    );
+    let objects = parse_stream(&deployment);
+    assert_eq!(objects[0]["kind"], "Deployment");
+    assert_eq!(objects[0]["spec"]["replicas"], 4);
+    assert!(objects[0]["spec"].get("strategy").is_none());
+    let app = s.read("base/app.yaml");
+    let start = app.find("apiVersion: argoproj.io/v1alpha1").unwrap();
+    let end = start
+        + app[start..]
+            .find("\n---\n")
+            .map_or(app.len() - start, |e| e + 1);
+    let body: String = deployment
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    s.write(
+        "base/app.yaml",
+        &format!("{}{}{}", &app[..start], body, &app[end..]),
+    );
+    // The image is the one to pin: the plan says so; prefilled with the Rollout's.
+    s.run(&["validate"]).ok();
+    s.run(&["render"]).ok();
+}

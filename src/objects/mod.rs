@@ -410,7 +410,7 @@ fn find<'a>(
         d.push(
             rollout
                 .error(&["kind"], format!("`{}` is an Argo Rollouts Rollout, not a Deployment", name.value))
-                .hint("canaryplan stages a canary on plain Deployments, with no controller in the cluster: turn the Rollout into a Deployment (the README's \"Coming from Argo Rollouts\" section shows the change) and name it in `workload:`"),
+                .hint(format!("canaryplan stages a canary on plain Deployments, with no controller in the cluster: `canaryplan init --from-rollout {}` writes a plan from the Rollout and prints the Deployment to put in its place (README: \"Coming from Argo Rollouts\")", crate::output::diff::shown(&rollout.source.path))),
         );
         return None;
     }
