@@ -280,3 +280,42 @@ fn promote_moves_the_weight_only_when_the_gate_holds() {
     assert!(r.stderr.contains("did not answer"), "{}", r.stderr);
     assert_eq!(s.read("canaryplan.yaml"), before);
 }
+
+#[test]
+fn the_readme_analysis_is_a_valid_plan_section() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Metric gates").unwrap()..];
+    let block = section.split("```yaml\n").nth(1).unwrap();
+    let block = &block[..block.find("```").unwrap()];
+    let analysis = block.strip_prefix("spec:\n").unwrap();
+    let s = Scratch::fixture("runbook");
+    s.edit_plan(|p| {
+        p.replacen(
+            "  environments:\n",
+            &format!("{analysis}  environments:\n"),
+            1,
+        )
+    });
+    s.run(&["validate"]).ok();
+    // A query using a value the plan does not have is refused where it is written.
+    s.edit_plan(|p| {
+        p.replace(
+            "{{ canary.version }}\",response_code",
+            "{{ canary.tag }}\",response_code",
+        )
+    });
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("error: the query of metric `success-rate` does not render"),
+        "{}",
+        r.stderr
+    );
+    // The example workflow promotes behind the gate and rolls back as a commit.
+    let workflow =
+        std::fs::read_to_string(root().join("examples/progressive-delivery.yaml")).unwrap();
+    let parsed = parse_stream(&workflow);
+    assert_eq!(parsed[0]["on"]["schedule"][0]["cron"], "*/15 * * * *");
+    assert!(workflow.contains("canaryplan promote \"$plan\" --env \"${{ vars.CANARYPLAN_ENV }}\" --gate --on-fail abort --render"));
+}
