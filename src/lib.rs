@@ -22,6 +22,7 @@ pub mod fsio;
 pub mod gate;
 pub mod init;
 pub mod kinds;
+pub mod ladder;
 pub mod names;
 pub mod objects;
 pub mod output;
@@ -60,8 +61,10 @@ pub enum Mode {
 pub struct EnvironmentRender {
     pub plan: PathBuf,
     pub environment: String,
-    /// The stage rendered.
-    pub stage: Stage,
+    /// The stage rendered (its name in the plan kind's ladder).
+    pub stage: String,
+    /// Whether it is the ladder's first stage (where a release starts).
+    pub first_stage: bool,
     /// Where traffic goes at that stage, in a few words (`stable 95% / canary 5%`).
     pub traffic: String,
     /// `<output>/<environment>`.
@@ -206,12 +209,12 @@ fn render_environment(
             // An unchanged kustomization records this very stage: no need to parse it.
             let on_disk = match existing.iter().find(|f| f.name == overlay::KUSTOMIZATION) {
                 Some(k) if files.iter().any(|f| f == k) => Some(DiskState {
-                    stage: env.model.stage,
+                    stage: env.model.stage.name().to_string(),
                     weight: env.model.weight,
                 }),
                 _ => overlay::state_of(&dir, &existing)?,
             };
-            overlay::check_transition(plan, env, on_disk)?;
+            overlay::check_transition(plan, env, on_disk.as_ref())?;
             (files, on_disk, existing)
         }
     };
@@ -219,7 +222,8 @@ fn render_environment(
     Ok(EnvironmentRender {
         plan: plan.path.clone(),
         environment: env.name.value.clone(),
-        stage: env.model.stage,
+        stage: env.model.stage.name().to_string(),
+        first_stage: env.model.stage == Stage::Prepare,
         traffic: format!("stable {}% / canary {}%", w.stable, w.canary),
         dir,
         files,
@@ -432,7 +436,7 @@ pub fn refuse_jumps_from_nothing(renders: &[EnvironmentRender], from_scratch: bo
     }
     let mut d = Diagnostics::default();
     for r in renders {
-        if r.on_disk.is_none() && r.stage > Stage::Prepare {
+        if r.on_disk.is_none() && !r.first_stage {
             let mut diag = r.stage_at.clone();
             diag.message = format!(
                 "environment `{}` has no overlay on disk at {}, and the plan starts it at stage {}",

@@ -33,7 +33,7 @@ pub struct OverlayOf<'a> {
     pub plan_name: &'a str,
     pub plan_path: &'a Path,
     pub environment: &'a str,
-    pub stage: Stage,
+    pub stage: &'a str,
     /// Recorded for the "cleanup only after 100 on disk" rule of CanaryPlans.
     pub weight: Option<u8>,
 }
@@ -73,7 +73,7 @@ pub fn files(
         plan_name: &plan.name,
         plan_path: &plan.path,
         environment: &env.name.value,
-        stage: env.model.stage,
+        stage: env.model.stage.name(),
         weight: env.model.weight,
     };
     Ok(files_of(&of, vec![base_ref], rendered))
@@ -139,7 +139,7 @@ pub fn files_of(of: &OverlayOf<'_>, base_refs: Vec<String>, rendered: &Rendered)
     }
     let mut annotations = Map::new();
     annotations.insert(PLAN_ANNOTATION.into(), json!(of.plan_name));
-    annotations.insert(STAGE_ANNOTATION.into(), json!(of.stage.name()));
+    annotations.insert(STAGE_ANNOTATION.into(), json!(of.stage));
     if let Some(w) = of.weight {
         annotations.insert(WEIGHT_ANNOTATION.into(), json!(w.to_string()));
     }
@@ -206,9 +206,10 @@ pub fn relative(from: &Path, to: &Path) -> Option<String> {
 }
 
 /// What the overlay on disk renders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskState {
-    pub stage: Stage,
+    /// The stage's name in the plan kind's ladder.
+    pub stage: String,
     pub weight: Option<u8>,
 }
 
@@ -232,10 +233,12 @@ pub fn state_of(dir: &Path, files: &[File]) -> Result<Option<DiskState>> {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let Some(stage) = annotation(STAGE_ANNOTATION)
-        .as_deref()
-        .and_then(Stage::parse)
-    else {
+    // Any kind's stage name: the plan's ladder judges it.
+    let Some(stage) = annotation(STAGE_ANNOTATION).filter(|s| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    }) else {
         return Err(not_ours(dir));
     };
     let weight = annotation(WEIGHT_ANNOTATION).and_then(|w| w.parse::<u8>().ok());
@@ -263,20 +266,21 @@ fn not_ours(dir: &Path) -> Error {
 pub fn check_transition(
     plan: &CheckedPlan,
     env: &EnvironmentPlan,
-    disk: Option<DiskState>,
+    disk: Option<&DiskState>,
 ) -> Result<()> {
     let Some(disk) = disk else {
         return Ok(());
     };
     let to = env.model.stage;
-    if to.index() > disk.stage.index() + 1 {
-        let next = disk.stage.next().unwrap_or(disk.stage);
-        return Err(plan
-            .diag(env.stage.pos, format!("environment `{}` is at stage {} on disk; {to} is more than one step ahead", env.name.value, disk.stage))
-            .hint(format!("advance one stage at a time, each its own commit and sync: set `stage: {next}` first"))
-            .into());
-    }
-    if to == Stage::Cleanup1 && disk.stage == Stage::Shift && disk.weight != Some(100) {
+    let names = Stage::ALL.map(Stage::name);
+    crate::ladder::check_step(
+        &names,
+        &env.name.value,
+        &disk.stage,
+        to.name(),
+        plan.diag(env.stage.pos, String::new()),
+    )?;
+    if to == Stage::Cleanup1 && disk.stage == Stage::Shift.name() && disk.weight != Some(100) {
         let w = disk.weight.map_or("unknown".to_string(), |w| w.to_string());
         return Err(plan
             .diag(env.stage.pos, format!("cleanup-1 removes the stable copy, but the overlay on disk still sends it traffic (weight {w})"))

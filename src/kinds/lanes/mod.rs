@@ -170,12 +170,12 @@ fn render_environment(
                 plan_name: &plan.name,
                 plan_path: &plan.path,
                 environment: &env.name.value,
-                stage: env.stage.value,
+                stage: env.stage.value.name(),
                 weight: None,
             };
             let files = overlay::files_of(&of, refs, &rendered);
             let on_disk = overlay::state_of(&dir, &existing)?;
-            check_step(plan, env, on_disk)?;
+            check_step(plan, env, on_disk.as_ref())?;
             (files, on_disk, existing)
         }
     };
@@ -195,7 +195,8 @@ fn render_environment(
     Ok(EnvironmentRender {
         plan: plan.path.clone(),
         environment: env.name.value.clone(),
-        stage: env.stage.value,
+        stage: env.stage.value.name().to_string(),
+        first_stage: env.stage.value == crate::stage::Stage::Prepare,
         traffic,
         dir,
         files,
@@ -208,16 +209,16 @@ fn render_environment(
 }
 
 /// A stage may move at most one step past the stage on disk; going back is always allowed.
-fn check_step(plan: &CheckedLanePlan, env: &plan::LaneEnv, disk: Option<DiskState>) -> Result<()> {
+fn check_step(plan: &CheckedLanePlan, env: &plan::LaneEnv, disk: Option<&DiskState>) -> Result<()> {
     let Some(disk) = disk else { return Ok(()) };
-    let to = env.stage.value;
-    if to.index() > disk.stage.index() + 1 {
-        let next = disk.stage.next().unwrap_or(disk.stage);
-        return Err(plan
-            .diag(env.stage.pos, format!("environment `{}` is at stage {} on disk; {to} is more than one step ahead", env.name.value, disk.stage))
-            .hint(format!("advance one stage at a time, each its own commit and sync: set `stage: {next}` first"))
-            .into());
-    }
+    let names = crate::stage::Stage::ALL.map(crate::stage::Stage::name);
+    crate::ladder::check_step(
+        &names,
+        &env.name.value,
+        &disk.stage,
+        env.stage.value.name(),
+        plan.diag(env.stage.pos, String::new()),
+    )?;
     Ok(())
 }
 
