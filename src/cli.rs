@@ -594,6 +594,7 @@ fn explain(a: &ExplainArgs) -> Result<ExitCode, Error> {
     let plan = match canaryplan::load_any(&path)? {
         canaryplan::AnyPlan::Canary(p) => p,
         canaryplan::AnyPlan::Lanes(p) => return explain_lanes(a, &p, wanted),
+        other => return explain_routes_of(a, &other, wanted),
     };
     let env = match (&wanted, plan.environments.as_slice()) {
         (Some(name), _) => match plan.environment(name) {
@@ -620,6 +621,30 @@ fn explain(a: &ExplainArgs) -> Result<ExitCode, Error> {
         }
     };
     let e = canaryplan::explain_environment(&plan, env, &templates)?;
+    let mut out = std::io::stdout().lock();
+    if a.format == StatusFormat::Json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&e).unwrap_or_default()
+        );
+    } else {
+        let _ = write!(out, "{}", canaryplan::explain::to_text(&e));
+    }
+    Ok(if e.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `explain` for a mesh upgrade plan: the routes of its final manifests, as for a CanaryPlan.
+fn explain_routes_of(
+    a: &ExplainArgs,
+    plan: &canaryplan::AnyPlan,
+    wanted: Option<String>,
+) -> Result<ExitCode, Error> {
+    let e = canaryplan::explain_any(plan, wanted.as_deref())?;
     let mut out = std::io::stdout().lock();
     if a.format == StatusFormat::Json {
         let _ = writeln!(
@@ -737,6 +762,9 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
         let mut envs = match canaryplan::load_any(&path)? {
             canaryplan::AnyPlan::Canary(plan) => canaryplan::status::of(&plan, &templates),
             canaryplan::AnyPlan::Lanes(plan) => canaryplan::kinds::lanes::status(&plan),
+            canaryplan::AnyPlan::GatewayUpgrade(plan) => {
+                canaryplan::kinds::gateway_upgrade::status(&plan)
+            }
         };
         if !a.plans.envs.is_empty() {
             envs.retain(|e| a.plans.envs.contains(&e.environment));

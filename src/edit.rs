@@ -190,6 +190,29 @@ pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) 
     let plan = match crate::load_any(path)? {
         crate::AnyPlan::Canary(p) => p,
         crate::AnyPlan::Lanes(p) => return lanes_edit(path, &p, env, action),
+        crate::AnyPlan::GatewayUpgrade(p) => {
+            use crate::kinds::gateway_upgrade as g;
+            let e = p.environments.iter().find(|e| e.name.value == env);
+            let diag = |pos: Pos, m: String| p.diag(pos, m);
+            return ladder_edit(
+                LadderPlan {
+                    path,
+                    text: &p.source.text,
+                    name: &p.name,
+                    environment: env,
+                    stage: e.map(|e| &e.stage),
+                    ladder: &g::plan::STAGES,
+                    summary: g::summary,
+                    diag: &diag,
+                },
+                action,
+                |text| {
+                    let edited = g::plan::load_in(Source::from_text(path, text), p.root.clone())?;
+                    g::render_plan(&edited, &[env.to_string()], Mode::Overlay)?;
+                    Ok(crate::AnyPlan::GatewayUpgrade(edited))
+                },
+            );
+        }
     };
     let Some(e) = plan.environment(env) else {
         // Reuse the renderer's message for an unknown environment.
@@ -614,4 +637,70 @@ fn insert_weight(text: &str, plan: &Plan, env: &str, to: u8) -> Result<String> {
         text.get(..line_end).unwrap_or_default(),
         text.get(line_end..).unwrap_or_default()
     ))
+}
+
+/// A plan of a kind whose environments only name a stage of its ladder.
+struct LadderPlan<'a> {
+    path: &'a Path,
+    text: &'a str,
+    name: &'a str,
+    environment: &'a str,
+    stage: Option<&'a crate::check::At<String>>,
+    ladder: &'a [&'a str],
+    summary: fn(&str) -> &'static str,
+    diag: &'a dyn Fn(Pos, String) -> Diagnostic,
+}
+
+/// `advance` for such a plan: the next stage of its ladder (it has no weight to promote or
+/// abort); `reload` checks and renders the edited text.
+fn ladder_edit(
+    p: LadderPlan<'_>,
+    action: Action,
+    reload: impl FnOnce(String) -> Result<crate::AnyPlan>,
+) -> Result<Edit> {
+    let Some(stage) = p.stage else {
+        return Err(Error::one(
+            Diagnostic::new(format!("the plan has no environment `{}`", p.environment))
+                .in_file(p.path),
+        ));
+    };
+    if action != Action::Advance {
+        return Err((p.diag)(
+            stage.pos,
+            format!(
+                "this plan moves by stages only: `advance` (its stages are {})",
+                p.ladder.join(", ")
+            ),
+        )
+        .hint("go back a stage by editing `stage:` (the rollback)")
+        .into());
+    }
+    let Some(next) = crate::ladder::next(p.ladder, &stage.value) else {
+        return Err((p.diag)(
+            stage.pos,
+            format!("environment `{}` is done", p.environment),
+        )
+        .hint("delete the plan once every environment is done")
+        .into());
+    };
+    let new_text = replace_at(p.text, stage.pos, next).ok_or_else(|| -> Error {
+        (p.diag)(stage.pos, "cannot edit this value in place".into())
+            .hint("write it as a plain scalar and try again")
+            .into()
+    })?;
+    let plan = reload(new_text.clone())?;
+    Ok(Edit {
+        path: p.path.to_path_buf(),
+        old_text: p.text.to_string(),
+        new_text,
+        change: format!("{}: stage {} → {next}", p.environment, stage.value),
+        commit_message: format!(
+            "{}: {} to {next}: {}",
+            p.name,
+            p.environment,
+            (p.summary)(next)
+        ),
+        notes: Vec::new(),
+        plan,
+    })
 }

@@ -272,6 +272,52 @@ pub fn explain_environment(
     ))
 }
 
+/// The traffic table of one environment of a mesh upgrade plan (its final manifests against
+/// its base), for `explain`.
+pub fn explain_any(plan: &AnyPlan, env: Option<&str>) -> Result<explain::Explanation> {
+    let (only, base_path, root) = match plan {
+        AnyPlan::GatewayUpgrade(p) => {
+            let env = match env {
+                Some(e) => e.to_string(),
+                None => match p.environments.as_slice() {
+                    [one] => one.name.value.clone(),
+                    _ => {
+                        return Err(Diagnostic::new(
+                            "explain shows one environment, and the plan has several",
+                        )
+                        .hint("choose one with --env E")
+                        .into());
+                    }
+                },
+            };
+            (env, p.dir.join(&p.base.value), &p.root)
+        }
+        _ => {
+            return Err(
+                Diagnostic::new("explain reads this kind with its own command")
+                    .hint("use `canaryplan explain` on the plan file")
+                    .into(),
+            );
+        }
+    };
+    let renders = render_any(
+        plan,
+        std::slice::from_ref(&only),
+        &Templates::builtin(),
+        Mode::Stream,
+    )?;
+    let base = base::load(&base_path, root)?;
+    let objects = renders
+        .into_iter()
+        .next()
+        .map(|r| r.objects)
+        .unwrap_or_default();
+    Ok(explain::explain_meshes(
+        &traffic::Mesh::new(&objects),
+        &traffic::Mesh::of(base.objects.iter().map(|o| &o.value)),
+    ))
+}
+
 /// Renders every environment of a plan given as text against a base given as text, all in
 /// memory, and returns each environment's final stream. For fuzzing and benchmarks: the same
 /// path through parse, check, render and safety checks as `render --stdout`.
@@ -310,6 +356,7 @@ pub fn render_text(plan_text: &str, base_text: &str, templates: &Templates) -> R
 pub enum AnyPlan {
     Canary(CheckedPlan),
     Lanes(kinds::lanes::CheckedLanePlan),
+    GatewayUpgrade(kinds::gateway_upgrade::CheckedGatewayUpgrade),
 }
 
 /// Reads and checks a plan file of any kind (`kind:` picks the module).
@@ -319,6 +366,9 @@ pub fn load_any(path: &Path) -> Result<AnyPlan> {
         Some(kinds::lanes::plan::KIND) => {
             Ok(AnyPlan::Lanes(kinds::lanes::plan::load_in(source, root)?))
         }
+        Some(kinds::gateway_upgrade::plan::KIND) => Ok(AnyPlan::GatewayUpgrade(
+            kinds::gateway_upgrade::plan::load_in(source, root)?,
+        )),
         _ => Ok(AnyPlan::Canary(check::check(plan::Plan::parse_in(
             source, root,
         )?)?)),
@@ -335,6 +385,7 @@ pub fn render_any(
     match plan {
         AnyPlan::Canary(p) => render_plan(p, only, templates, mode),
         AnyPlan::Lanes(p) => kinds::lanes::render_plan(p, only, mode),
+        AnyPlan::GatewayUpgrade(p) => kinds::gateway_upgrade::render_plan(p, only, mode),
     }
 }
 
@@ -346,10 +397,7 @@ pub fn render_plans(
     templates: &Templates,
     mode: Mode,
 ) -> Result<Vec<EnvironmentRender>> {
-    let render_one = |p: &PathBuf| match load_any(p)? {
-        AnyPlan::Canary(plan) => render_plan(&plan, only, templates, mode),
-        AnyPlan::Lanes(plan) => kinds::lanes::render_plan(&plan, only, mode),
-    };
+    let render_one = |p: &PathBuf| render_any(&load_any(p)?, only, templates, mode);
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(paths.len());

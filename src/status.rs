@@ -16,7 +16,8 @@ use crate::{Mode, Templates};
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentStatus {
     pub environment: String,
-    pub stage: Stage,
+    /// The stage's name in the plan kind's ladder.
+    pub stage: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u8>,
     /// Where requests to the Service go, per workload (the first route to it).
@@ -107,7 +108,7 @@ fn environment(
     };
     EnvironmentStatus {
         environment: name.clone(),
-        stage: e.model.stage,
+        stage: e.model.stage.name().to_string(),
         weight: e.weight.as_ref().map(|w| w.value),
         traffic,
         mirrored,

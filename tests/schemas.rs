@@ -144,6 +144,20 @@ impl Schemas {
             ("service-v1.json", "/v1/Service"),
             ("deployment-apps-v1.json", "apps/v1/Deployment"),
             ("namespace-v1.json", "/v1/Namespace"),
+            ("statefulset-apps-v1.json", "apps/v1/StatefulSet"),
+            ("daemonset-apps-v1.json", "apps/v1/DaemonSet"),
+            (
+                "horizontalpodautoscaler-autoscaling-v2.json",
+                "autoscaling/v2/HorizontalPodAutoscaler",
+            ),
+            (
+                "poddisruptionbudget-policy-v1.json",
+                "policy/v1/PodDisruptionBudget",
+            ),
+            (
+                "mutatingwebhookconfiguration-admissionregistration-v1.json",
+                "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration",
+            ),
         ] {
             let text = std::fs::read_to_string(k8s.join(file))
                 .unwrap()

@@ -87,6 +87,12 @@ pub fn export(plan: &AnyPlan, env: Option<&str>, target: Target) -> Result<Expor
                 .into()),
             }
         }
+        AnyPlan::GatewayUpgrade(p) => Err(Diagnostic::new(format!(
+            "`export {}` reads CanaryPlans and LanePlans; a GatewayUpgrade has no controller to hand it to",
+            target.name()
+        ))
+        .in_file(&p.path)
+        .into()),
         AnyPlan::Canary(p) => match target {
             Target::ArgoRollouts(routing) => argo_rollouts::export(p, env, routing),
             Target::Kruise => kruise::export(p, env),

@@ -3,6 +3,7 @@
 //! kinds share — located errors, the stage ladder and the one-step rule, environments, overlay
 //! and stream output — lives outside them. `kind:` in the file picks the module.
 
+pub mod gateway_upgrade;
 pub mod lanes;
 
 use serde::Deserialize;
@@ -31,4 +32,135 @@ pub fn kind_of(source: &Source) -> Option<String> {
             (!v.is_empty()).then(|| v.to_string())
         }),
     }
+}
+
+/// What a kind's environment render needs besides its objects, to be written as an overlay and
+/// checked against the one on disk.
+pub struct Written<'a> {
+    pub plan_name: &'a str,
+    pub plan_path: &'a std::path::Path,
+    pub plan_dir: &'a std::path::Path,
+    pub root: &'a crate::fsio::Root,
+    pub output_dir: std::path::PathBuf,
+    pub environment: &'a str,
+    pub stage: &'a str,
+    /// The kind's stages, in order.
+    pub ladder: &'a [&'a str],
+    /// Where the plan sets the stage (a diagnostic without a message yet).
+    pub stage_at: crate::Diagnostic,
+    /// Each base, with where the plan names it (a diagnostic without a message yet).
+    pub bases: Vec<(&'a crate::base::Base, crate::Diagnostic)>,
+    /// Where requests go, in a few words, for summaries.
+    pub traffic: String,
+}
+
+/// One environment's render of any kind: its overlay files (referencing every base) and the
+/// state on disk, with the one-step rule of the kind's ladder.
+pub fn environment_render(
+    w: Written<'_>,
+    rendered: &crate::objects::Rendered,
+    objects: Vec<serde_json::Value>,
+    mode: crate::Mode,
+) -> crate::Result<crate::EnvironmentRender> {
+    use crate::output::overlay::{self, OverlayOf};
+    let (files, on_disk, existing) = match mode {
+        crate::Mode::Stream => (Vec::new(), None, Vec::new()),
+        crate::Mode::Overlay => {
+            let mut refs = Vec::new();
+            let mut d = crate::error::Diagnostics::default();
+            for (b, at) in &w.bases {
+                if !b.is_kustomization {
+                    let mut e = at.clone();
+                    e.message = format!(
+                        "the base {} is not a kustomize directory, so an overlay cannot reference it",
+                        b.path.display()
+                    );
+                    d.push(e.hint("add a kustomization.yaml listing the base's files under `resources:`, or use `render --stdout`"));
+                    continue;
+                }
+                match overlay::relative(&w.output_dir, &b.path) {
+                    Some(r) if !refs.contains(&r) => refs.push(r),
+                    Some(_) => {}
+                    None => {
+                        let mut e = at.clone();
+                        e.message = format!(
+                            "cannot reach the base {} from the overlay {}",
+                            b.path.display(),
+                            w.output_dir.display()
+                        );
+                        d.push(
+                            e.hint("keep the plan, its bases and its output under one directory"),
+                        );
+                    }
+                }
+            }
+            d.into_result()?;
+            overlay::check_target(w.plan_dir, &w.output_dir, w.root)?;
+            let existing = overlay::read_files(&w.output_dir)?;
+            overlay::check_ours(&w.output_dir, &existing)?;
+            let of = OverlayOf {
+                plan_name: w.plan_name,
+                plan_path: w.plan_path,
+                environment: w.environment,
+                stage: w.stage,
+                weight: None,
+            };
+            let files = overlay::files_of(&of, refs, rendered);
+            let on_disk = overlay::state_of(&w.output_dir, &existing)?;
+            if let Some(disk) = &on_disk {
+                crate::ladder::check_step(
+                    w.ladder,
+                    w.environment,
+                    &disk.stage,
+                    w.stage,
+                    w.stage_at.clone(),
+                )?;
+            }
+            (files, on_disk, existing)
+        }
+    };
+    Ok(crate::EnvironmentRender {
+        plan: w.plan_path.to_path_buf(),
+        environment: w.environment.to_string(),
+        stage: w.stage.to_string(),
+        first_stage: w.ladder.first() == Some(&w.stage),
+        traffic: w.traffic,
+        dir: w.output_dir,
+        files,
+        objects,
+        on_disk,
+        existing,
+        patched_selector: None,
+        stage_at: w.stage_at,
+    })
+}
+
+/// Whether an environment's overlay on disk is what `render` writes, from a render of it.
+pub fn overlay_state(r: crate::Result<Vec<crate::EnvironmentRender>>) -> crate::status::Overlay {
+    use crate::status::Overlay;
+    match r {
+        Err(err) => Overlay::Refused {
+            reason: err
+                .diagnostics
+                .first()
+                .map(|d| d.message.clone())
+                .unwrap_or_default(),
+        },
+        Ok(r) => match r
+            .first()
+            .map(|r| (r.on_disk.is_some(), crate::output::diff::changes(r)))
+        {
+            Some((false, _)) | None => Overlay::Missing,
+            Some((true, Ok(c))) if c.is_empty() => Overlay::Current,
+            Some((true, Ok(c))) => Overlay::Stale { files: c.len() },
+            Some((true, Err(err))) => Overlay::Refused {
+                reason: err.to_string(),
+            },
+        },
+    }
+}
+
+/// The stage after `stage` in a kind's ladder.
+pub fn next_stage<'a>(ladder: &[&'a str], stage: &str) -> Option<&'a str> {
+    crate::ladder::next(ladder, stage)
 }

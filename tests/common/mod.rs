@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 19] = [
+pub const FIXTURES: [&str; 20] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -25,15 +25,29 @@ pub const FIXTURES: [&str; 19] = [
     "gateway-versioned",
     "lanes",
     "argo-walkthrough",
+    "gateway-upgrade",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
-pub const DONE_AFTER_BASE_EDIT: [&str; 5] = [
+pub const DONE_AFTER_BASE_EDIT: [&str; 6] = [
     "coexistence",
     "bookinfo-reviews",
     "bookinfo-productpage",
     "gateway-mesh-route",
     "gateway-versioned",
+    "gateway-upgrade",
 ];
+/// The stages of a fixture's plan, in order (its kind's ladder).
+pub fn stages_of(fixture: &str) -> Vec<&'static str> {
+    let text = std::fs::read_to_string(fixture_dir(fixture).join("canaryplan.yaml")).unwrap();
+    if text.contains("\nkind: GatewayUpgrade\n") {
+        return vec!["prepare", "canary", "upgrade", "cleanup", "done"];
+    }
+    if text.contains("\nkind: RevisionUpgrade\n") {
+        return vec!["prepare", "wave-1", "wave-2", "promote-tags", "done"];
+    }
+    STAGES.to_vec()
+}
+
 /// Every `canaryplan export` the tests and the schema test look at: (fixture, arguments).
 pub const EXPORTS: [(&str, &[&str]); 9] = [
     ("runbook", &["argo-rollouts", "--env", "production"]),
@@ -255,6 +269,15 @@ pub fn set_stage(text: &str, stage: &str) -> String {
     if text.contains("\nkind: LanePlan\n") {
         return set_lane_stage(text, stage);
     }
+    if text.contains("\nkind: GatewayUpgrade\n") || text.contains("\nkind: RevisionUpgrade\n") {
+        return text
+            .lines()
+            .map(|l| match l.trim_start().strip_prefix("stage:") {
+                Some(_) => format!("{}stage: {stage}\n", &l[..l.len() - l.trim_start().len()]),
+                None => format!("{l}\n"),
+            })
+            .collect();
+    }
     let mut out = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -402,7 +425,7 @@ pub fn parse_stream(text: &str) -> Vec<serde_json::Value> {
 pub fn every_stage() -> Vec<(String, String, Scratch)> {
     let mut out = Vec::new();
     for f in FIXTURES {
-        for s in STAGES {
+        for s in stages_of(f) {
             // These reach done only once the base holds the release's end state.
             if s == "done" && DONE_AFTER_BASE_EDIT.contains(&f) {
                 continue;

@@ -225,32 +225,17 @@ fn check_step(plan: &CheckedLanePlan, env: &plan::LaneEnv, disk: Option<&DiskSta
 /// Where each environment stands: stage, the share of ingress requests without the header per
 /// lane, each request class's path through the chain, and the next step.
 pub fn status(plan: &CheckedLanePlan) -> Vec<crate::status::EnvironmentStatus> {
-    use crate::status::{EnvironmentStatus, Overlay, VersionTraffic};
+    use crate::status::{EnvironmentStatus, VersionTraffic};
     let bases = bases(plan);
     plan.environments
         .iter()
         .map(|e| {
             let name = e.name.value.clone();
-            let overlay = match render_plan(plan, std::slice::from_ref(&name), Mode::Overlay) {
-                Err(err) => Overlay::Refused {
-                    reason: err
-                        .diagnostics
-                        .first()
-                        .map(|d| d.message.clone())
-                        .unwrap_or_default(),
-                },
-                Ok(r) => match r
-                    .first()
-                    .map(|r| (r.on_disk.is_some(), crate::output::diff::changes(r)))
-                {
-                    Some((false, _)) | None => Overlay::Missing,
-                    Some((true, Ok(c))) if c.is_empty() => Overlay::Current,
-                    Some((true, Ok(c))) => Overlay::Stale { files: c.len() },
-                    Some((true, Err(err))) => Overlay::Refused {
-                        reason: err.to_string(),
-                    },
-                },
-            };
+            let overlay = super::overlay_state(render_plan(
+                plan,
+                std::slice::from_ref(&name),
+                Mode::Overlay,
+            ));
             let objects = bases
                 .as_ref()
                 .ok()
@@ -303,7 +288,7 @@ pub fn status(plan: &CheckedLanePlan) -> Vec<crate::status::EnvironmentStatus> {
             };
             EnvironmentStatus {
                 environment: name.clone(),
-                stage: e.stage.value,
+                stage: e.stage.value.name().to_string(),
                 weight: None,
                 traffic,
                 mirrored: None,

@@ -1,0 +1,467 @@
+//! `kind: GatewayUpgrade`: the gateway canary procedure as stages. `canary` adds a Deployment
+//! `<gateway>-canary` with the new version and the pod labels the gateway Service selects (the
+//! Service spreads connections over old and new pods: a pod share, not a weight); `upgrade`
+//! gives the gateway itself the new version; `cleanup` removes the canary; `done` needs the new
+//! version in base. Going back a stage is the rollback.
+
+pub mod plan;
+
+use serde_json::{Value, json};
+
+use crate::base::{Base, BaseObject};
+use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::objects::{Patch, PatchBody, Rendered, Resource, Target, strip_server_fields};
+use crate::selector;
+use crate::{EnvironmentRender, Mode};
+
+pub use plan::CheckedGatewayUpgrade;
+use plan::{Env, STAGES};
+
+/// The label that tells the canary's pods from the gateway's (added to its selector).
+pub const CANARY_LABEL: &str = "canaryplan.io/gateway-canary";
+
+/// The gateway's objects in base.
+pub struct Found<'a> {
+    pub gateway: &'a BaseObject,
+    pub service: &'a BaseObject,
+    /// The HPA scaling the gateway, if any.
+    pub hpa: Option<&'a BaseObject>,
+}
+
+fn pods(o: &Value) -> crate::plan::Labels {
+    selector::labels_of(o.pointer("/spec/template/metadata/labels"))
+}
+
+pub fn find<'a>(plan: &CheckedGatewayUpgrade, base: &'a Base) -> Result<Found<'a>> {
+    let Some(gateway) = base.find("Deployment", &plan.gateway.value) else {
+        let others: Vec<&str> = base
+            .of_kind("Deployment")
+            .map(|o| o.name.as_str())
+            .collect();
+        return Err(plan
+            .diag(
+                plan.gateway.pos,
+                format!(
+                    "Deployment `{}` is not in the base {}",
+                    plan.gateway.value,
+                    base.path.display()
+                ),
+            )
+            .hint(format!(
+                "the base has Deployment {}",
+                if others.is_empty() {
+                    "none".into()
+                } else {
+                    others.join(", ")
+                }
+            ))
+            .into());
+    };
+    if let Some(taken) = base.find("Deployment", &plan.canary_name()) {
+        return Err(taken
+            .error(&["metadata", "name"], format!("the base already has a Deployment `{}`, the canary this upgrade adds", taken.name))
+            .hint("the procedure starts from one gateway Deployment: remove or rename the old canary in base (a leftover of an earlier upgrade?)")
+            .into());
+    }
+    let labels = pods(&gateway.value);
+    let service = match &plan.service {
+        Some(s) => base.find("Service", &s.value).ok_or_else(|| {
+            plan.diag(s.pos, format!("Service `{}` is not in the base", s.value))
+                .hint("name the gateway's Service, or remove `service` to find it by selector")
+        })?,
+        None => base
+            .of_kind("Service")
+            .find(|s| {
+                let sel = selector::labels_of(s.value.pointer("/spec/selector"));
+                !sel.is_empty() && selector::map_matches(&sel, &labels)
+            })
+            .ok_or_else(|| {
+                plan.diag(
+                    plan.gateway.pos,
+                    format!(
+                        "no Service in the base selects the pods of Deployment {}",
+                        plan.gateway.value
+                    ),
+                )
+                .hint("add the gateway's Service to the base, or name it with `service:`")
+            })?,
+    };
+    let hpa = base.of_kind("HorizontalPodAutoscaler").find(|h| {
+        h.value
+            .pointer("/spec/scaleTargetRef/name")
+            .and_then(Value::as_str)
+            == Some(gateway.name.as_str())
+    });
+    for h in base.of_kind("HorizontalPodAutoscaler") {
+        if h.value
+            .pointer("/spec/scaleTargetRef/name")
+            .and_then(Value::as_str)
+            == Some(plan.canary_name().as_str())
+        {
+            return Err(h
+                .error(&["spec", "scaleTargetRef"], format!("HorizontalPodAutoscaler {} scales {}, the canary: it would grow the blast radius", h.name, plan.canary_name()))
+                .hint("the canary keeps its fixed replicas; point the HPA at the gateway Deployment")
+                .into());
+        }
+    }
+    Ok(Found {
+        gateway,
+        service,
+        hpa,
+    })
+}
+
+/// The proxy container: `istio-proxy`, else the first.
+fn proxy_index(d: &Value) -> usize {
+    d.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .position(|c| c.get("name").and_then(Value::as_str) == Some("istio-proxy"))
+        })
+        .unwrap_or(0)
+}
+
+/// The PodDisruptionBudgets whose selector also counts the canary's pods.
+fn budgets_over<'a>(base: &'a Base, canary_pods: &crate::plan::Labels) -> Vec<&'a BaseObject> {
+    base.of_kind("PodDisruptionBudget")
+        .filter(|p| {
+            p.value
+                .pointer("/spec/selector")
+                .is_some_and(|s| selector::label_selector_matches(s, canary_pods))
+        })
+        .collect()
+}
+
+fn canary(plan: &CheckedGatewayUpgrade, f: &Found<'_>, base: &Base) -> Resource {
+    let mut d = f.gateway.value.clone();
+    strip_server_fields(&mut d);
+    let mut labels = pods(&d);
+    labels.insert(CANARY_LABEL.into(), "true".into());
+    if let Some(r) = &plan.revision {
+        labels.insert("istio.io/rev".into(), r.value.clone());
+    }
+    let mut sel = selector::labels_of(d.pointer("/spec/selector/matchLabels"));
+    sel.insert(CANARY_LABEL.into(), "true".into());
+    if let Some(m) = d.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("name".into(), json!(plan.canary_name()));
+        if let Some(l) = m.get_mut("labels").and_then(Value::as_object_mut)
+            && let Some(r) = &plan.revision
+            && l.contains_key("istio.io/rev")
+        {
+            l.insert("istio.io/rev".into(), json!(r.value));
+        }
+    }
+    if let Some(s) = d.get_mut("spec").and_then(Value::as_object_mut) {
+        s.insert("replicas".into(), json!(plan.replicas));
+    }
+    if let Some(s) = d
+        .pointer_mut("/spec/selector")
+        .and_then(Value::as_object_mut)
+    {
+        s.insert("matchLabels".into(), selector::to_value(&sel));
+    }
+    if let Some(t) = d
+        .pointer_mut("/spec/template/metadata")
+        .and_then(Value::as_object_mut)
+    {
+        t.insert("labels".into(), selector::to_value(&labels));
+    }
+    let i = proxy_index(&d);
+    if let (Some(image), Some(c)) = (
+        &plan.image,
+        d.pointer_mut(&format!("/spec/template/spec/containers/{i}"))
+            .and_then(Value::as_object_mut),
+    ) {
+        c.insert("image".into(), json!(image.value));
+    }
+    let mut from = format!(
+        "Deployment {} with the new version, {} pod(s) behind Service {}",
+        f.gateway.name, plan.replicas, f.service.name
+    );
+    let budgets = budgets_over(base, &labels);
+    if !budgets.is_empty() {
+        from.push_str(&format!(
+            "; warning: PodDisruptionBudget {} counts these pods too",
+            budgets
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Resource {
+        file: format!("deployment-{}.yaml", plan.canary_name()),
+        from,
+        object: d,
+    }
+}
+
+/// The patch that gives the gateway itself the new version.
+fn upgrade(plan: &CheckedGatewayUpgrade, f: &Found<'_>) -> Patch {
+    let mut ops = Vec::new();
+    if let Some(r) = &plan.revision {
+        ops.push(json!({"op": "add", "path": "/spec/template/metadata/labels/istio.io~1rev", "value": r.value}));
+    }
+    if let Some(image) = &plan.image {
+        let i = proxy_index(&f.gateway.value);
+        ops.push(json!({"op": "replace", "path": format!("/spec/template/spec/containers/{i}/image"), "value": image.value}));
+    }
+    Patch {
+        file: format!("patch-deployment-{}.yaml", f.gateway.name),
+        from: format!(
+            "Deployment {} upgraded to {}",
+            f.gateway.name,
+            to_text(plan)
+        ),
+        target: Target::of(f.gateway),
+        body: PatchBody::Json(ops),
+    }
+}
+
+/// The new version, in words.
+pub fn to_text(plan: &CheckedGatewayUpgrade) -> String {
+    match (&plan.revision, &plan.image) {
+        (Some(r), Some(i)) => format!("revision {} and image {}", r.value, i.value),
+        (Some(r), None) => format!("revision {}", r.value),
+        (None, Some(i)) => format!("image {}", i.value),
+        (None, None) => String::new(),
+    }
+}
+
+/// Whether the gateway in base already runs the new version (what `done` needs).
+fn upgraded_in_base(plan: &CheckedGatewayUpgrade, f: &Found<'_>) -> bool {
+    let rev_ok = plan
+        .revision
+        .as_ref()
+        .is_none_or(|r| pods(&f.gateway.value).get("istio.io/rev") == Some(&r.value));
+    let i = proxy_index(&f.gateway.value);
+    let image_ok = plan.image.as_ref().is_none_or(|img| {
+        f.gateway
+            .value
+            .pointer(&format!("/spec/template/spec/containers/{i}/image"))
+            .and_then(Value::as_str)
+            == Some(img.value.as_str())
+    });
+    rev_ok && image_ok
+}
+
+pub fn render(plan: &CheckedGatewayUpgrade, env: &Env, base: &Base) -> Result<Rendered> {
+    let f = find(plan, base)?;
+    let mut out = Rendered::default();
+    match env.stage.value.as_str() {
+        "canary" => out.resources.push(canary(plan, &f, base)),
+        "upgrade" => {
+            out.resources.push(canary(plan, &f, base));
+            out.patches.push(upgrade(plan, &f));
+        }
+        "cleanup" => out.patches.push(upgrade(plan, &f)),
+        "done" if !upgraded_in_base(plan, &f) => {
+            return Err(plan
+                .diag(env.stage.pos, format!("at done the base alone would put Deployment {} back on its old version", f.gateway.name))
+                .hint(format!("put {} into Deployment {} in the base `{}` while at cleanup, then advance to done", to_text(plan), f.gateway.name, plan.base.value))
+                .into());
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The checks on the final objects.
+fn check(plan: &CheckedGatewayUpgrade, env: &Env, f: &Found<'_>, objects: &[Value]) -> Result<()> {
+    let mut d = Diagnostics::default();
+    let sel = selector::labels_of(f.service.value.pointer("/spec/selector"));
+    for o in objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Deployment"))
+    {
+        let name = o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(s) = o.pointer("/spec/selector")
+            && !selector::label_selector_matches(s, &pods(o))
+        {
+            d.push(
+                plan.diag(
+                    env.stage.pos,
+                    format!(
+                        "the selector of Deployment {name} does not match its pod template's labels"
+                    ),
+                )
+                .hint("the API server rejects it"),
+            );
+        }
+        if name == plan.canary_name() && !selector::map_matches(&sel, &pods(o)) {
+            d.push(
+                plan.diag(env.stage.pos, format!("Service {} does not select the canary's pods: the canary would get no traffic", f.service.name))
+                    .hint("the canary carries the gateway's pod labels; check the Service's selector keys (a revision label in it?)"),
+            );
+        }
+    }
+    d.into_result()
+}
+
+/// The pod share of the canary: its replicas against the gateway's (the HPA's minReplicas
+/// where one scales it).
+pub fn pod_share(plan: &CheckedGatewayUpgrade, f: &Found<'_>) -> (u64, u64) {
+    let gateway = f
+        .hpa
+        .and_then(|h| h.value.pointer("/spec/minReplicas").and_then(Value::as_u64))
+        .or_else(|| {
+            f.gateway
+                .value
+                .pointer("/spec/replicas")
+                .and_then(Value::as_u64)
+        })
+        .unwrap_or(1);
+    (u64::from(plan.replicas), gateway + u64::from(plan.replicas))
+}
+
+pub fn render_plan(
+    plan: &CheckedGatewayUpgrade,
+    only: &[String],
+    mode: Mode,
+) -> Result<Vec<EnvironmentRender>> {
+    let mut d = Diagnostics::default();
+    for name in only {
+        if !plan.environments.iter().any(|e| e.name.value == *name) {
+            let names: Vec<&str> = plan
+                .environments
+                .iter()
+                .map(|e| e.name.value.as_str())
+                .collect();
+            d.push(
+                Diagnostic::new(format!("the plan has no environment `{name}`"))
+                    .in_file(&plan.path)
+                    .hint(format!("the plan has {}", names.join(", "))),
+            );
+        }
+    }
+    d.into_result()?;
+    let path = plan.dir.join(&plan.base.value);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Err(plan
+            .diag(
+                plan.base.pos,
+                format!("the base `{}` does not exist", plan.base.value),
+            )
+            .hint(format!(
+                "the path is relative to the plan file; looked for {}",
+                path.display()
+            ))
+            .into());
+    }
+    let base = crate::base::load(&path, &plan.root)?;
+    let mut d = Diagnostics::default();
+    let mut out = Vec::new();
+    for env in plan
+        .environments
+        .iter()
+        .filter(|e| only.is_empty() || only.contains(&e.name.value))
+    {
+        if let Some(r) = d.take(render_environment(plan, env, &base, mode)) {
+            out.push(r);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+fn render_environment(
+    plan: &CheckedGatewayUpgrade,
+    env: &Env,
+    base: &Base,
+    mode: Mode,
+) -> Result<EnvironmentRender> {
+    let rendered = render(plan, env, base)?;
+    let objects = crate::output::stream::final_objects(base, &rendered)?;
+    let f = find(plan, base)?;
+    check(plan, env, &f, &objects)?;
+    let (canary, all) = pod_share(plan, &f);
+    let traffic = match env.stage.value.as_str() {
+        "canary" => format!("canary pods {canary} of {all} (a pod share)"),
+        "upgrade" | "cleanup" | "done" => "every gateway pod on the new version".into(),
+        _ => "every gateway pod on the old version".into(),
+    };
+    super::environment_render(
+        super::Written {
+            plan_name: &plan.name,
+            plan_path: &plan.path,
+            plan_dir: &plan.dir,
+            root: &plan.root,
+            output_dir: plan.output.join(&env.name.value),
+            environment: &env.name.value,
+            stage: &env.stage.value,
+            ladder: &STAGES,
+            stage_at: plan.diag(env.stage.pos, String::new()),
+            bases: vec![(base, plan.diag(plan.base.pos, String::new()))],
+            traffic,
+        },
+        &rendered,
+        objects,
+        mode,
+    )
+}
+
+/// `status` for a GatewayUpgrade: the pod share and the next step.
+pub fn status(plan: &CheckedGatewayUpgrade) -> Vec<crate::status::EnvironmentStatus> {
+    use crate::status::{EnvironmentStatus, VersionTraffic};
+    let base = crate::base::load(&plan.dir.join(&plan.base.value), &plan.root).ok();
+    plan.environments
+        .iter()
+        .map(|e| {
+            let name = e.name.value.clone();
+            let overlay = super::overlay_state(render_plan(plan, std::slice::from_ref(&name), Mode::Overlay));
+            let found = base.as_ref().and_then(|b| find(plan, b).ok());
+            let mut traffic = Vec::new();
+            let mut notes = Vec::new();
+            if let Some(f) = &found {
+                let (canary, all) = pod_share(plan, f);
+                let pct = |n: u64| ((n * 100) as f64 / all.max(1) as f64).round() as u8;
+                match e.stage.value.as_str() {
+                    "canary" => {
+                        traffic.push(VersionTraffic { version: "old".into(), workload: f.gateway.name.clone(), role: "gateway".into(), percent: pct(all - canary) });
+                        traffic.push(VersionTraffic { version: "new".into(), workload: plan.canary_name(), role: "canary".into(), percent: pct(canary) });
+                        notes.push(format!("a pod share, not a weight: Service {} spreads connections over {all} pods, {canary} of them the canary's{}", f.service.name, if f.hpa.is_some() { " (counting the HPA's minReplicas)" } else { "" }));
+                    }
+                    "upgrade" | "cleanup" | "done" => traffic.push(VersionTraffic { version: "new".into(), workload: f.gateway.name.clone(), role: "gateway".into(), percent: 100 }),
+                    _ => traffic.push(VersionTraffic { version: "old".into(), workload: f.gateway.name.clone(), role: "gateway".into(), percent: 100 }),
+                }
+                if let (Some(b), "canary" | "upgrade") = (&base, e.stage.value.as_str()) {
+                    let mut labels = pods(&f.gateway.value);
+                    labels.insert(CANARY_LABEL.into(), "true".into());
+                    for pdb in budgets_over(b, &labels) {
+                        notes.push(format!("PodDisruptionBudget {} also counts the canary's pods while it runs", pdb.name));
+                    }
+                }
+            }
+            let next = match super::next_stage(&STAGES, &e.stage.value) {
+                Some(n) => format!("{n}: {}", summary(n)),
+                None => "done: the plan can be deleted".into(),
+            };
+            EnvironmentStatus {
+                environment: name.clone(),
+                stage: e.stage.value.clone(),
+                weight: None,
+                traffic,
+                mirrored: None,
+                notes,
+                overlay,
+                output: crate::output::diff::shown(&plan.output.join(&name)),
+                next,
+            }
+        })
+        .collect()
+}
+
+/// What moving to a stage changes.
+pub fn summary(stage: &str) -> &'static str {
+    match stage {
+        "canary" => "the canary gateway Deployment (new version) starts beside the gateway",
+        "upgrade" => "the gateway itself gets the new version; the canary stays",
+        "cleanup" => "the canary gateway Deployment is removed",
+        "done" => "nothing beyond the base (which must hold the new version)",
+        _ => "checks only",
+    }
+}

@@ -1,0 +1,261 @@
+//! The GatewayUpgrade file (`kind: GatewayUpgrade`): a canary gateway Deployment beside the
+//! old one behind the same Service, then the upgrade of the gateway itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::check::At;
+use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::names;
+use crate::yaml::{self, Kind, Node, Pos, Source};
+
+pub const KIND: &str = "GatewayUpgrade";
+
+/// The stages, in order.
+pub const STAGES: [&str; 5] = ["prepare", "canary", "upgrade", "cleanup", "done"];
+
+/// A gateway upgrade: a canary gateway Deployment with the new version, a pod share of the
+/// gateway's traffic, then every gateway pod upgraded and the canary removed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "GatewayUpgrade")]
+pub struct GatewayUpgradeFile {
+    /// Always `canaryplan.io/v1alpha1`.
+    #[schemars(with = "String", extend("const" = "canaryplan.io/v1alpha1"))]
+    pub api_version: Spanned<String>,
+    /// Always `GatewayUpgrade`.
+    #[schemars(with = "String", extend("const" = "GatewayUpgrade"))]
+    pub kind: Spanned<String>,
+    pub metadata: crate::plan::Metadata,
+    pub spec: GatewaySpec,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The gateway's Deployment and Service (and HPA, PDB if any), relative to the plan.
+    #[schemars(with = "String")]
+    pub base: Spanned<String>,
+    /// The gateway Deployment.
+    #[schemars(with = "String")]
+    pub gateway: Spanned<String>,
+    /// The gateway Service; default: the Service whose selector matches the gateway's pods.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub service: Option<Spanned<String>>,
+    /// The new version: an `istio.io/rev` revision (injected gateways), a proxy image, or both.
+    pub to: Target,
+    /// Pods of the canary gateway (default 1: the blast radius is one pod).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub replicas: Option<Node>,
+    /// Overlays are written to `<output>/<environment>/` (default `canary`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub output: Option<Spanned<String>>,
+    #[schemars(with = "IndexMap<String, StageOnly>")]
+    pub environments: IndexMap<Spanned<String>, StageOnly>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The `istio.io/rev` label of the new control plane revision.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub revision: Option<Spanned<String>>,
+    /// The proxy container's new image.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub image: Option<Spanned<String>>,
+}
+
+/// An environment of a plan kind whose only setting is the stage.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageOnly {
+    /// The stage to render.
+    #[schemars(with = "String")]
+    pub stage: Spanned<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub name: At<String>,
+    pub stage: At<String>,
+}
+
+impl Env {
+    pub fn index(&self) -> usize {
+        STAGES
+            .iter()
+            .position(|s| *s == self.stage.value)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug)]
+pub struct CheckedGatewayUpgrade {
+    pub source: Arc<Source>,
+    pub root: crate::fsio::Root,
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub name: String,
+    pub base: At<String>,
+    pub gateway: At<String>,
+    pub service: Option<At<String>>,
+    pub revision: Option<At<String>>,
+    pub image: Option<At<String>>,
+    pub to_pos: Pos,
+    pub replicas: u32,
+    pub output: PathBuf,
+    pub environments: Vec<Env>,
+}
+
+impl CheckedGatewayUpgrade {
+    pub fn diag(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        self.source.error(pos, message)
+    }
+
+    pub fn canary_name(&self) -> String {
+        format!("{}-canary", self.gateway.value)
+    }
+}
+
+/// Checks the environments of a kind whose environments only say a stage of `stages`.
+pub fn stage_envs(
+    source: &Source,
+    d: &mut Diagnostics,
+    envs: &IndexMap<Spanned<String>, StageOnly>,
+    stages: &[String],
+) -> Vec<Env> {
+    let mut out = Vec::new();
+    if envs.is_empty() {
+        d.push(
+            source
+                .error(Pos::default(), "the plan has no environments")
+                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
+        );
+    }
+    for (name, e) in envs {
+        if !names::is_dns_label(&name.value) {
+            d.push(source.error(Pos::of(name), format!("environment name `{}` is not a DNS-1123 label", name.value)).hint("an environment becomes a directory name: lower-case letters, digits and `-`"));
+        }
+        if !stages.contains(&e.stage.value) {
+            let hint = match names::did_you_mean(&e.stage.value, stages.iter().map(String::as_str))
+            {
+                Some(s) => format!("did you mean `{s}`? the stages are {}", stages.join(", ")),
+                None => format!("the stages are {}", stages.join(", ")),
+            };
+            d.push(
+                source
+                    .error(
+                        Pos::of(&e.stage),
+                        format!("unknown stage `{}`", e.stage.value),
+                    )
+                    .hint(hint),
+            );
+            continue;
+        }
+        out.push(Env {
+            name: At::of(name),
+            stage: At::of(&e.stage),
+        });
+    }
+    out
+}
+
+pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedGatewayUpgrade> {
+    let file = yaml::parse_one::<GatewayUpgradeFile>(&source)?;
+    let mut d = Diagnostics::default();
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if file.api_version.value != crate::plan::API_VERSION {
+        d.push(
+            err(
+                Pos::of(&file.api_version),
+                format!("unsupported apiVersion `{}`", file.api_version.value),
+            )
+            .hint(format!("use `apiVersion: {}`", crate::plan::API_VERSION)),
+        );
+    }
+    let spec = &file.spec;
+    for v in [&spec.gateway].into_iter().chain(spec.service.as_ref()) {
+        if !names::is_dns_label(&v.value) {
+            d.push(
+                err(Pos::of(v), format!("`{}` is not a DNS-1123 label", v.value)).hint(
+                    "Deployments and Services are named with lower-case letters, digits and `-`",
+                ),
+            );
+        }
+    }
+    if Path::new(&spec.base.value).is_absolute() {
+        d.push(
+            err(
+                Pos::of(&spec.base),
+                format!("the base `{}` is an absolute path", spec.base.value),
+            )
+            .hint("write the base relative to the plan file"),
+        );
+    }
+    if spec.to.revision.is_none() && spec.to.image.is_none() {
+        d.push(err(Pos::of(&spec.gateway), "`to` names neither a revision nor an image".into()).hint("set `to: {revision: 1-23-1}` (injected gateways), `to: {image: ...}` (the proxy image), or both"));
+    }
+    if let Some(r) = &spec.to.revision
+        && !names::is_label_value(&r.value)
+    {
+        d.push(
+            err(
+                Pos::of(r),
+                format!("revision `{}` is not a valid label value", r.value),
+            )
+            .hint("Istio revisions look like `1-23-1` or `canary`"),
+        );
+    }
+    let replicas = match &spec.replicas {
+        None => 1,
+        Some(n) => match &n.kind {
+            Kind::Number(x) if x.as_u64().is_some_and(|v| (1..=100).contains(&v)) => {
+                x.as_u64().unwrap_or(1) as u32
+            }
+            _ => {
+                d.push(
+                    err(n.pos, "replicas is a number of pods from 1".into())
+                        .hint("one canary pod keeps the blast radius to one pod: `replicas: 1`"),
+                );
+                1
+            }
+        },
+    };
+    let stages: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
+    let environments = stage_envs(&source, &mut d, &spec.environments, &stages);
+    d.into_result()?;
+    let path = source.path.as_ref().clone();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let output = dir.join(
+        spec.output
+            .as_ref()
+            .map(|o| o.value.clone())
+            .unwrap_or_else(|| crate::check::DEFAULT_OUTPUT.into()),
+    );
+    Ok(CheckedGatewayUpgrade {
+        name: file.metadata.name.value.clone(),
+        base: At::of(&spec.base),
+        gateway: At::of(&spec.gateway),
+        service: spec.service.as_ref().map(At::of),
+        revision: spec.to.revision.as_ref().map(At::of),
+        image: spec.to.image.as_ref().map(At::of),
+        to_pos: Pos::of(&spec.gateway),
+        replicas,
+        output,
+        environments,
+        path,
+        dir,
+        source,
+        root,
+    })
+}
