@@ -765,6 +765,9 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
             canaryplan::AnyPlan::GatewayUpgrade(plan) => {
                 canaryplan::kinds::gateway_upgrade::status(&plan)
             }
+            canaryplan::AnyPlan::RevisionUpgrade(plan) => {
+                canaryplan::kinds::revision_upgrade::status(&plan)
+            }
         };
         if !a.plans.envs.is_empty() {
             envs.retain(|e| a.plans.envs.contains(&e.environment));

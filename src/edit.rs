@@ -213,6 +213,30 @@ pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) 
                 },
             );
         }
+        crate::AnyPlan::RevisionUpgrade(p) => {
+            use crate::kinds::revision_upgrade as r;
+            let e = p.environments.iter().find(|e| e.name.value == env);
+            let diag = |pos: Pos, m: String| p.diag(pos, m);
+            let ladder = p.ladder();
+            return ladder_edit(
+                LadderPlan {
+                    path,
+                    text: &p.source.text,
+                    name: &p.name,
+                    environment: env,
+                    stage: e.map(|e| &e.stage),
+                    ladder: &ladder,
+                    summary: r::summary,
+                    diag: &diag,
+                },
+                action,
+                |text| {
+                    let edited = r::plan::load_in(Source::from_text(path, text), p.root.clone())?;
+                    r::render_plan(&edited, &[env.to_string()], Mode::Overlay)?;
+                    Ok(crate::AnyPlan::RevisionUpgrade(edited))
+                },
+            );
+        }
     };
     let Some(e) = plan.environment(env) else {
         // Reuse the renderer's message for an unknown environment.

@@ -275,27 +275,38 @@ pub fn explain_environment(
 /// The traffic table of one environment of a mesh upgrade plan (its final manifests against
 /// its base), for `explain`.
 pub fn explain_any(plan: &AnyPlan, env: Option<&str>) -> Result<explain::Explanation> {
-    let (only, base_path, root) = match plan {
-        AnyPlan::GatewayUpgrade(p) => {
-            let env = match env {
-                Some(e) => e.to_string(),
-                None => match p.environments.as_slice() {
-                    [one] => one.name.value.clone(),
-                    _ => {
-                        return Err(Diagnostic::new(
-                            "explain shows one environment, and the plan has several",
-                        )
-                        .hint("choose one with --env E")
-                        .into());
-                    }
-                },
-            };
-            (env, p.dir.join(&p.base.value), &p.root)
-        }
+    let (names, base_path, root): (Vec<String>, PathBuf, &fsio::Root) = match plan {
+        AnyPlan::GatewayUpgrade(p) => (
+            p.environments
+                .iter()
+                .map(|e| e.name.value.clone())
+                .collect(),
+            p.dir.join(&p.base.value),
+            &p.root,
+        ),
+        AnyPlan::RevisionUpgrade(p) => (
+            p.environments
+                .iter()
+                .map(|e| e.name.value.clone())
+                .collect(),
+            p.dir.join(&p.base.value),
+            &p.root,
+        ),
         _ => {
             return Err(
                 Diagnostic::new("explain reads this kind with its own command")
                     .hint("use `canaryplan explain` on the plan file")
+                    .into(),
+            );
+        }
+    };
+    let only = match (env, names.as_slice()) {
+        (Some(e), _) => e.to_string(),
+        (None, [one]) => one.clone(),
+        (None, _) => {
+            return Err(
+                Diagnostic::new("explain shows one environment, and the plan has several")
+                    .hint("choose one with --env E")
                     .into(),
             );
         }
@@ -357,6 +368,7 @@ pub enum AnyPlan {
     Canary(CheckedPlan),
     Lanes(kinds::lanes::CheckedLanePlan),
     GatewayUpgrade(kinds::gateway_upgrade::CheckedGatewayUpgrade),
+    RevisionUpgrade(kinds::revision_upgrade::CheckedRevisionUpgrade),
 }
 
 /// Reads and checks a plan file of any kind (`kind:` picks the module).
@@ -368,6 +380,9 @@ pub fn load_any(path: &Path) -> Result<AnyPlan> {
         }
         Some(kinds::gateway_upgrade::plan::KIND) => Ok(AnyPlan::GatewayUpgrade(
             kinds::gateway_upgrade::plan::load_in(source, root)?,
+        )),
+        Some(kinds::revision_upgrade::plan::KIND) => Ok(AnyPlan::RevisionUpgrade(
+            kinds::revision_upgrade::plan::load_in(source, root)?,
         )),
         _ => Ok(AnyPlan::Canary(check::check(plan::Plan::parse_in(
             source, root,
@@ -386,6 +401,7 @@ pub fn render_any(
         AnyPlan::Canary(p) => render_plan(p, only, templates, mode),
         AnyPlan::Lanes(p) => kinds::lanes::render_plan(p, only, mode),
         AnyPlan::GatewayUpgrade(p) => kinds::gateway_upgrade::render_plan(p, only, mode),
+        AnyPlan::RevisionUpgrade(p) => kinds::revision_upgrade::render_plan(p, only, mode),
     }
 }
 

@@ -343,14 +343,33 @@ impl Plan {
 /// (`kind: LanePlan`) a LanePlan.
 pub fn json_schema() -> serde_json::Value {
     use serde_json::{Value, json};
-    let canary = serde_json::to_value(schemars::schema_for!(PlanFile)).unwrap_or_default();
-    let lanes = serde_json::to_value(schemars::schema_for!(
-        crate::kinds::lanes::plan::LanePlanFile
-    ))
-    .unwrap_or_default();
+    let kinds = [
+        (
+            "CanaryPlan",
+            serde_json::to_value(schemars::schema_for!(PlanFile)),
+        ),
+        (
+            "LanePlan",
+            serde_json::to_value(schemars::schema_for!(
+                crate::kinds::lanes::plan::LanePlanFile
+            )),
+        ),
+        (
+            "GatewayUpgrade",
+            serde_json::to_value(schemars::schema_for!(
+                crate::kinds::gateway_upgrade::plan::GatewayUpgradeFile
+            )),
+        ),
+        (
+            "RevisionUpgrade",
+            serde_json::to_value(schemars::schema_for!(
+                crate::kinds::revision_upgrade::plan::RevisionUpgradeFile
+            )),
+        ),
+    ];
     let mut defs = serde_json::Map::new();
-    let mut kinds = Vec::new();
-    for (name, mut schema) in [("CanaryPlan", canary), ("LanePlan", lanes)] {
+    for (name, schema) in kinds {
+        let mut schema = schema.unwrap_or_default();
         if let Some(o) = schema.as_object_mut() {
             if let Some(Value::Object(d)) = o.remove("$defs") {
                 defs.extend(d);
@@ -360,16 +379,25 @@ pub fn json_schema() -> serde_json::Value {
             }
         }
         defs.insert(name.to_string(), schema);
-        kinds.push(name);
     }
-    json!({
+    // `kind` picks the schema; without one of the other kinds, a CanaryPlan.
+    let mut pick = json!({"$ref": "#/$defs/CanaryPlan"});
+    for kind in ["RevisionUpgrade", "GatewayUpgrade", "LanePlan"] {
+        pick = json!({
+            "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+            "then": {"$ref": format!("#/$defs/{kind}")},
+            "else": pick,
+        });
+    }
+    let mut out = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://canaryplan.io/schemas/v1alpha1/canaryplan.json",
         "title": "canaryplan plan",
-        "description": "A CanaryPlan (one service), or with `kind: LanePlan` lanes across a call chain.",
-        "if": {"properties": {"kind": {"const": "LanePlan"}}, "required": ["kind"]},
-        "then": {"$ref": "#/$defs/LanePlan"},
-        "else": {"$ref": "#/$defs/CanaryPlan"},
-        "$defs": defs,
-    })
+        "description": "A CanaryPlan (one service); with `kind:` a LanePlan (lanes across a call chain), a GatewayUpgrade or a RevisionUpgrade (mesh upgrades).",
+    });
+    if let (Some(o), Some(p)) = (out.as_object_mut(), pick.as_object()) {
+        o.extend(p.clone());
+        o.insert("$defs".into(), Value::Object(defs));
+    }
+    out
 }

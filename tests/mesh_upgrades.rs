@@ -181,3 +181,209 @@ fn gateway_upgrade_mistakes_are_located() {
         r.stderr
     );
 }
+
+fn ns_labels(objects: &[Value], ns: &str) -> Value {
+    named(objects, "Namespace", ns).unwrap()["metadata"]["labels"].clone()
+}
+
+fn restarted(objects: &[Value], kind: &str, ns: &str, name: &str) -> bool {
+    objects
+        .iter()
+        .find(|o| {
+            o["kind"] == kind && o["metadata"]["name"] == name && o["metadata"]["namespace"] == ns
+        })
+        .unwrap()["spec"]["template"]["metadata"]["annotations"]["canaryplan.io/istio-revision"]
+        == "1-23-1"
+}
+
+#[test]
+fn a_revision_upgrade_moves_namespaces_wave_by_wave_then_the_tag() {
+    let s = Scratch::fixture("revision-upgrade");
+    s.set_stage("prepare");
+    s.run(&["render", "--from-scratch"]).ok();
+    let out = stream(&s, "production");
+    assert_eq!(
+        ns_labels(&out, "app-ns-3"),
+        serde_json::json!({"istio-injection": "enabled"})
+    );
+    assert!(!restarted(&out, "Deployment", "app-ns-3", "sleep"));
+
+    // wave-1: app-ns-3 moves to the canary tag; its old label goes (it would win); it restarts.
+    s.run(&["advance", "--env", "production", "--render"]).ok();
+    let out = stream(&s, "production");
+    assert_eq!(
+        ns_labels(&out, "app-ns-3"),
+        serde_json::json!({"istio.io/rev": "prod-canary"})
+    );
+    assert!(restarted(&out, "Deployment", "app-ns-3", "sleep"));
+    assert!(!restarted(&out, "Deployment", "app-ns-1", "sleep"));
+    let status = s.run(&["status"]).ok().stdout.clone();
+    assert!(
+        status.contains("namespace app-ns-3: revision 1-23-1 (tag prod-canary)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("namespace app-ns-1: revision 1-22-1 (tag prod-stable)"),
+        "{status}"
+    );
+
+    // wave-2: app-ns-1 too, its StatefulSet restarted as well; app-ns-2 stays on prod-stable.
+    s.run(&["advance", "--env", "production", "--render"]).ok();
+    let out = stream(&s, "production");
+    assert_eq!(
+        ns_labels(&out, "app-ns-1"),
+        serde_json::json!({"istio.io/rev": "prod-canary"})
+    );
+    assert!(restarted(&out, "StatefulSet", "app-ns-1", "cache"));
+    assert!(!restarted(&out, "Deployment", "app-ns-2", "sleep"));
+
+    // promote-tags: prod-stable points at 1-23-1 (its label and every webhook's service), and
+    // the namespace still on it restarts.
+    s.run(&["advance", "--env", "production", "--render"]).ok();
+    let out = stream(&s, "production");
+    let hook = named(
+        &out,
+        "MutatingWebhookConfiguration",
+        "istio-revision-tag-prod-stable",
+    )
+    .unwrap();
+    assert_eq!(hook["metadata"]["labels"]["istio.io/rev"], "1-23-1");
+    for w in hook["webhooks"].as_array().unwrap() {
+        assert_eq!(w["clientConfig"]["service"]["name"], "istiod-1-23-1");
+    }
+    assert!(restarted(&out, "Deployment", "app-ns-2", "sleep"));
+    let status = s.run(&["status"]).ok().stdout.clone();
+    assert!(
+        status.contains("namespace app-ns-2: revision 1-23-1 (tag prod-stable)"),
+        "{status}"
+    );
+
+    // done needs the end state in base; then the old revision can go.
+    let r = s.run(&["advance", "--env", "production"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("at done the base alone would move namespaces back to revision 1-22-1"),
+        "{}",
+        r.stderr
+    );
+    s.write(
+        "cluster/namespaces.yaml",
+        &s.read("cluster/namespaces.yaml")
+            .replace(
+                "  name: app-ns-1\n  labels:\n    istio.io/rev: prod-stable",
+                "  name: app-ns-1\n  labels:\n    istio.io/rev: prod-canary",
+            )
+            .replace(
+                "    istio-injection: enabled",
+                "    istio.io/rev: prod-canary",
+            ),
+    );
+    let tags = s.read("cluster/tags.yaml");
+    let (stable, canary) = tags.split_at(tags.find("---\n").unwrap());
+    s.write(
+        "cluster/tags.yaml",
+        &format!("{}{canary}", stable.replace("1-22-1", "1-23-1")),
+    );
+    s.run(&["advance", "--env", "production", "--render"]).ok();
+    assert!(
+        !s.read("canary/production/kustomization.yaml")
+            .contains("patches:")
+    );
+    let status = s.run(&["status"]).ok().stdout.clone();
+    assert!(
+        status.contains("no namespace uses revision 1-22-1 any more: it can be uninstalled"),
+        "{status}"
+    );
+}
+
+#[test]
+fn revision_upgrade_mistakes_are_located() {
+    let s = Scratch::fixture("revision-upgrade");
+    s.edit_plan(|p| p.replace("  - [app-ns-1]\n", "  - [app-ns-1, app-ns-3, app-ns-9]\n"));
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("canaryplan.yaml:16:16: error: namespace `app-ns-3` is in wave 1 already"),
+        "{}",
+        r.stderr
+    );
+    // A namespace not in base, found once the plan itself is fine.
+    let s = Scratch::fixture("revision-upgrade");
+    s.edit_plan(|p| p.replace("  - [app-ns-1]\n", "  - [app-ns-1, app-ns-9]\n"));
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("canaryplan.yaml:16:16: error: namespace `app-ns-9` is not in the base"),
+        "{}",
+        r.stderr
+    );
+    // A tag webhook missing from base.
+    let s = Scratch::fixture("revision-upgrade");
+    let tags = s.read("cluster/tags.yaml");
+    s.write("cluster/tags.yaml", &tags[..tags.find("---\n").unwrap()]);
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(r.stderr.contains("error: the base has no MutatingWebhookConfiguration `istio-revision-tag-prod-canary` for the canary tag"), "{}", r.stderr);
+    // A namespace labelled both ways in base: the revision label would be ignored.
+    let s = Scratch::fixture("revision-upgrade");
+    s.write(
+        "cluster/namespaces.yaml",
+        &s.read("cluster/namespaces.yaml").replacen(
+            "    istio.io/rev: prod-stable\n",
+            "    istio.io/rev: prod-stable\n    istio-injection: enabled\n",
+            1,
+        ),
+    );
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("cluster/namespaces.yaml:")
+            && r.stderr
+                .contains("namespace app-ns-1 has both `istio-injection` and `istio.io/rev`"),
+        "{}",
+        r.stderr
+    );
+    // promote-tags exists only with tags.
+    let s = Scratch::fixture("revision-upgrade");
+    s.edit_plan(|p| {
+        let start = p.find("  tags:\n").unwrap();
+        let end = p.find("  environments:").unwrap();
+        format!("{}{}", &p[..start], &p[end..]).replace("stage: wave-1", "stage: promote-tags")
+    });
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("error: unknown stage `promote-tags`")
+            && r.stderr
+                .contains("the stages are prepare, wave-1, wave-2, done"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn plans_of_every_kind_render_together() {
+    // A monorepo: `render --all` takes the plans of every kind below the directory.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["runbook", "lanes", "gateway-upgrade", "revision-upgrade"] {
+        copy_fixture(f, &dir.path().join(f));
+    }
+    let r = run_in(dir.path(), &["render", "--all", "--from-scratch"], &[]);
+    r.ok();
+    for f in [
+        "runbook/gap/production",
+        "lanes/gitops/staging",
+        "gateway-upgrade/canary/staging",
+        "revision-upgrade/canary/production",
+    ] {
+        assert!(
+            dir.path().join(f).join("kustomization.yaml").is_file(),
+            "{f}"
+        );
+    }
+    let r = run_in(dir.path(), &["diff", "--all"], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

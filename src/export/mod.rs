@@ -87,11 +87,11 @@ pub fn export(plan: &AnyPlan, env: Option<&str>, target: Target) -> Result<Expor
                 .into()),
             }
         }
-        AnyPlan::GatewayUpgrade(p) => Err(Diagnostic::new(format!(
-            "`export {}` reads CanaryPlans and LanePlans; a GatewayUpgrade has no controller to hand it to",
+        AnyPlan::GatewayUpgrade(_) | AnyPlan::RevisionUpgrade(_) => Err(Diagnostic::new(format!(
+            "`export {}` reads CanaryPlans and LanePlans; a mesh upgrade has no controller to hand it to",
             target.name()
         ))
-        .in_file(&p.path)
+        .hint("render it: its stages are the procedure")
         .into()),
         AnyPlan::Canary(p) => match target {
             Target::ArgoRollouts(routing) => argo_rollouts::export(p, env, routing),

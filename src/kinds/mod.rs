@@ -5,6 +5,7 @@
 
 pub mod gateway_upgrade;
 pub mod lanes;
+pub mod revision_upgrade;
 
 use serde::Deserialize;
 

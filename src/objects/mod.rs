@@ -97,7 +97,15 @@ impl Patch {
         });
         if let (Some(o), Some(f)) = (obj.as_object_mut(), fields.as_object()) {
             for (k, v) in f {
-                o.insert(k.clone(), v.clone());
+                // `metadata` fields join the target's name and namespace.
+                match (o.get_mut(k).and_then(Value::as_object_mut), v.as_object()) {
+                    (Some(mine), Some(theirs)) if k == "metadata" => {
+                        mine.extend(theirs.clone());
+                    }
+                    _ => {
+                        o.insert(k.clone(), v.clone());
+                    }
+                }
             }
         }
         Patch {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 20] = [
+pub const FIXTURES: [&str; 21] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -26,15 +26,17 @@ pub const FIXTURES: [&str; 20] = [
     "lanes",
     "argo-walkthrough",
     "gateway-upgrade",
+    "revision-upgrade",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
-pub const DONE_AFTER_BASE_EDIT: [&str; 6] = [
+pub const DONE_AFTER_BASE_EDIT: [&str; 7] = [
     "coexistence",
     "bookinfo-reviews",
     "bookinfo-productpage",
     "gateway-mesh-route",
     "gateway-versioned",
     "gateway-upgrade",
+    "revision-upgrade",
 ];
 /// The stages of a fixture's plan, in order (its kind's ladder).
 pub fn stages_of(fixture: &str) -> Vec<&'static str> {
