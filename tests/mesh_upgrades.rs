@@ -387,3 +387,18 @@ fn plans_of_every_kind_render_together() {
     let r = run_in(dir.path(), &["diff", "--all"], &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+#[test]
+fn the_readme_examples_are_plans_that_validate() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Mesh upgrades as staged commits").unwrap()..];
+    let mut blocks = section
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").unwrap()]);
+    for fixture in ["gateway-upgrade", "revision-upgrade"] {
+        let s = Scratch::fixture(fixture);
+        s.write("canaryplan.yaml", blocks.next().unwrap());
+        s.run(&["validate"]).ok();
+    }
+}
