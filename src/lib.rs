@@ -335,13 +335,26 @@ pub fn explain_any(plan: &AnyPlan, env: Option<&str>) -> Result<explain::Explana
 pub fn render_text(plan_text: &str, base_text: &str, templates: &Templates) -> Result<Vec<String>> {
     let source = yaml::Source::from_text(Path::new(plan::DEFAULT_PLAN), plan_text.to_string());
     let base = base::from_text(Path::new("base.yaml"), base_text.to_string())?;
-    if kinds::kind_of(&source).as_deref() == Some(kinds::lanes::plan::KIND) {
-        // Every service of the chain reads the one base.
-        let root = fsio::Root::discover(Path::new("")).unwrap_or(fsio::Root {
+    let root = || {
+        fsio::Root::discover(Path::new("")).unwrap_or(fsio::Root {
             dir: PathBuf::new(),
-        });
-        let plan = kinds::lanes::plan::load_in(source, root)?;
-        return kinds::lanes::render_text(&plan, &base);
+        })
+    };
+    match kinds::kind_of(&source).as_deref() {
+        // Every service of the chain reads the one base.
+        Some(kinds::lanes::plan::KIND) => {
+            let plan = kinds::lanes::plan::load_in(source, root())?;
+            return kinds::lanes::render_text(&plan, &base);
+        }
+        Some(kinds::gateway_upgrade::plan::KIND) => {
+            let plan = kinds::gateway_upgrade::plan::load_in(source, root())?;
+            return kinds::gateway_upgrade::render_text(&plan, &base);
+        }
+        Some(kinds::revision_upgrade::plan::KIND) => {
+            let plan = kinds::revision_upgrade::plan::load_in(source, root())?;
+            return kinds::revision_upgrade::render_text(&plan, &base);
+        }
+        _ => {}
     }
     let plan = check::check(plan::Plan::parse(source)?)?;
     let mut d = Diagnostics::default();

@@ -465,3 +465,23 @@ pub fn summary(stage: &str) -> &'static str {
         _ => "checks only",
     }
 }
+
+/// Every environment's final stream over `base` (fuzzing and benchmarks: the same path as
+/// `render --stdout`).
+pub fn render_text(plan: &CheckedGatewayUpgrade, base: &Base) -> Result<Vec<String>> {
+    let mut d = Diagnostics::default();
+    let mut out = Vec::new();
+    for env in &plan.environments {
+        let one = render(plan, env, base).and_then(|rendered| {
+            let objects = crate::output::stream::final_objects(base, &rendered)?;
+            let f = find(plan, base)?;
+            check(plan, env, &f, &objects)?;
+            Ok(crate::yaml::to_stream(&objects))
+        });
+        if let Some(s) = d.take(one) {
+            out.push(s);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}

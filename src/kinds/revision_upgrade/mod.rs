@@ -437,3 +437,22 @@ pub fn status(plan: &CheckedRevisionUpgrade) -> Vec<crate::status::EnvironmentSt
         })
         .collect()
 }
+
+/// Every environment's final stream over `base` (fuzzing and benchmarks: the same path as
+/// `render --stdout`).
+pub fn render_text(plan: &CheckedRevisionUpgrade, base: &Base) -> Result<Vec<String>> {
+    let mut d = Diagnostics::default();
+    let mut out = Vec::new();
+    for env in &plan.environments {
+        let one = render(plan, env, base).and_then(|rendered| {
+            let objects = crate::output::stream::final_objects(base, &rendered)?;
+            check(plan, env, base, &objects)?;
+            Ok(crate::yaml::to_stream(&objects))
+        });
+        if let Some(s) = d.take(one) {
+            out.push(s);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
