@@ -645,21 +645,36 @@ fn explain_routes_of(
     wanted: Option<String>,
 ) -> Result<ExitCode, Error> {
     let e = canaryplan::explain_any(plan, wanted.as_deref())?;
+    Ok(print_explained(
+        a.format,
+        &e,
+        &canaryplan::explain::to_text(&e),
+        e.problems.is_empty(),
+    ))
+}
+
+/// An explanation as text or JSON; exit 1 when it found a problem.
+fn print_explained<T: serde::Serialize>(
+    format: StatusFormat,
+    value: &T,
+    text: &str,
+    ok: bool,
+) -> ExitCode {
     let mut out = std::io::stdout().lock();
-    if a.format == StatusFormat::Json {
+    if format == StatusFormat::Json {
         let _ = writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&e).unwrap_or_default()
+            serde_json::to_string_pretty(value).unwrap_or_default()
         );
     } else {
-        let _ = write!(out, "{}", canaryplan::explain::to_text(&e));
+        let _ = write!(out, "{text}");
     }
-    Ok(if e.problems.is_empty() {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 /// `explain` for a LanePlan: each request class's path through the chain.
@@ -680,26 +695,14 @@ fn explain_lanes(
         }
     };
     let e = canaryplan::kinds::lanes::explain_environment(plan, &env)?;
-    let mut out = std::io::stdout().lock();
-    if a.format == StatusFormat::Json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&e).unwrap_or_default()
-        );
-    } else {
-        for p in &e.paths {
-            let _ = writeln!(out, "{p}");
-        }
-        for p in &e.problems {
-            let _ = writeln!(out, "problem: {p}");
-        }
+    let mut text = String::new();
+    for p in &e.paths {
+        text.push_str(&format!("{p}\n"));
     }
-    Ok(if e.problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    for p in &e.problems {
+        text.push_str(&format!("problem: {p}\n"));
+    }
+    Ok(print_explained(a.format, &e, &text, e.problems.is_empty()))
 }
 
 fn export(a: &ExportArgs) -> Result<ExitCode, Error> {

@@ -165,3 +165,64 @@ pub fn overlay_state(r: crate::Result<Vec<crate::EnvironmentRender>>) -> crate::
 pub fn next_stage<'a>(ladder: &[&'a str], stage: &str) -> Option<&'a str> {
     crate::ladder::next(ladder, stage)
 }
+
+/// Renders the environments `only` (all when empty) of a plan whose environments are named by
+/// `name`: an unknown name is refused with the plan's names; every environment's problems are
+/// reported together.
+pub fn render_each<E>(
+    plan_path: &std::path::Path,
+    environments: &[E],
+    name: impl Fn(&E) -> &str,
+    only: &[String],
+    mut render: impl FnMut(&E) -> crate::Result<crate::EnvironmentRender>,
+) -> crate::Result<Vec<crate::EnvironmentRender>> {
+    let mut d = crate::error::Diagnostics::default();
+    let names: Vec<&str> = environments.iter().map(&name).collect();
+    for wanted in only {
+        if !names.contains(&wanted.as_str()) {
+            let hint = match crate::names::did_you_mean(wanted, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`? the plan has {}", names.join(", ")),
+                None => format!("the plan has {}", names.join(", ")),
+            };
+            d.push(
+                crate::Diagnostic::new(format!("the plan has no environment `{wanted}`"))
+                    .in_file(plan_path)
+                    .hint(hint),
+            );
+        }
+    }
+    d.into_result()?;
+    let mut d = crate::error::Diagnostics::default();
+    let mut out = Vec::new();
+    for e in environments
+        .iter()
+        .filter(|e| only.is_empty() || only.iter().any(|o| o == name(e)))
+    {
+        if let Some(r) = d.take(render(e)) {
+            out.push(r);
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+/// A kind's base, relative to its plan, or where the plan names one that does not exist.
+pub fn load_base(
+    dir: &std::path::Path,
+    base: &crate::check::At<String>,
+    root: &crate::fsio::Root,
+    at: crate::Diagnostic,
+) -> crate::Result<crate::base::Base> {
+    let path = dir.join(&base.value);
+    if std::fs::symlink_metadata(&path).is_err() {
+        let mut e = at;
+        e.message = format!("the base `{}` does not exist", base.value);
+        return Err(e
+            .hint(format!(
+                "the path is relative to the plan file; looked for {}",
+                path.display()
+            ))
+            .into());
+    }
+    crate::base::load(&path, root)
+}

@@ -9,7 +9,7 @@ pub mod plan;
 use serde_json::{Value, json};
 
 use crate::base::{Base, BaseObject};
-use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::error::{Diagnostics, Result};
 use crate::objects::{Patch, PatchBody, Rendered, Resource, Target, strip_server_fields};
 use crate::selector;
 use crate::{EnvironmentRender, Mode};
@@ -323,49 +323,19 @@ pub fn render_plan(
     only: &[String],
     mode: Mode,
 ) -> Result<Vec<EnvironmentRender>> {
-    let mut d = Diagnostics::default();
-    for name in only {
-        if !plan.environments.iter().any(|e| e.name.value == *name) {
-            let names: Vec<&str> = plan
-                .environments
-                .iter()
-                .map(|e| e.name.value.as_str())
-                .collect();
-            d.push(
-                Diagnostic::new(format!("the plan has no environment `{name}`"))
-                    .in_file(&plan.path)
-                    .hint(format!("the plan has {}", names.join(", "))),
-            );
-        }
-    }
-    d.into_result()?;
-    let path = plan.dir.join(&plan.base.value);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Err(plan
-            .diag(
-                plan.base.pos,
-                format!("the base `{}` does not exist", plan.base.value),
-            )
-            .hint(format!(
-                "the path is relative to the plan file; looked for {}",
-                path.display()
-            ))
-            .into());
-    }
-    let base = crate::base::load(&path, &plan.root)?;
-    let mut d = Diagnostics::default();
-    let mut out = Vec::new();
-    for env in plan
-        .environments
-        .iter()
-        .filter(|e| only.is_empty() || only.contains(&e.name.value))
-    {
-        if let Some(r) = d.take(render_environment(plan, env, &base, mode)) {
-            out.push(r);
-        }
-    }
-    d.into_result()?;
-    Ok(out)
+    let base = super::load_base(
+        &plan.dir,
+        &plan.base,
+        &plan.root,
+        plan.diag(plan.base.pos, String::new()),
+    )?;
+    super::render_each(
+        &plan.path,
+        &plan.environments,
+        |e| e.name.value.as_str(),
+        only,
+        |env| render_environment(plan, env, &base, mode),
+    )
 }
 
 fn render_environment(

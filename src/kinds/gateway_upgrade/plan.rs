@@ -170,19 +170,53 @@ pub fn stage_envs(
     out
 }
 
+/// The checks every mesh upgrade file starts with: the apiVersion, a relative base.
+pub fn check_header(
+    source: &Source,
+    d: &mut Diagnostics,
+    api_version: &Spanned<String>,
+    base: &Spanned<String>,
+) {
+    if api_version.value != crate::plan::API_VERSION {
+        d.push(
+            source
+                .error(
+                    Pos::of(api_version),
+                    format!("unsupported apiVersion `{}`", api_version.value),
+                )
+                .hint(format!("use `apiVersion: {}`", crate::plan::API_VERSION)),
+        );
+    }
+    if Path::new(&base.value).is_absolute() {
+        d.push(
+            source
+                .error(
+                    Pos::of(base),
+                    format!("the base `{}` is an absolute path", base.value),
+                )
+                .hint("write the base relative to the plan file"),
+        );
+    }
+}
+
+/// The plan's path, its directory and its output directory (`output`, default `canary`).
+pub fn paths(source: &Source, output: &Option<Spanned<String>>) -> (PathBuf, PathBuf, PathBuf) {
+    let path = source.path.as_ref().clone();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let output = dir.join(
+        output
+            .as_ref()
+            .map(|o| o.value.clone())
+            .unwrap_or_else(|| crate::check::DEFAULT_OUTPUT.into()),
+    );
+    (path, dir, output)
+}
+
 pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedGatewayUpgrade> {
     let file = yaml::parse_one::<GatewayUpgradeFile>(&source)?;
     let mut d = Diagnostics::default();
     let err = |pos: Pos, m: String| source.error(pos, m);
-    if file.api_version.value != crate::plan::API_VERSION {
-        d.push(
-            err(
-                Pos::of(&file.api_version),
-                format!("unsupported apiVersion `{}`", file.api_version.value),
-            )
-            .hint(format!("use `apiVersion: {}`", crate::plan::API_VERSION)),
-        );
-    }
+    check_header(&source, &mut d, &file.api_version, &file.spec.base);
     let spec = &file.spec;
     for v in [&spec.gateway].into_iter().chain(spec.service.as_ref()) {
         if !names::is_dns_label(&v.value) {
@@ -192,15 +226,6 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedGa
                 ),
             );
         }
-    }
-    if Path::new(&spec.base.value).is_absolute() {
-        d.push(
-            err(
-                Pos::of(&spec.base),
-                format!("the base `{}` is an absolute path", spec.base.value),
-            )
-            .hint("write the base relative to the plan file"),
-        );
     }
     if spec.to.revision.is_none() && spec.to.image.is_none() {
         d.push(err(Pos::of(&spec.gateway), "`to` names neither a revision nor an image".into()).hint("set `to: {revision: 1-23-1}` (injected gateways), `to: {image: ...}` (the proxy image), or both"));
@@ -234,14 +259,7 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedGa
     let stages: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
     let environments = stage_envs(&source, &mut d, &spec.environments, &stages);
     d.into_result()?;
-    let path = source.path.as_ref().clone();
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let output = dir.join(
-        spec.output
-            .as_ref()
-            .map(|o| o.value.clone())
-            .unwrap_or_else(|| crate::check::DEFAULT_OUTPUT.into()),
-    );
+    let (path, dir, output) = paths(&source, &spec.output);
     Ok(CheckedGatewayUpgrade {
         name: file.metadata.name.value.clone(),
         base: At::of(&spec.base),

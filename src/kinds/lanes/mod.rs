@@ -14,7 +14,6 @@ use std::path::Path;
 
 use crate::base::{self, Base};
 use crate::error::{Diagnostics, Result};
-use crate::output::overlay::{self, DiskState, OverlayOf};
 use crate::output::stream;
 use crate::{EnvironmentRender, Mode};
 
@@ -93,36 +92,14 @@ pub fn render_plan(
     only: &[String],
     mode: Mode,
 ) -> Result<Vec<EnvironmentRender>> {
-    let mut d = Diagnostics::default();
-    for name in only {
-        if !plan.environments.iter().any(|e| e.name.value == *name) {
-            let names: Vec<&str> = plan
-                .environments
-                .iter()
-                .map(|e| e.name.value.as_str())
-                .collect();
-            d.push(
-                crate::Diagnostic::new(format!("the plan has no environment `{name}`"))
-                    .in_file(&plan.path)
-                    .hint(format!("the plan has {}", names.join(", "))),
-            );
-        }
-    }
-    d.into_result()?;
     let bases = bases(plan)?;
-    let mut d = Diagnostics::default();
-    let mut out = Vec::new();
-    for env in plan
-        .environments
-        .iter()
-        .filter(|e| only.is_empty() || only.contains(&e.name.value))
-    {
-        if let Some(r) = d.take(render_environment(plan, env, &bases, mode)) {
-            out.push(r);
-        }
-    }
-    d.into_result()?;
-    Ok(out)
+    super::render_each(
+        &plan.path,
+        &plan.environments,
+        |e| e.name.value.as_str(),
+        only,
+        |env| render_environment(plan, env, &bases, mode),
+    )
 }
 
 fn render_environment(
@@ -132,94 +109,41 @@ fn render_environment(
     mode: Mode,
 ) -> Result<EnvironmentRender> {
     let (rendered, objects) = final_objects(plan, env, bases)?;
-    let dir = plan.output_dir(&env.name.value);
-    let (files, on_disk, existing) = match mode {
-        Mode::Stream => (Vec::new(), None, Vec::new()),
-        Mode::Overlay => {
-            let mut refs = Vec::new();
-            let mut d = Diagnostics::default();
-            for (m, b) in plan.services.iter().zip(bases) {
-                if !b.is_kustomization {
-                    d.push(
-                        plan.diag(m.base.pos, format!("the base `{}` is not a kustomize directory, so an overlay cannot reference it", m.base.value))
-                            .hint("add a kustomization.yaml listing the base's files under `resources:`, or use `render --stdout`"),
-                    );
-                    continue;
-                }
-                match overlay::relative(&dir, &b.path) {
-                    Some(r) if !refs.contains(&r) => refs.push(r),
-                    Some(_) => {}
-                    None => d.push(
-                        plan.diag(
-                            m.base.pos,
-                            format!(
-                                "cannot reach the base {} from the overlay {}",
-                                b.path.display(),
-                                dir.display()
-                            ),
-                        )
-                        .hint("keep the plan, its bases and its output under one directory"),
-                    ),
-                }
-            }
-            d.into_result()?;
-            overlay::check_target(&plan.dir, &dir, &plan.root)?;
-            let existing = overlay::read_files(&dir)?;
-            overlay::check_ours(&dir, &existing)?;
-            let of = OverlayOf {
-                plan_name: &plan.name,
-                plan_path: &plan.path,
-                environment: &env.name.value,
-                stage: env.stage.value.name(),
-                weight: None,
-            };
-            let files = overlay::files_of(&of, refs, &rendered);
-            let on_disk = overlay::state_of(&dir, &existing)?;
-            check_step(plan, env, on_disk.as_ref())?;
-            (files, on_disk, existing)
-        }
+    let shares: Vec<String> = env
+        .lanes
+        .iter()
+        .filter(|(l, _, _)| env.model.weighted && env.weight(l) > 0)
+        .map(|(l, _, _)| format!("{l} {}%", env.weight(l)))
+        .collect();
+    let traffic = if shares.is_empty() {
+        format!("no header: {} 100%", plan.baseline.value)
+    } else {
+        format!("no header: {}", shares.join(", "))
     };
-    let traffic = {
-        let shares: Vec<String> = env
-            .lanes
-            .iter()
-            .filter(|(l, _, _)| env.model.weighted && env.weight(l) > 0)
-            .map(|(l, _, _)| format!("{l} {}%", env.weight(l)))
-            .collect();
-        if shares.is_empty() {
-            format!("no header: {} 100%", plan.baseline.value)
-        } else {
-            format!("no header: {}", shares.join(", "))
-        }
-    };
-    Ok(EnvironmentRender {
-        plan: plan.path.clone(),
-        environment: env.name.value.clone(),
-        stage: env.stage.value.name().to_string(),
-        first_stage: env.stage.value == crate::stage::Stage::Prepare,
-        traffic,
-        dir,
-        files,
+    let ladder = crate::stage::Stage::ALL.map(crate::stage::Stage::name);
+    super::environment_render(
+        super::Written {
+            plan_name: &plan.name,
+            plan_path: &plan.path,
+            plan_dir: &plan.dir,
+            root: &plan.root,
+            output_dir: plan.output_dir(&env.name.value),
+            environment: &env.name.value,
+            stage: env.stage.value.name(),
+            ladder: &ladder,
+            stage_at: plan.diag(env.stage.pos, String::new()),
+            bases: plan
+                .services
+                .iter()
+                .zip(bases)
+                .map(|(m, b)| (b, plan.diag(m.base.pos, String::new())))
+                .collect(),
+            traffic,
+        },
+        &rendered,
         objects,
-        on_disk,
-        existing,
-        patched_selector: None,
-        stage_at: plan.diag(env.stage.pos, String::new()),
-    })
-}
-
-/// A stage may move at most one step past the stage on disk; going back is always allowed.
-fn check_step(plan: &CheckedLanePlan, env: &plan::LaneEnv, disk: Option<&DiskState>) -> Result<()> {
-    let Some(disk) = disk else { return Ok(()) };
-    let names = crate::stage::Stage::ALL.map(crate::stage::Stage::name);
-    crate::ladder::check_step(
-        &names,
-        &env.name.value,
-        &disk.stage,
-        env.stage.value.name(),
-        plan.diag(env.stage.pos, String::new()),
-    )?;
-    Ok(())
+        mode,
+    )
 }
 
 /// Where each environment stands: stage, the share of ingress requests without the header per

@@ -294,43 +294,19 @@ pub fn render_plan(
     only: &[String],
     mode: Mode,
 ) -> Result<Vec<EnvironmentRender>> {
-    let mut d = Diagnostics::default();
-    for name in only {
-        if !plan.environments.iter().any(|e| e.name.value == *name) {
-            d.push(
-                crate::Diagnostic::new(format!("the plan has no environment `{name}`"))
-                    .in_file(&plan.path),
-            );
-        }
-    }
-    d.into_result()?;
-    let path = plan.dir.join(&plan.base.value);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Err(plan
-            .diag(
-                plan.base.pos,
-                format!("the base `{}` does not exist", plan.base.value),
-            )
-            .hint(format!(
-                "the path is relative to the plan file; looked for {}",
-                path.display()
-            ))
-            .into());
-    }
-    let base = crate::base::load(&path, &plan.root)?;
-    let mut d = Diagnostics::default();
-    let mut out = Vec::new();
-    for env in plan
-        .environments
-        .iter()
-        .filter(|e| only.is_empty() || only.contains(&e.name.value))
-    {
-        if let Some(r) = d.take(render_environment(plan, env, &base, mode)) {
-            out.push(r);
-        }
-    }
-    d.into_result()?;
-    Ok(out)
+    let base = super::load_base(
+        &plan.dir,
+        &plan.base,
+        &plan.root,
+        plan.diag(plan.base.pos, String::new()),
+    )?;
+    super::render_each(
+        &plan.path,
+        &plan.environments,
+        |e| e.name.value.as_str(),
+        only,
+        |env| render_environment(plan, env, &base, mode),
+    )
 }
 
 fn render_environment(

@@ -2,7 +2,7 @@
 //! upgrade, namespaces moved to the new revision wave by wave (by relabeling, or by revision
 //! tags), workloads restarted declaratively.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use crate::check::At;
 use crate::error::{Diagnostic, Diagnostics, Result};
-use crate::kinds::gateway_upgrade::plan::{Env, StageOnly, stage_envs};
+use crate::kinds::gateway_upgrade::plan::{Env, StageOnly, check_header, paths, stage_envs};
 use crate::names;
 use crate::yaml::{self, Pos, Source};
 
@@ -115,15 +115,7 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedRe
     let file = yaml::parse_one::<RevisionUpgradeFile>(&source)?;
     let mut d = Diagnostics::default();
     let err = |pos: Pos, m: String| source.error(pos, m);
-    if file.api_version.value != crate::plan::API_VERSION {
-        d.push(
-            err(
-                Pos::of(&file.api_version),
-                format!("unsupported apiVersion `{}`", file.api_version.value),
-            )
-            .hint(format!("use `apiVersion: {}`", crate::plan::API_VERSION)),
-        );
-    }
+    check_header(&source, &mut d, &file.api_version, &file.spec.base);
     let spec = &file.spec;
     for r in [&spec.from, &spec.to] {
         if !names::is_label_value(&r.value) || r.value.is_empty() {
@@ -143,15 +135,6 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedRe
                 format!("`from` and `to` are both revision {}", spec.to.value),
             )
             .hint("`to` is the new revision installed beside `from`"),
-        );
-    }
-    if Path::new(&spec.base.value).is_absolute() {
-        d.push(
-            err(
-                Pos::of(&spec.base),
-                format!("the base `{}` is an absolute path", spec.base.value),
-            )
-            .hint("write the base relative to the plan file"),
         );
     }
     let mut waves: Vec<Vec<At<String>>> = Vec::new();
@@ -223,14 +206,7 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedRe
     stages.push("done".into());
     let environments = stage_envs(&source, &mut d, &spec.environments, &stages);
     d.into_result()?;
-    let path = source.path.as_ref().clone();
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let output = dir.join(
-        spec.output
-            .as_ref()
-            .map(|o| o.value.clone())
-            .unwrap_or_else(|| crate::check::DEFAULT_OUTPUT.into()),
-    );
+    let (path, dir, output) = paths(&source, &spec.output);
     Ok(CheckedRevisionUpgrade {
         name: file.metadata.name.value.clone(),
         base: At::of(&spec.base),
