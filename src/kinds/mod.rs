@@ -12,27 +12,26 @@ use serde::Deserialize;
 use crate::yaml::Source;
 
 /// The `kind:` of a plan file, read before the file is parsed as that kind (`None` when the
-/// file has none, or is not a mapping: the CanaryPlan parser then says what is wrong).
+/// file has none, or is not a mapping: the CanaryPlan parser then says what is wrong). A
+/// top-level key is at column 0 of a block mapping, and no scalar's content can be (it would
+/// be indented): that line is read without a second parse of the file; a flow-style file is
+/// parsed for it.
 pub fn kind_of(source: &Source) -> Option<String> {
     #[derive(Deserialize)]
     struct KindOnly {
         kind: Option<String>,
     }
-    match serde_saphyr::from_str_with_options::<KindOnly>(&source.text, crate::yaml::options()) {
-        Ok(k) => k.kind,
-        // A file the parser refuses (a duplicate key...) is parsed again as its kind, whose
-        // parser then says where: find the kind by its top-level line.
-        Err(_) => source.text.lines().find_map(|l| {
-            let v = l.strip_prefix("kind:")?.trim();
-            let v = v
-                .split('#')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .trim_matches(['"', '\'']);
-            (!v.is_empty()).then(|| v.to_string())
-        }),
+    let line = source.text.lines().find_map(|l| {
+        let v = l.strip_prefix("kind:")?;
+        let v = v.split(" #").next().unwrap_or_default().trim();
+        Some(v.trim_matches(['"', '\'']).to_string())
+    });
+    if let Some(k) = line.filter(|k| !k.is_empty()) {
+        return Some(k);
     }
+    serde_saphyr::from_str_with_options::<KindOnly>(&source.text, crate::yaml::options())
+        .ok()
+        .and_then(|k| k.kind)
 }
 
 /// What a kind's environment render needs besides its objects, to be written as an overlay and
