@@ -402,3 +402,32 @@ fn the_readme_examples_are_plans_that_validate() {
         s.run(&["validate"]).ok();
     }
 }
+
+#[test]
+fn without_tags_a_wave_relabels_namespaces_to_the_revision() {
+    let s = Scratch::fixture("revision-upgrade");
+    s.edit_plan(|p| {
+        let start = p.find("  tags:\n").unwrap();
+        let end = p.find("  environments:").unwrap();
+        format!("{}{}", &p[..start], &p[end..])
+    });
+    let out = stream(&s, "production");
+    assert_eq!(
+        ns_labels(&out, "app-ns-3"),
+        serde_json::json!({"istio.io/rev": "1-23-1"})
+    );
+    assert!(restarted(&out, "Deployment", "app-ns-3", "sleep"));
+    // The tag webhooks are left alone: no tag moves.
+    let hook = named(
+        &out,
+        "MutatingWebhookConfiguration",
+        "istio-revision-tag-prod-stable",
+    )
+    .unwrap();
+    assert_eq!(hook["metadata"]["labels"]["istio.io/rev"], "1-22-1");
+    let status = s.run(&["status"]).ok().stdout.clone();
+    assert!(
+        status.contains("namespace app-ns-3: revision 1-23-1\n"),
+        "{status}"
+    );
+}
