@@ -475,3 +475,77 @@ fn the_readme_lanes_example_validates_and_explains_as_shown() {
     s.run(&["validate"]).ok();
     assert_eq!(explain(&s, "staging"), shown);
 }
+
+#[test]
+fn a_base_virtualservice_on_the_ingress_gateway_is_refused() {
+    let s = Scratch::fixture("lanes");
+    s.write(
+        "mocka/app.yaml",
+        &format!(
+            "{}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: mocka-public\nspec:\n  hosts: [\"*\"]\n  gateways: [istio-system/ingressgateway]\n  http:\n  - route:\n    - destination: {{host: mocka}}\n",
+            s.read("mocka/app.yaml")
+        ),
+    );
+    let r = s.run(&["validate", "--env", "staging"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("mocka/app.yaml:") && r.stderr.contains("error: VirtualService mocka-public already routes host `*` through gateway istio-system/ingressgateway"),
+        "{}",
+        r.stderr
+    );
+    // Before routes (prepare) nothing of the ingress is rendered, so nothing competes yet.
+    s.run(&["validate", "--env", "production"]).ok();
+}
+
+#[test]
+fn every_route_to_a_lane_service_is_split_by_header() {
+    // Without `ingress:`, a gateway's VirtualService in the service's base is split by header
+    // too, and mesh callers get one of their own.
+    let s = Scratch::fixture("lanes");
+    s.edit_plan(|p| {
+        let start = p.find("  ingress:\n").unwrap();
+        let end = p.find("  lanes:\n").unwrap();
+        format!("{}{}", &p[..start], &p[end..])
+    });
+    s.write(
+        "mocka/app.yaml",
+        &format!(
+            "{}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: mocka-public\nspec:\n  hosts: [mock.example.com]\n  gateways: [istio-system/ingressgateway]\n  http:\n  - name: site\n    route:\n    - destination: {{host: mocka}}\n",
+            s.read("mocka/app.yaml")
+        ),
+    );
+    let out = stream(&s, "staging");
+    let public = named(&out, "VirtualService", "mocka-public").unwrap();
+    let names: Vec<&str> = public["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["site-canary", "site"]);
+    assert_eq!(
+        public["spec"]["http"][1]["route"][0]["destination"]["subset"],
+        "base"
+    );
+    assert!(
+        named(&out, "VirtualService", "mocka").is_some(),
+        "the mesh's own VirtualService"
+    );
+    // A route to the bare host from elsewhere (mockb's base) would reach the canary copy by pod
+    // count once the Service selects it: refused, with where.
+    let s = Scratch::fixture("lanes");
+    s.write(
+        "mockb/app.yaml",
+        &format!(
+            "{}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: to-mocka\nspec:\n  hosts: [mocka-alias]\n  http:\n  - route:\n    - destination: {{host: mocka.mock.svc.cluster.local}}\n",
+            s.read("mockb/app.yaml")
+        ),
+    );
+    let r = s.run(&["validate", "--env", "staging"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("VirtualService to-mocka, http[0], destination 1: mocka.mock.svc.cluster.local reaches the pods of lane copy mocka-v1-canary by pod count, not through subset `canary`"),
+        "{}",
+        r.stderr
+    );
+}

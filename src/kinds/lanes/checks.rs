@@ -22,6 +22,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         service_selection,
     ),
     ("every destination has pods of one lane", destinations),
+    (
+        "a lane copy is reached only through its subset",
+        copies_only_through_their_subset,
+    ),
     ("a promoted lane's versions are in base", promoted_in_base),
 ];
 
@@ -223,6 +227,44 @@ fn promoted_in_base(
                     plan.diag(env.stage.pos, format!("lane `{lane}` ends by promotion at {}, but Deployment {} in base still runs {base_image}, not the lane's {}", env.stage.value, f.workload.name, image.value))
                         .hint(format!("put {} into Deployment {}'s base while at shift, then clean up; or end the lane with `end: remove` at weight 0", image.value, f.workload.name)),
                 );
+            }
+        }
+    }
+    out
+}
+
+/// A route that reaches a lane copy other than through that lane's subset (the bare host once
+/// the Service selects the copies, or another subset) sends it requests that did not ask for
+/// the lane, by pod count.
+fn copies_only_through_their_subset(
+    plan: &CheckedLanePlan,
+    env: &LaneEnv,
+    found: &[Found<'_>],
+    objects: &[Value],
+) -> Vec<Diagnostic> {
+    let mesh = Mesh::new(objects);
+    let mut out = Vec::new();
+    for r in mesh.routes() {
+        for (i, d) in r
+            .destinations
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.percent > 0.0)
+        {
+            for w in &d.endpoints {
+                let lane = found.iter().find_map(|f| {
+                    f.lanes
+                        .iter()
+                        .find(|l| CheckedLanePlan::copy_name(&f.workload.name, l) == w.name)
+                });
+                if let Some(lane) = lane
+                    && d.subset.as_deref() != Some(lane.as_str())
+                {
+                    out.push(
+                        plan.diag(env.stage.pos, format!("{}, destination {}: {} reaches the pods of lane copy {} by pod count, not through subset `{lane}`", r.position(), i + 1, d.host, w.name))
+                            .hint("canaryplan splits every VirtualService of the services' bases by header; a route from elsewhere (another base, another namespace) must name the baseline subset"),
+                    );
+                }
             }
         }
     }

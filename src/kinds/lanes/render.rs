@@ -350,14 +350,14 @@ fn virtual_service(
             .and_then(Value::as_array)
             .is_none_or(|g| g.is_empty() || g.iter().any(|x| x == "mesh"))
     };
+    // Every VirtualService of base routing to the service is patched, a gateway's too: a route
+    // to the bare host would reach the lane copies by pod count once the Service selects them.
     let in_base: Vec<&BaseObject> = base
         .of_kind("VirtualService")
-        .filter(|vs| {
-            mesh(vs)
-                && !crate::objects::routes_to(&vs.value, |h| is_host_of(f.service, h)).is_empty()
-        })
+        .filter(|vs| !crate::objects::routes_to(&vs.value, |h| is_host_of(f.service, h)).is_empty())
         .collect();
-    if in_base.is_empty() {
+    // Mesh callers need a VirtualService of their own when base has none for them.
+    if !in_base.iter().any(|vs| mesh(vs)) {
         let name = f.service.name.clone();
         if base.find("VirtualService", &name).is_some() {
             return Err(plan
@@ -383,7 +383,6 @@ fn virtual_service(
                 "spec": {"hosts": [f.service.name], "http": http},
             }),
         });
-        return Ok(());
     }
     for vs in in_base {
         let mut ops = Vec::new();
@@ -436,6 +435,45 @@ fn virtual_service(
             target: Target::of(vs),
             body: PatchBody::Json(ops),
         });
+    }
+    Ok(())
+}
+
+/// A VirtualService of base bound to the plan's gateway for one of its hosts would compete with
+/// the ingress VirtualService canaryplan renders: Istio merges two VirtualServices for one host
+/// on a gateway in no defined order, so which routes win is chance.
+fn refuse_a_second_ingress(plan: &CheckedLanePlan, bases: &[Base]) -> Result<()> {
+    let Some(ing) = &plan.ingress else {
+        return Ok(());
+    };
+    let (gw_ns, gw_name) = ing
+        .gateway
+        .value
+        .split_once('/')
+        .unwrap_or(("", &ing.gateway.value));
+    let strings = |v: &Value, p: &str| -> Vec<String> {
+        v.pointer(p)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    for vs in bases.iter().flat_map(|b| b.of_kind("VirtualService")) {
+        let bound = strings(&vs.value, "/spec/gateways")
+            .iter()
+            .any(|g| g == &ing.gateway.value || (g == gw_name && vs.namespace() == Some(gw_ns)));
+        let hosts = strings(&vs.value, "/spec/hosts");
+        let shared = hosts
+            .iter()
+            .find(|h| ing.hosts.iter().any(|x| x == *h || x == "*" || *h == "*"));
+        if let (true, Some(h)) = (bound, shared) {
+            return Err(vs
+                .error(&["spec", "gateways"], format!("VirtualService {} already routes host `{h}` through gateway {}, where canaryplan renders the lanes' ingress VirtualService", vs.name, ing.gateway.value))
+                .hint("Istio merges two VirtualServices for one host on a gateway in no defined order: remove this one from the base while the lanes run, or leave `ingress:` out of the plan")
+                .into());
+        }
     }
     Ok(())
 }
@@ -572,6 +610,7 @@ pub fn render(plan: &CheckedLanePlan, env: &LaneEnv, bases: &[Base]) -> Result<R
         && let Some(ing) = &plan.ingress
         && let Some(entry) = found.iter().find(|f| f.service.name == ing.service.value)
     {
+        d.take(refuse_a_second_ingress(plan, bases));
         ingress(plan, env, entry, &mut out);
     }
     d.into_result()?;
