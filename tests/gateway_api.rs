@@ -9,16 +9,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn stream(s: &Scratch, env: &str) -> Vec<Value> {
-    parse_stream(&s.run(&["render", "--stdout", "--env", env]).ok().stdout)
-}
-
-fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
-    objects
-        .iter()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-}
-
 fn services(objects: &[Value]) -> Vec<String> {
     let mut s: Vec<String> = objects
         .iter()
@@ -549,4 +539,28 @@ fn init_detects_http_routes_and_writes_a_gateway_api_plan_that_validates() {
         let v = s.run(&["validate"]);
         assert_eq!(v.code, 0, "{fixture}: {plan}\n{}", v.stderr);
     }
+}
+
+#[test]
+fn a_virtualservice_to_the_same_service_is_refused() {
+    // Its callers would go past the weighted HTTPRoutes, to whatever the Service selects.
+    let s = Scratch::fixture("gateway-north-south");
+    s.write(
+        "base/virtualservice.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: shop-mesh}\nspec:\n  hosts: [shop]\n  http:\n  - route:\n    - destination: {host: shop}\n",
+    );
+    s.write(
+        "base/kustomization.yaml",
+        &s.read("base/kustomization.yaml").replace(
+            "- httproute.yaml\n",
+            "- httproute.yaml\n- virtualservice.yaml\n",
+        ),
+    );
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("base/virtualservice.yaml:7:5: error: VirtualService shop-mesh routes to Service shop too, past the HTTPRoutes canaryplan weights"),
+        "{}",
+        r.stderr
+    );
 }

@@ -474,3 +474,19 @@ pub fn move_reviews_v4_into_base(s: &Scratch, env: &str) {
         ),
     );
 }
+
+/// The final manifests of one environment, as `render --stdout` prints them.
+pub fn stream(s: &Scratch, env: &str) -> Vec<serde_json::Value> {
+    parse_stream(&s.run(&["render", "--stdout", "--env", env]).ok().stdout)
+}
+
+/// The object of `kind` named `name` in a stream.
+pub fn named<'a>(
+    objects: &'a [serde_json::Value],
+    kind: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}

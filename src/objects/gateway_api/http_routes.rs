@@ -148,8 +148,26 @@ pub fn backends(
     Ok(out)
 }
 
+/// A base VirtualService routing to the Service would send its callers past the HTTPRoutes
+/// canaryplan weights (to whatever the Service selects, all of it the canary from `shift` on).
+fn refuse_virtual_services(cx: &Context<'_>) -> Result<()> {
+    for vs in cx.base.of_kind("VirtualService") {
+        if let Some((kind, i)) = crate::objects::routes_to(&vs.value, |h| cx.is_service_host(h))
+            .into_iter()
+            .next()
+        {
+            return Err(vs
+                .error(&["spec", kind, &i.to_string()], format!("VirtualService {} routes to Service {} too, past the HTTPRoutes canaryplan weights", vs.name, cx.service.name))
+                .hint("route this Service with one API: remove the VirtualService, or route only with VirtualServices and remove `traffic: gateway-api` from the plan")
+                .into());
+        }
+    }
+    Ok(())
+}
+
 impl Component for HttpRoutes {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
+        refuse_virtual_services(cx)?;
         let routes = in_base(cx)?;
         if routes.is_empty() && cx.plan.mesh_route.is_none() {
             return Err(cx

@@ -10,7 +10,7 @@ mod select;
 mod split;
 mod test_routes;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub use select::{base_routes_name_subsets, routes_to};
 
@@ -24,14 +24,8 @@ pub struct Routes;
 /// weights: the Service's share through it would reach both versions by pod count.
 fn refuse_http_routes(cx: &Context<'_>) -> Result<()> {
     for route in cx.base.of_kind("HTTPRoute") {
-        let route_ns = route.namespace();
-        let names_service = crate::objects::http_route_backend_refs(&route.value).any(|b| {
-            b.get("name").and_then(Value::as_str) == Some(cx.service.name.as_str())
-                && b.get("kind")
-                    .and_then(Value::as_str)
-                    .is_none_or(|k| k == "Service")
-                && b.get("namespace").and_then(Value::as_str).or(route_ns) == cx.service.namespace()
-        });
+        let names_service = crate::objects::http_route_backend_refs(&route.value)
+            .any(|b| crate::objects::gateway_api::names_service(cx, b, route.namespace()));
         if names_service {
             return Err(route
                 .error(&["spec", "rules"], format!("HTTPRoute {} sends traffic to Service {} too, past the VirtualService canaryplan weights", route.name, cx.service.name))
