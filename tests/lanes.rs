@@ -8,16 +8,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn stream(s: &Scratch, env: &str) -> Vec<Value> {
-    parse_stream(&s.run(&["render", "--stdout", "--env", env]).ok().stdout)
-}
-
-fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
-    objects
-        .iter()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-}
-
 fn explain(s: &Scratch, env: &str) -> String {
     s.run(&["explain", "--env", env]).ok().stdout.clone()
 }

@@ -26,10 +26,6 @@ fn traffic(objects: &[Value], host: &str) -> Vec<Vec<(String, f64)>> {
         .collect()
 }
 
-fn stream(s: &Scratch, env: &str) -> Vec<Value> {
-    parse_stream(&s.run(&["render", "--stdout", "--env", env]).ok().stdout)
-}
-
 fn deployments(objects: &[Value]) -> Vec<String> {
     objects
         .iter()

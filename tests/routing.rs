@@ -8,10 +8,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn stream(s: &Scratch, env: &str) -> Vec<Value> {
-    parse_stream(&s.run(&["render", "--stdout", "--env", env]).ok().stdout)
-}
-
 fn virtual_service<'a>(objects: &'a [Value], name: &str) -> &'a Value {
     objects
         .iter()
