@@ -246,17 +246,22 @@ fn upgraded_in_base(plan: &CheckedGatewayUpgrade, f: &Found<'_>) -> bool {
     rev_ok && image_ok
 }
 
-pub fn render(plan: &CheckedGatewayUpgrade, env: &Env, base: &Base) -> Result<Rendered> {
-    let f = find(plan, base)?;
+/// The stage's objects, `f` being the gateway's objects in `base`.
+pub fn render(
+    plan: &CheckedGatewayUpgrade,
+    env: &Env,
+    base: &Base,
+    f: &Found<'_>,
+) -> Result<Rendered> {
     let mut out = Rendered::default();
     match env.stage.value.as_str() {
-        "canary" => out.resources.push(canary(plan, &f, base)),
+        "canary" => out.resources.push(canary(plan, f, base)),
         "upgrade" => {
-            out.resources.push(canary(plan, &f, base));
-            out.patches.push(upgrade(plan, &f));
+            out.resources.push(canary(plan, f, base));
+            out.patches.push(upgrade(plan, f));
         }
-        "cleanup" => out.patches.push(upgrade(plan, &f)),
-        "done" if !upgraded_in_base(plan, &f) => {
+        "cleanup" => out.patches.push(upgrade(plan, f)),
+        "done" if !upgraded_in_base(plan, f) => {
             return Err(plan
                 .diag(env.stage.pos, format!("at done the base alone would put Deployment {} back on its old version", f.gateway.name))
                 .hint(format!("put {} into Deployment {} in the base `{}` while at cleanup, then advance to done", to_text(plan), f.gateway.name, plan.base.value))
@@ -344,9 +349,9 @@ fn render_environment(
     base: &Base,
     mode: Mode,
 ) -> Result<EnvironmentRender> {
-    let rendered = render(plan, env, base)?;
-    let objects = crate::output::stream::final_objects(base, &rendered)?;
     let f = find(plan, base)?;
+    let rendered = render(plan, env, base, &f)?;
+    let objects = crate::output::stream::final_objects(base, &rendered)?;
     check(plan, env, &f, &objects)?;
     let (canary, all) = pod_share(plan, &f);
     let traffic = match env.stage.value.as_str() {
@@ -442,9 +447,9 @@ pub fn render_text(plan: &CheckedGatewayUpgrade, base: &Base) -> Result<Vec<Stri
     let mut d = Diagnostics::default();
     let mut out = Vec::new();
     for env in &plan.environments {
-        let one = render(plan, env, base).and_then(|rendered| {
+        let one = find(plan, base).and_then(|f| {
+            let rendered = render(plan, env, base, &f)?;
             let objects = crate::output::stream::final_objects(base, &rendered)?;
-            let f = find(plan, base)?;
             check(plan, env, &f, &objects)?;
             Ok(crate::yaml::to_stream(&objects))
         });

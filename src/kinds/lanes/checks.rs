@@ -4,8 +4,7 @@
 use serde_json::Value;
 
 use super::plan::{CheckedLanePlan, End, LaneEnv};
-use super::render::{Found, find};
-use crate::base::Base;
+use super::render::Found;
 use crate::error::{Diagnostic, Diagnostics, Result};
 use crate::selector;
 use crate::stage::Stage;
@@ -32,13 +31,12 @@ pub const CHECKS: &[(&str, Check)] = &[
 pub fn check(
     plan: &CheckedLanePlan,
     env: &LaneEnv,
-    bases: &[Base],
+    found: &[Found<'_>],
     objects: &[Value],
 ) -> Result<()> {
-    let found = find(plan, bases)?;
     let mut d = Diagnostics::default();
     for (_, c) in CHECKS {
-        for diag in c(plan, env, &found, objects) {
+        for diag in c(plan, env, found, objects) {
             d.push(diag);
         }
     }

@@ -79,10 +79,11 @@ pub fn final_objects(
     env: &plan::LaneEnv,
     bases: &[Base],
 ) -> Result<(crate::objects::Rendered, Vec<serde_json::Value>)> {
-    let rendered = render::render(plan, env, bases)?;
+    let found = render::find(plan, bases)?;
+    let rendered = render::render(plan, env, bases, &found)?;
     let all = merged(bases);
     let objects = stream::final_objects(&all, &rendered)?;
-    checks::check(plan, env, bases, &objects)?;
+    checks::check(plan, env, &found, &objects)?;
     Ok((rendered, objects))
 }
 
@@ -241,7 +242,7 @@ pub fn explain_environment(plan: &CheckedLanePlan, env: &str) -> Result<Explanat
             .unwrap_or_else(|| crate::Diagnostic::new(format!("no environment `{env}`")).into()));
     };
     let bases = bases(plan)?;
-    let rendered = render::render(plan, e, &bases)?;
+    let rendered = render::render(plan, e, &bases, &render::find(plan, &bases)?)?;
     let objects = stream::final_objects(&merged(&bases), &rendered)?;
     Ok(Explanation {
         paths: explain::paths(plan, &objects),

@@ -555,9 +555,13 @@ fn ingress(plan: &CheckedLanePlan, env: &LaneEnv, entry: &Found<'_>, out: &mut R
     });
 }
 
-/// Renders one environment's stage over the services' bases (in chain order).
-pub fn render(plan: &CheckedLanePlan, env: &LaneEnv, bases: &[Base]) -> Result<Rendered> {
-    let found = find(plan, bases)?;
+/// Renders one environment's stage over the services' bases (in chain order), `found` in them.
+pub fn render(
+    plan: &CheckedLanePlan,
+    env: &LaneEnv,
+    bases: &[Base],
+    found: &[Found<'_>],
+) -> Result<Rendered> {
     let m = env.model;
     let mut out = Rendered::default();
     let mut d = Diagnostics::default();
