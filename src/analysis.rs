@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned;
 
-use crate::check::At;
 use crate::error::Diagnostics;
+use crate::yaml::At;
 use crate::yaml::{Kind, Node, Pos, Source};
 
 /// The environment variable that names the Prometheus server when the plan does not, or to

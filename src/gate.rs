@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::analysis::{self, QueryValues};
-use crate::check::{CheckedPlan, EnvironmentPlan};
 use crate::error::{Diagnostic, Result};
+use crate::kinds::canary::check::{CheckedPlan, EnvironmentPlan};
 
 /// How long one query may take, and how often a failed connection is tried again.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -289,5 +289,67 @@ mod tests {
                 .unwrap_err()
                 .contains("parse error")
         );
+    }
+}
+
+/// The gate of environment `env` of the plan at `path`, measured now (`$CANARYPLAN_PROMETHEUS_URL`
+/// wins over the plan's URL).
+pub fn measure(path: &std::path::Path, env: &str) -> Result<Report> {
+    let plan = crate::kinds::canary::check::load(path)?;
+    let Some(e) = plan.environment(env) else {
+        let names: Vec<&str> = plan
+            .environments
+            .iter()
+            .map(|e| e.name.value.as_str())
+            .collect();
+        return Err(
+            Diagnostic::new(format!("the plan has no environment `{env}`"))
+                .in_file(path)
+                .hint(format!("the plan has {}", names.join(", ")))
+                .into(),
+        );
+    };
+    run(&plan, e, std::env::var(analysis::PROMETHEUS_ENV).ok())
+}
+
+impl Report {
+    /// The table, for a terminal.
+    pub fn to_table(&self) -> String {
+        let mut t = format!("prometheus: {}\n", self.prometheus);
+        let w = self
+            .rows
+            .iter()
+            .map(|x| x.metric.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        t.push_str(&format!(
+            "  {:<w$}  {:>12}  {:<20}  result\n",
+            "metric", "value", "bound"
+        ));
+        for row in &self.rows {
+            let value = row
+                .value
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "no data".into());
+            let mut line = format!(
+                "  {:<w$}  {:>12}  {:<20}  {}",
+                row.metric,
+                value,
+                row.bound,
+                if row.pass { "pass" } else { "FAIL" }
+            );
+            if let Some(n) = &row.note {
+                line.push_str(&format!("  ({n})"));
+            }
+            t.push_str(&line);
+            t.push('\n');
+        }
+        t
+    }
+
+    /// `gate --format json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"passed": self.passed(), "prometheus": self.prometheus, "metrics": self.rows})
     }
 }

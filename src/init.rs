@@ -91,7 +91,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     let routing: Vec<&BaseObject> = base
         .of_kind("VirtualService")
         .filter(|vs| {
-            !crate::objects::routes_to(&vs.value, |h| crate::objects::is_host_of(service, h))
+            !crate::rendered::routes_to(&vs.value, |h| crate::rendered::is_host_of(service, h))
                 .is_empty()
         })
         .collect();
@@ -109,7 +109,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     };
     let http_routes: Vec<&BaseObject> = base
         .of_kind("HTTPRoute")
-        .filter(|hr| crate::objects::http_route_backend_refs(&hr.value).any(names_service))
+        .filter(|hr| crate::rendered::http_route_backend_refs(&hr.value).any(names_service))
         .collect();
     let gateway_api = routing.is_empty() && !http_routes.is_empty();
     let gamma = http_routes.iter().any(|hr| {

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::plan::Labels;
+use crate::plan_file::Labels;
 
 /// Pod labels as a map.
 pub fn labels_of(v: Option<&Value>) -> Labels {

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::plan::Labels;
+use crate::plan_file::Labels;
 use crate::selector;
 
 /// Kinds whose pod template receives traffic through a Service.

@@ -506,3 +506,19 @@ pub fn to_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
     }
     out
 }
+
+/// A value from the plan with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+impl<T: Clone> At<T> {
+    pub fn of(s: &Spanned<T>) -> At<T> {
+        At {
+            value: s.value.clone(),
+            pos: Pos::of(s),
+        }
+    }
+}

@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
-use canaryplan::edit::{Action, edit_text};
-use canaryplan::stage::Stage;
+use canaryplan::edit::Action;
+use canaryplan::kinds::canary::edit::edit_text;
+use canaryplan::ladder::Stage;
 
 /// xorshift64*: a small, seeded generator (the same plans on every run).
 struct Rng(u64);
@@ -133,13 +134,13 @@ fn plan(rng: &mut Rng) -> (String, Vec<Env>) {
     (t, envs)
 }
 
-fn checked(text: &str) -> Result<canaryplan::CheckedPlan, canaryplan::Error> {
+fn checked(text: &str) -> Result<canaryplan::kinds::canary::CheckedPlan, canaryplan::Error> {
     let source =
         canaryplan::yaml::Source::from_text(Path::new("canaryplan.yaml"), text.to_string());
-    canaryplan::check::check(canaryplan::plan::Plan::parse(source)?)
+    canaryplan::kinds::canary::check::check(canaryplan::kinds::canary::plan::Plan::parse(source)?)
 }
 
-fn state(p: &canaryplan::CheckedPlan) -> Vec<(String, Stage, Option<u8>)> {
+fn state(p: &canaryplan::kinds::canary::CheckedPlan) -> Vec<(String, Stage, Option<u8>)> {
     p.environments
         .iter()
         .map(|e| {
@@ -175,7 +176,7 @@ pub fn property(text: &str, env: &str, action: Action) -> Result<bool, String> {
                 Path::new("canaryplan.yaml"),
                 edit.new_text.clone(),
             );
-            return canaryplan::plan::Plan::parse(source)
+            return canaryplan::kinds::canary::plan::Plan::parse(source)
                 .map(|_| false)
                 .map_err(|_| {
                     format!(

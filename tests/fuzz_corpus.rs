@@ -63,12 +63,13 @@ fn every_corpus_input_renders_or_errors_without_panicking() {
 /// second the environment, the rest is the plan; an accepted edit leaves YAML that parses.
 #[test]
 fn every_edit_corpus_input_edits_or_refuses_without_panicking() {
-    use canaryplan::edit::{Action, edit_text};
+    use canaryplan::edit::Action;
+    use canaryplan::kinds::canary::edit::edit_text;
     use std::path::Path;
     let parse = |text: &str| {
         let source =
             canaryplan::yaml::Source::from_text(Path::new("canaryplan.yaml"), text.to_string());
-        canaryplan::plan::Plan::parse(source)
+        canaryplan::kinds::canary::plan::Plan::parse(source)
     };
     let mut edited = 0;
     for entry in std::fs::read_dir(root().join("fuzz/corpus/edit")).unwrap() {
@@ -79,7 +80,7 @@ fn every_edit_corpus_input_edits_or_refuses_without_panicking() {
         let Ok(text) = std::str::from_utf8(rest) else {
             continue;
         };
-        let Ok(plan) = parse(text).and_then(canaryplan::check::check) else {
+        let Ok(plan) = parse(text).and_then(canaryplan::kinds::canary::check::check) else {
             continue;
         };
         let action = match a % 4 {

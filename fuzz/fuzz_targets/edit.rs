@@ -6,13 +6,14 @@
 
 use std::path::Path;
 
-use canaryplan::edit::{Action, edit_text};
+use canaryplan::edit::Action;
+use canaryplan::kinds::canary::edit::edit_text;
 use libfuzzer_sys::fuzz_target;
 
-fn checked(text: &str) -> Option<canaryplan::CheckedPlan> {
+fn checked(text: &str) -> Option<canaryplan::kinds::canary::CheckedPlan> {
     let source =
         canaryplan::yaml::Source::from_text(Path::new("canaryplan.yaml"), text.to_string());
-    canaryplan::check::check(canaryplan::plan::Plan::parse(source).ok()?).ok()
+    canaryplan::kinds::canary::check::check(canaryplan::kinds::canary::plan::Plan::parse(source).ok()?).ok()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let env = env.name.value.clone();
     let Ok(edit) = edit_text(&plan, &env, action) else { return };
     let source = canaryplan::yaml::Source::from_text(Path::new("canaryplan.yaml"), edit.new_text.clone());
-    assert!(canaryplan::plan::Plan::parse(source).is_ok(), "the edit broke the YAML:\n{}", edit.new_text);
+    assert!(canaryplan::kinds::canary::plan::Plan::parse(source).is_ok(), "the edit broke the YAML:\n{}", edit.new_text);
     for line in text.lines() {
         if let Some(i) = line.find(" #") {
             assert!(edit.new_text.contains(line[i..].trim_end_matches('\r')), "a comment was lost");

@@ -1,22 +1,28 @@
 //! `canaryplan export TARGET`: the objects of an in-cluster controller that does what a plan
-//! does, for teams that want one (or move between the two models). Each target is a module of
-//! the plan kind it reads; what the target cannot express is returned as notes (printed as
-//! header comments and on stderr; `--strict` refuses them), never dropped silently.
-
-pub mod argo_rollouts;
-pub mod facts;
-pub mod kruise;
+//! does, for teams that want one (or move between the two models). Each kind exports what it
+//! can (`kinds::Plan::export`, in the kind's folder); this module holds what they share. What
+//! the target cannot express is returned as notes (printed as header comments and on stderr;
+//! `--strict` refuses them), never dropped silently.
 
 use serde_json::Value;
 
 use crate::error::{Diagnostic, Result};
-use crate::{AnyPlan, yaml};
+use crate::yaml;
+
+/// How Argo Rollouts weights traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// DestinationRule subsets (`canarySubsetName`/`stableSubsetName`).
+    Subset,
+    /// Two Services, `canaryService`/`stableService`.
+    Host,
+}
 
 /// A controller the plan can be handed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// Argo Rollouts, with subset-level (or `host`) Istio routing, or its Gateway API plugin.
-    ArgoRollouts(argo_rollouts::Routing),
+    ArgoRollouts(Routing),
     /// Alibaba Service Mesh lanes (LanePlan).
     Asm,
     /// Kruise Rollout.
@@ -56,55 +62,6 @@ pub struct Exported {
     pub objects: Vec<Object>,
     /// What the target cannot express of the plan.
     pub notes: Vec<String>,
-}
-
-/// The objects of `target` for environment `env` of `plan`.
-pub fn export(plan: &AnyPlan, env: Option<&str>, target: Target) -> Result<Exported> {
-    match plan {
-        AnyPlan::Lanes(p) => {
-            let e = match env {
-                Some(name) => match p.environments.iter().find(|e| e.name.value == name) {
-                    Some(e) => Some(e),
-                    None => {
-                        return Err(Diagnostic::new(format!(
-                            "the plan has no environment `{name}`"
-                        ))
-                        .in_file(&p.path)
-                        .into());
-                    }
-                },
-                None => None,
-            };
-            match target {
-                Target::Asm => crate::kinds::lanes::export::asm(p, e),
-                Target::Kruise => crate::kinds::lanes::export::kruise(p),
-                Target::ArgoRollouts(_) => Err(Diagnostic::new(format!(
-                    "`export argo-rollouts` reads a CanaryPlan, and {} is a LanePlan",
-                    p.path.display()
-                ))
-                .in_file(&p.path)
-                .hint("Argo Rollouts has no lanes: export a LanePlan for `asm` or `kruise`")
-                .into()),
-            }
-        }
-        AnyPlan::GatewayUpgrade(_) | AnyPlan::RevisionUpgrade(_) => Err(Diagnostic::new(format!(
-            "`export {}` reads CanaryPlans and LanePlans; a mesh upgrade has no controller to hand it to",
-            target.name()
-        ))
-        .hint("render it: its stages are the procedure")
-        .into()),
-        AnyPlan::Canary(p) => match target {
-            Target::ArgoRollouts(routing) => argo_rollouts::export(p, env, routing),
-            Target::Kruise => kruise::export(p, env),
-            Target::Asm => Err(Diagnostic::new(format!(
-                "`export asm` reads a LanePlan, and {} is a CanaryPlan",
-                p.path.display()
-            ))
-            .in_file(&p.path)
-            .hint("ASM lanes span a call chain: write a LanePlan (`kind: LanePlan`), or export this plan for `argo-rollouts` or `kruise`")
-            .into()),
-        },
-    }
 }
 
 /// The exported objects as one YAML stream, each headed by what it is and what the target

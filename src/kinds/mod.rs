@@ -1,15 +1,123 @@
-//! Plan kinds beside the CanaryPlan (`plan.rs` → `check.rs` → `objects/`): each kind is a
-//! folder owning its plan file, its checks, its stage model and what each stage renders. What
-//! kinds share — located errors, the stage ladder and the one-step rule, environments, overlay
-//! and stream output — lives outside them. `kind:` in the file picks the module.
+//! Plan kinds. Each kind is a folder owning its plan file, its checks, its stage model, what
+//! each stage renders, its status, its edits and its exports; it implements `Plan`, the one
+//! interface the commands use, and registers itself in `registry::KINDS` (one line). What kinds share —
+//! located errors, the stage ladder and the one-step rule, environments, overlay and stream
+//! output — lives outside them, and below: no kind imports another kind.
 
+pub mod canary;
 pub mod gateway_upgrade;
 pub mod lanes;
+pub mod registry;
 pub mod revision_upgrade;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::base::Base;
+use crate::error::{Diagnostic, Result};
+use crate::export::{Exported, Target};
+use crate::fsio::Root;
+use crate::render::{EnvironmentRender, Mode};
+use crate::status::EnvironmentStatus;
+use crate::templates::Templates;
 use crate::yaml::Source;
+
+/// How a kind is found and loaded.
+pub struct Registration {
+    /// The `kind:` of its plan files.
+    pub kind: &'static str,
+    /// Parses and checks a plan file of this kind.
+    pub load: fn(Arc<Source>, Root) -> Result<AnyPlan>,
+    /// The JSON Schema of its plan file.
+    pub schema: fn() -> schemars::Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The next weight in `steps`, or `to`.
+    Promote { to: Option<u8> },
+    /// Weight 0: all traffic back on the stable copy.
+    Abort,
+    /// The next stage.
+    Advance,
+}
+
+/// A checked edit, ready to be written.
+#[derive(Debug)]
+pub struct Edit {
+    pub path: PathBuf,
+    pub old_text: String,
+    pub new_text: String,
+    /// What changed, e.g. `production: weight 5 → 25`.
+    pub change: String,
+    pub commit_message: String,
+    /// What the user should know about the step (warnings, how to go on).
+    pub notes: Vec<String>,
+    /// The plan as edited.
+    pub plan: AnyPlan,
+}
+
+/// A checked plan of any kind.
+pub type AnyPlan = Box<dyn Plan>;
+
+/// What every command asks of a plan, whatever its kind.
+pub trait Plan: std::fmt::Debug + Send + Sync {
+    /// The plan file.
+    fn path(&self) -> &Path;
+    /// Its environments, in the order written.
+    fn environments(&self) -> Vec<String>;
+    /// Renders the environments `only` (all when empty), in memory, checked.
+    fn render(
+        &self,
+        only: &[String],
+        templates: &Templates,
+        mode: Mode,
+    ) -> Result<Vec<EnvironmentRender>>;
+    /// Every environment of the plan rendered against `base` (given in memory) as final
+    /// streams: for fuzzing and benchmarks.
+    fn render_with(&self, base: &Base, templates: &Templates) -> Result<Vec<String>>;
+    /// Where each environment stands.
+    fn status(&self, templates: &Templates) -> Vec<EnvironmentStatus>;
+    /// The edit of `action` on environment `env`, checked like `validate` would, not written.
+    fn edit(&self, env: &str, action: Action, templates: &Templates) -> Result<Edit>;
+    /// Where requests go in environment `env`, read from its final manifests.
+    fn explain(&self, env: &str, templates: &Templates) -> Result<Explained>;
+    /// The objects of an in-cluster controller that does what the plan does.
+    fn export(&self, env: Option<&str>, target: Target) -> Result<Exported> {
+        let _ = env;
+        Err(Diagnostic::new(format!(
+            "`export {}` has no counterpart for this kind of plan",
+            target.name()
+        ))
+        .in_file(self.path())
+        .hint("render it: its stages are the procedure")
+        .into())
+    }
+}
+
+/// `explain`'s answer for one environment, in both of its formats.
+#[derive(Debug)]
+pub struct Explained {
+    pub json: serde_json::Value,
+    pub text: String,
+    /// No route is broken.
+    pub ok: bool,
+}
+
+/// The environment `explain` shows: the one asked for, or the plan's only one.
+pub fn one_environment(plan: &dyn Plan, wanted: Option<&str>) -> Result<String> {
+    match (wanted, plan.environments().as_slice()) {
+        (Some(name), _) => Ok(name.to_string()),
+        (None, [one]) => Ok(one.clone()),
+        (None, _) => Err(Diagnostic::new(
+            "explain shows one environment, and the plan has several",
+        )
+        .hint("choose one with --env E")
+        .into()),
+    }
+}
 
 /// The `kind:` of a plan file, read before the file is parsed as that kind (`None` when the
 /// file has none, or is not a mapping: the CanaryPlan parser then says what is wrong). A
@@ -58,7 +166,7 @@ pub struct Written<'a> {
 /// state on disk, with the one-step rule of the kind's ladder.
 pub fn environment_render(
     w: Written<'_>,
-    rendered: &crate::objects::Rendered,
+    rendered: &crate::rendered::Rendered,
     objects: Vec<serde_json::Value>,
     mode: crate::Mode,
 ) -> crate::Result<crate::EnvironmentRender> {
@@ -208,7 +316,7 @@ pub fn render_each<E>(
 /// A kind's base, relative to its plan, or where the plan names one that does not exist.
 pub fn load_base(
     dir: &std::path::Path,
-    base: &crate::check::At<String>,
+    base: &crate::yaml::At<String>,
     root: &crate::fsio::Root,
     at: crate::Diagnostic,
 ) -> crate::Result<crate::base::Base> {
@@ -224,4 +332,23 @@ pub fn load_base(
             .into());
     }
     crate::base::load(&path, root)
+}
+
+/// `explain` for a kind whose final manifests are read like a CanaryPlan's: the routes of the
+/// environment's final stream, against its base.
+pub fn explain_routes(renders: Vec<EnvironmentRender>, base: &Base) -> Explained {
+    let objects = renders
+        .into_iter()
+        .next()
+        .map(|r| r.objects)
+        .unwrap_or_default();
+    let e = crate::explain::explain_meshes(
+        &crate::traffic::Mesh::new(&objects),
+        &crate::traffic::Mesh::of(base.objects.iter().map(|o| &o.value)),
+    );
+    Explained {
+        json: serde_json::to_value(&e).unwrap_or_default(),
+        text: crate::explain::to_text(&e),
+        ok: e.problems.is_empty(),
+    }
 }

@@ -3,4 +3,5 @@
 
 pub mod diff;
 pub mod overlay;
+pub mod review;
 pub mod stream;

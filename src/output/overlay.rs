@@ -8,10 +8,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::check::{CheckedPlan, EnvironmentPlan};
 use crate::error::{Diagnostic, Error, Result};
-use crate::objects::{PatchBody, Rendered};
-use crate::stage::Stage;
+use crate::rendered::{PatchBody, Rendered};
 use crate::yaml::{self, Source};
 
 pub const KUSTOMIZATION: &str = "kustomization.yaml";
@@ -48,35 +46,6 @@ fn header(of: &OverlayOf<'_>, what: &str) -> String {
         "{HEADER_START}{plan_file} (environment {}, stage {}): {what}.\n# Do not edit: change the plan and run `canaryplan render`.\n",
         of.environment, of.stage
     )
-}
-
-/// The overlay's files, sorted by name.
-pub fn files(
-    plan: &CheckedPlan,
-    env: &EnvironmentPlan,
-    base_dir: &Path,
-    rendered: &Rendered,
-) -> Result<Vec<File>> {
-    let overlay = plan.output_dir(&env.name.value);
-    let base_ref = relative(&overlay, base_dir).ok_or_else(|| {
-        plan.diag(
-            env.base.pos,
-            format!(
-                "cannot reach the base {} from the overlay {}",
-                base_dir.display(),
-                overlay.display()
-            ),
-        )
-        .hint("keep the plan, its base and its output under one directory")
-    })?;
-    let of = OverlayOf {
-        plan_name: &plan.name,
-        plan_path: &plan.path,
-        environment: &env.name.value,
-        stage: env.model.stage.name(),
-        weight: env.model.weight,
-    };
-    Ok(files_of(&of, vec![base_ref], rendered))
 }
 
 /// The overlay's files for `of`: a kustomization over `base_refs` (paths from the overlay to
@@ -259,35 +228,6 @@ fn not_ours(dir: &Path) -> Error {
         .in_file(dir)
         .hint("move them away, or set `spec.output` to a directory canaryplan owns")
         .into()
-}
-
-/// Refuses a stage that jumps more than one step ahead of the overlay on disk, and cleanup
-/// before the traffic is all on the canary. Going back (a rollback) is always allowed.
-pub fn check_transition(
-    plan: &CheckedPlan,
-    env: &EnvironmentPlan,
-    disk: Option<&DiskState>,
-) -> Result<()> {
-    let Some(disk) = disk else {
-        return Ok(());
-    };
-    let to = env.model.stage;
-    let names = Stage::ALL.map(Stage::name);
-    crate::ladder::check_step(
-        &names,
-        &env.name.value,
-        &disk.stage,
-        to.name(),
-        plan.diag(env.stage.pos, String::new()),
-    )?;
-    if to == Stage::Cleanup1 && disk.stage == Stage::Shift.name() && disk.weight != Some(100) {
-        let w = disk.weight.map_or("unknown".to_string(), |w| w.to_string());
-        return Err(plan
-            .diag(env.stage.pos, format!("cleanup-1 removes the stable copy, but the overlay on disk still sends it traffic (weight {w})"))
-            .hint("promote to weight 100 first, render and sync that, then advance to cleanup-1")
-            .into());
-    }
-    Ok(())
 }
 
 /// What `write` did to an overlay.

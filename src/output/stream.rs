@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::base::Base;
 use crate::error::{Diagnostic, Result};
-use crate::objects::{PatchBody, Rendered};
+use crate::rendered::{PatchBody, Rendered};
 
 /// Applies `rendered` to the base and returns the final objects, sorted as kustomize sorts.
 pub fn final_objects(base: &Base, rendered: &Rendered) -> Result<Vec<Value>> {

@@ -4,15 +4,18 @@
 //! gives the gateway itself the new version; `cleanup` removes the canary; `done` needs the new
 //! version in base. Going back a stage is the rollback.
 
+pub mod kind;
 pub mod plan;
+
+pub use kind::REGISTRATION;
 
 use serde_json::{Value, json};
 
 use crate::base::{Base, BaseObject};
 use crate::error::{Diagnostics, Result};
-use crate::objects::{Patch, PatchBody, Rendered, Resource, Target, strip_server_fields};
+use crate::render::{EnvironmentRender, Mode};
+use crate::rendered::{Patch, PatchBody, Rendered, Resource, Target, strip_server_fields};
 use crate::selector;
-use crate::{EnvironmentRender, Mode};
 
 pub use plan::CheckedGatewayUpgrade;
 use plan::{Env, STAGES};
@@ -28,7 +31,7 @@ pub struct Found<'a> {
     pub hpa: Option<&'a BaseObject>,
 }
 
-fn pods(o: &Value) -> crate::plan::Labels {
+fn pods(o: &Value) -> crate::plan_file::Labels {
     selector::labels_of(o.pointer("/spec/template/metadata/labels"))
 }
 
@@ -123,7 +126,7 @@ fn proxy_index(d: &Value) -> usize {
 }
 
 /// The PodDisruptionBudgets whose selector also counts the canary's pods.
-fn budgets_over<'a>(base: &'a Base, canary_pods: &crate::plan::Labels) -> Vec<&'a BaseObject> {
+fn budgets_over<'a>(base: &'a Base, canary_pods: &crate::plan_file::Labels) -> Vec<&'a BaseObject> {
     base.of_kind("PodDisruptionBudget")
         .filter(|p| {
             p.value

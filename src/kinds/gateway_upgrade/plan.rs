@@ -9,9 +9,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::check::At;
 use crate::error::{Diagnostic, Diagnostics, Result};
 use crate::names;
+use crate::yaml::At;
 use crate::yaml::{self, Kind, Node, Pos, Source};
 
 pub const KIND: &str = "GatewayUpgrade";
@@ -31,7 +31,7 @@ pub struct GatewayUpgradeFile {
     /// Always `GatewayUpgrade`.
     #[schemars(with = "String", extend("const" = "GatewayUpgrade"))]
     pub kind: Spanned<String>,
-    pub metadata: crate::plan::Metadata,
+    pub metadata: crate::plan_file::Metadata,
     pub spec: GatewaySpec,
 }
 
@@ -177,14 +177,17 @@ pub fn check_header(
     api_version: &Spanned<String>,
     base: &Spanned<String>,
 ) {
-    if api_version.value != crate::plan::API_VERSION {
+    if api_version.value != crate::plan_file::API_VERSION {
         d.push(
             source
                 .error(
                     Pos::of(api_version),
                     format!("unsupported apiVersion `{}`", api_version.value),
                 )
-                .hint(format!("use `apiVersion: {}`", crate::plan::API_VERSION)),
+                .hint(format!(
+                    "use `apiVersion: {}`",
+                    crate::plan_file::API_VERSION
+                )),
         );
     }
     if Path::new(&base.value).is_absolute() {
@@ -207,7 +210,7 @@ pub fn paths(source: &Source, output: &Option<Spanned<String>>) -> (PathBuf, Pat
         output
             .as_ref()
             .map(|o| o.value.clone())
-            .unwrap_or_else(|| crate::check::DEFAULT_OUTPUT.into()),
+            .unwrap_or_else(|| crate::plan_file::DEFAULT_OUTPUT.into()),
     );
     (path, dir, output)
 }

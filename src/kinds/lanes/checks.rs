@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::plan::{CheckedLanePlan, End, LaneEnv};
 use super::render::Found;
 use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::ladder::Stage;
 use crate::selector;
-use crate::stage::Stage;
 use crate::traffic::Mesh;
 
 type Check = fn(&CheckedLanePlan, &LaneEnv, &[Found<'_>], &[Value]) -> Vec<Diagnostic>;
@@ -58,11 +58,11 @@ fn deployments(objects: &[Value]) -> impl Iterator<Item = (&str, Option<&str>, &
         })
 }
 
-fn pods(o: &Value) -> crate::plan::Labels {
+fn pods(o: &Value) -> crate::plan_file::Labels {
     selector::labels_of(o.pointer("/spec/template/metadata/labels"))
 }
 
-fn show(l: &crate::plan::Labels) -> String {
+fn show(l: &crate::plan_file::Labels) -> String {
     l.iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -153,7 +153,7 @@ fn service_selection(
     for f in found {
         let Some(svc) = objects
             .iter()
-            .find(|o| crate::objects::Target::of(f.service).matches(o))
+            .find(|o| crate::rendered::Target::of(f.service).matches(o))
         else {
             continue;
         };

@@ -4,18 +4,22 @@
 //! chain, `export` writes the objects of controllers that do the same in the cluster.
 
 pub mod checks;
+pub mod edit;
 pub mod explain;
 pub mod export;
+pub mod kind;
 pub mod plan;
 pub mod render;
 pub mod stage;
+
+pub use kind::REGISTRATION;
 
 use std::path::Path;
 
 use crate::base::{self, Base};
 use crate::error::{Diagnostics, Result};
 use crate::output::stream;
-use crate::{EnvironmentRender, Mode};
+use crate::render::{EnvironmentRender, Mode};
 
 pub use plan::CheckedLanePlan;
 
@@ -78,7 +82,7 @@ pub fn final_objects(
     plan: &CheckedLanePlan,
     env: &plan::LaneEnv,
     bases: &[Base],
-) -> Result<(crate::objects::Rendered, Vec<serde_json::Value>)> {
+) -> Result<(crate::rendered::Rendered, Vec<serde_json::Value>)> {
     let found = render::find(plan, bases)?;
     let rendered = render::render(plan, env, bases, &found)?;
     let all = merged(bases);
@@ -121,7 +125,7 @@ fn render_environment(
     } else {
         format!("no header: {}", shares.join(", "))
     };
-    let ladder = crate::stage::Stage::ALL.map(crate::stage::Stage::name);
+    let ladder = crate::ladder::Stage::ALL.map(crate::ladder::Stage::name);
     super::environment_render(
         super::Written {
             plan_name: &plan.name,
@@ -205,7 +209,7 @@ pub fn status(plan: &CheckedLanePlan) -> Vec<crate::status::EnvironmentStatus> {
                 None if plan
                     .environments
                     .iter()
-                    .all(|x| x.stage.value == crate::stage::Stage::Done) =>
+                    .all(|x| x.stage.value == crate::ladder::Stage::Done) =>
                 {
                     "every environment is done: delete the plan".to_string()
                 }

@@ -10,11 +10,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::check::At;
 use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::ladder::Stage;
 use crate::names;
-use crate::plan::Labels;
-use crate::stage::Stage;
+use crate::plan_file::Labels;
+use crate::yaml::At;
 
 use super::stage::LaneModel;
 use crate::yaml::{self, Kind, Node, Pos, Source};
@@ -33,7 +33,7 @@ pub struct LanePlanFile {
     /// Always `LanePlan`.
     #[schemars(with = "String", extend("const" = "LanePlan"))]
     pub kind: Spanned<String>,
-    pub metadata: crate::plan::Metadata,
+    pub metadata: crate::plan_file::Metadata,
     pub spec: LaneSpec,
 }
 
@@ -119,7 +119,7 @@ pub struct LaneService {
 #[serde(deny_unknown_fields)]
 pub struct LaneEnvironment {
     /// The stage to render.
-    #[schemars(with = "crate::stage::Stage")]
+    #[schemars(with = "crate::ladder::Stage")]
     pub stage: Spanned<String>,
     /// Per lane: its share of the ingress traffic without the header, and how it ends.
     #[serde(default)]
@@ -248,13 +248,16 @@ fn check(
 ) -> Result<CheckedLanePlan> {
     let mut d = Diagnostics::default();
     let err = |pos: Pos, m: String| source.error(pos, m);
-    if file.api_version.value != crate::plan::API_VERSION {
+    if file.api_version.value != crate::plan_file::API_VERSION {
         d.push(
             err(
                 Pos::of(&file.api_version),
                 format!("unsupported apiVersion `{}`", file.api_version.value),
             )
-            .hint(format!("use `apiVersion: {}`", crate::plan::API_VERSION)),
+            .hint(format!(
+                "use `apiVersion: {}`",
+                crate::plan_file::API_VERSION
+            )),
         );
     }
     let name = &file.metadata.name;
@@ -438,7 +441,7 @@ fn check(
             match &m.kind {
                 Kind::Map(entries) if !entries.is_empty() => {
                     for (k, _) in entries {
-                        if !crate::check::HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
+                        if !crate::plan_file::HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
                             d.push(
                                 err(
                                     Pos::of(k),
@@ -449,7 +452,7 @@ fn check(
                                 )
                                 .hint(format!(
                                     "Istio's HTTPMatchRequest has {}",
-                                    crate::check::HTTP_MATCH_FIELDS.join(", ")
+                                    crate::plan_file::HTTP_MATCH_FIELDS.join(", ")
                                 )),
                             );
                         }
@@ -492,7 +495,7 @@ fn check(
         spec.output
             .as_ref()
             .map(|o| o.value.clone())
-            .unwrap_or_else(|| crate::check::DEFAULT_OUTPUT.to_string()),
+            .unwrap_or_else(|| crate::plan_file::DEFAULT_OUTPUT.to_string()),
     );
     Ok(CheckedLanePlan {
         name: name.value.clone(),

@@ -9,10 +9,10 @@ use serde_json::{Map, Value, json};
 use super::plan::{CheckedLanePlan, LaneEnv, Member};
 use crate::base::{Base, BaseObject};
 use crate::error::{Diagnostics, Result};
-use crate::objects::{
+use crate::plan_file::Labels;
+use crate::rendered::{
     Patch, PatchBody, Rendered, Resource, SYNC_WAVE, Target, is_host_of, strip_server_fields,
 };
-use crate::plan::Labels;
 use crate::selector;
 
 /// The label every pod of a chain service carries while lanes run (baseline and copies), so
@@ -37,7 +37,7 @@ pub fn find<'a>(plan: &'a CheckedLanePlan, bases: &'a [Base]) -> Result<Vec<Foun
     let mut d = Diagnostics::default();
     let mut out = Vec::new();
     for (m, base) in plan.services.iter().zip(bases) {
-        let get = |kind: &str, name: &crate::check::At<String>| {
+        let get = |kind: &str, name: &crate::yaml::At<String>| {
             let found = base.find(kind, &name.value);
             if found.is_none() {
                 let others: Vec<&str> = base.of_kind(kind).map(|o| o.name.as_str()).collect();
@@ -354,7 +354,9 @@ fn virtual_service(
     // to the bare host would reach the lane copies by pod count once the Service selects them.
     let in_base: Vec<&BaseObject> = base
         .of_kind("VirtualService")
-        .filter(|vs| !crate::objects::routes_to(&vs.value, |h| is_host_of(f.service, h)).is_empty())
+        .filter(|vs| {
+            !crate::rendered::routes_to(&vs.value, |h| is_host_of(f.service, h)).is_empty()
+        })
         .collect();
     // Mesh callers need a VirtualService of their own when base has none for them.
     if !in_base.iter().any(|vs| mesh(vs)) {
@@ -387,7 +389,7 @@ fn virtual_service(
     for vs in in_base {
         let mut ops = Vec::new();
         let mut inserts = Vec::new();
-        for (kind, i) in crate::objects::routes_to(&vs.value, |h| is_host_of(f.service, h)) {
+        for (kind, i) in crate::rendered::routes_to(&vs.value, |h| is_host_of(f.service, h)) {
             if kind != "http" {
                 return Err(vs
                     .error(&["spec", kind], format!("VirtualService {} routes {} by {kind}: lanes need http routes (they match a header)", vs.name, f.host))

@@ -3,7 +3,7 @@
 //! lane copies and their subsets exist before a route names them and outlive every route that
 //! does.
 
-use crate::stage::Stage;
+use crate::ladder::Stage;
 
 /// What one environment's stage renders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,15 +5,18 @@
 //! with tags, `promote-tags` points the stable tag's webhook at the new revision and restarts
 //! the namespaces still on it. `done` needs the end state in base. Going back is the rollback.
 
+pub mod kind;
 pub mod plan;
+
+pub use kind::REGISTRATION;
 
 use serde_json::{Map, Value, json};
 
 use crate::base::{Base, BaseObject};
 use crate::error::{Diagnostics, Result};
 use crate::kinds::gateway_upgrade::plan::Env;
-use crate::objects::{Patch, PatchBody, Rendered, Target};
-use crate::{EnvironmentRender, Mode};
+use crate::render::{EnvironmentRender, Mode};
+use crate::rendered::{Patch, PatchBody, Rendered, Target};
 
 pub use plan::CheckedRevisionUpgrade;
 

@@ -10,10 +10,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::check::At;
 use crate::error::{Diagnostic, Diagnostics, Result};
 use crate::kinds::gateway_upgrade::plan::{Env, StageOnly, check_header, paths, stage_envs};
 use crate::names;
+use crate::yaml::At;
 use crate::yaml::{self, Pos, Source};
 
 pub const KIND: &str = "RevisionUpgrade";
@@ -29,7 +29,7 @@ pub struct RevisionUpgradeFile {
     /// Always `RevisionUpgrade`.
     #[schemars(with = "String", extend("const" = "RevisionUpgrade"))]
     pub kind: Spanned<String>,
-    pub metadata: crate::plan::Metadata,
+    pub metadata: crate::plan_file::Metadata,
     pub spec: RevisionSpec,
 }
 

@@ -1,0 +1,282 @@
+//! The command line's arguments (clap). What each command does is in `cli.rs` and the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use canaryplan::{EnvironmentRender, Error, Mode, Templates};
+
+#[derive(Parser)]
+#[command(
+    name = "canaryplan",
+    version,
+    about = "Render canary-release manifests for GitOps from a reviewed canary plan"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Write the overlays, or print the final manifests of one environment with --stdout.
+    Render(RenderArgs),
+    /// Render in memory and show how the overlays on disk differ (exit 1 when they do).
+    Diff(DiffArgs),
+    /// Run every check and write nothing.
+    Validate(PlansArgs),
+    /// Show each environment's stage, traffic, overlay and next step.
+    Status(StatusArgs),
+    /// Where every request goes in one environment, read from its final manifests (exit 1 when
+    /// a route answers 503, can never match, or lost what the base reached).
+    Explain(ExplainArgs),
+    /// Print (or write with --output) the objects of an in-cluster controller that does what
+    /// the plan does: `asm` (lanes), `kruise`.
+    Export(ExportArgs),
+    /// Run the plan's `analysis` queries against Prometheus: exit 0 all hold, 1 one fails.
+    Gate(GateArgs),
+    /// Move an environment to the next weight in `steps` (or --to N); with --gate only when
+    /// the analysis holds.
+    Promote(EditArgs),
+    /// Put all traffic back on the stable copy (weight 0).
+    Abort(EditArgs),
+    /// Move an environment to the next stage.
+    Advance(EditArgs),
+    /// Write a starter canaryplan.yaml from a base directory.
+    Init(InitArgs),
+    /// Print the JSON Schema of the plan file, for editors.
+    Schema,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) plans: PlansArgs,
+    /// `json` for scripts.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(crate) format: StatusFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub(crate) struct ExplainArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: Option<PathBuf>,
+    /// The environment (default: the plan's only one, or the Argo CD plugin's).
+    #[arg(long = "env", value_name = "E")]
+    pub(crate) env: Option<String>,
+    /// `json` for scripts.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(crate) format: StatusFormat,
+    /// A directory with your own copies of canaryplan's templates.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) templates: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnFail {
+    Abort,
+}
+
+#[derive(Args)]
+pub(crate) struct GateArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: Option<PathBuf>,
+    /// The environment whose canary is measured.
+    #[arg(long = "env", value_name = "E")]
+    pub(crate) env: String,
+    /// `json` for scripts.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(crate) format: StatusFormat,
+}
+
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    /// The controller: `argo-rollouts` (a CanaryPlan), `asm` (Alibaba Service Mesh lanes, a
+    /// LanePlan) or `kruise` (either).
+    #[arg(value_enum)]
+    pub(crate) target: ExportTarget,
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: Option<PathBuf>,
+    /// The environment whose weights the objects carry.
+    #[arg(long = "env", value_name = "E")]
+    pub(crate) env: Option<String>,
+    /// Write one file per object into DIR instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+    /// Refuse (exit 2) when the target cannot express part of the plan.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// argo-rollouts with Istio: weight DestinationRule subsets (default) or two Services.
+    #[arg(long, value_enum, default_value_t = ExportRouting::Subset)]
+    pub(crate) routing: ExportRouting,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportTarget {
+    ArgoRollouts,
+    Asm,
+    Kruise,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportRouting {
+    Subset,
+    Host,
+}
+
+#[derive(Args)]
+pub(crate) struct EditArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: Option<PathBuf>,
+    /// The environment to change.
+    #[arg(long = "env", value_name = "E")]
+    pub(crate) env: String,
+    /// promote: this weight instead of the next step.
+    #[arg(long, value_name = "N")]
+    pub(crate) to: Option<u8>,
+    /// Also re-render the environment's overlay.
+    #[arg(long)]
+    pub(crate) render: bool,
+    /// With --render: write an overlay where none is on disk yet, past `prepare`.
+    #[arg(long, requires = "render")]
+    pub(crate) from_scratch: bool,
+    /// A directory with your own copies of canaryplan's templates.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) templates: Option<PathBuf>,
+    /// promote: only when every `analysis` metric holds (`canaryplan gate`).
+    #[arg(long)]
+    pub(crate) gate: bool,
+    /// promote --gate: what to do when a metric fails: `abort` sets weight 0 (the rollback
+    /// as a commit). Without it a failing gate changes nothing.
+    #[arg(long, value_enum, value_name = "ACTION", requires = "gate")]
+    pub(crate) on_fail: Option<OnFail>,
+}
+
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    /// The directory with the app's manifests.
+    #[arg(long, value_name = "DIR", default_value = "base")]
+    pub(crate) base: PathBuf,
+    /// Where to write the plan.
+    #[arg(long, value_name = "PATH", default_value = canaryplan::plan_file::DEFAULT_PLAN)]
+    pub(crate) output: PathBuf,
+    /// The Service to plan for, in a base with several apps.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) service: Option<String>,
+    /// The Deployment to plan for (the stable one, where each version has its own).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) workload: Option<String>,
+    /// Start from an Argo Rollouts Rollout (and the VirtualService, DestinationRule and
+    /// AnalysisTemplates in its folder); prints the Deployment that replaces it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "workload"])]
+    pub(crate) from_rollout: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct PlansArgs {
+    /// Plan files [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    pub(crate) plans: Vec<PathBuf>,
+    /// Every canaryplan.yaml below the current directory.
+    #[arg(long, conflicts_with = "plans")]
+    pub(crate) all: bool,
+    /// Only these environments (repeatable).
+    #[arg(long = "env", value_name = "E")]
+    pub(crate) envs: Vec<String>,
+    /// A directory with your own copies of canaryplan's templates.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) templates: Option<PathBuf>,
+}
+
+impl PlansArgs {
+    pub(crate) fn plans(&self) -> Result<Vec<PathBuf>, Error> {
+        if self.all {
+            return canaryplan::find_plans(std::path::Path::new("."));
+        }
+        Ok(if self.plans.is_empty() {
+            vec![PathBuf::from(canaryplan::plan_file::DEFAULT_PLAN)]
+        } else {
+            self.plans.clone()
+        })
+    }
+
+    pub(crate) fn templates(&self) -> Result<Templates, Error> {
+        templates(self.templates.as_deref())
+    }
+
+    pub(crate) fn render(&self, mode: Mode) -> Result<Vec<EnvironmentRender>, Error> {
+        canaryplan::render_plans(&self.plans()?, &self.envs, &self.templates()?, mode)
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct RenderArgs {
+    #[command(flatten)]
+    pub(crate) plans: PlansArgs,
+    /// Print the final manifests of one environment instead of writing overlays.
+    #[arg(long)]
+    pub(crate) stdout: bool,
+    /// Exit 1 when an overlay was created or changed (for hooks: the commit must include it).
+    #[arg(long, conflicts_with = "stdout")]
+    pub(crate) exit_code: bool,
+    /// Write an overlay past `prepare` where none is on disk yet (normally a release starts at
+    /// prepare, one stage per commit).
+    #[arg(long, conflicts_with = "stdout")]
+    pub(crate) from_scratch: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DiffArgs {
+    #[command(flatten)]
+    pub(crate) plans: PlansArgs,
+    /// `github`: also workflow annotations, and a summary in $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// Colour the diff.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Text,
+    Github,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The templates of `--templates DIR`, or the built-in ones.
+pub(crate) fn templates(dir: Option<&std::path::Path>) -> Result<Templates, Error> {
+    match dir {
+        Some(dir) => Templates::from_dir(dir),
+        None => Ok(Templates::builtin()),
+    }
+}
+
+/// The plan named on the command line, or `./canaryplan.yaml`.
+pub(crate) fn plan_path(plan: Option<&PathBuf>) -> PathBuf {
+    plan.cloned()
+        .unwrap_or_else(|| PathBuf::from(canaryplan::plan_file::DEFAULT_PLAN))
+}

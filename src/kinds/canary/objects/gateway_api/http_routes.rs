@@ -1,0 +1,255 @@
+//! HTTPRoute rules that send to the Service: each backendRef to the Service becomes two, to
+//! the version Services, weighted `100 - weight` and `weight`. Other rules, other backendRefs,
+//! filters, timeouts and matches stay as they are.
+
+use serde_json::{Value, json};
+
+use super::{MAX_WEIGHT, mesh_route, mirror, names_service, test_rules, version_service};
+use crate::base::BaseObject;
+use crate::error::Result;
+use crate::kinds::canary::objects::{Component, Context, Patch, PatchBody, Rendered, Target};
+use crate::kinds::canary::stage::Routing;
+
+pub struct HttpRoutes;
+
+/// The most rules an HTTPRoute may have (the CRD's `maxItems`).
+const MAX_RULES: usize = 16;
+
+/// The rules of an HTTPRoute.
+pub fn rules(hr: &BaseObject) -> &[Value] {
+    hr.value
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The backendRefs of a rule.
+pub fn refs(rule: &Value) -> &[Value] {
+    rule.get("backendRefs")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// Whether a rule of `hr` sends to the Service.
+pub fn rule_sends_to_service(cx: &Context<'_>, hr: &BaseObject, rule: &Value) -> bool {
+    refs(rule)
+        .iter()
+        .any(|b| names_service(cx, b, hr.namespace()))
+}
+
+/// The HTTPRoutes of base the plan weights: those `httpRoutes` names, or every one with a
+/// backendRef to the Service.
+pub fn in_base<'a>(cx: &Context<'a>) -> Result<Vec<&'a BaseObject>> {
+    let sends = |hr: &BaseObject| rules(hr).iter().any(|r| rule_sends_to_service(cx, hr, r));
+    if cx.plan.http_routes.is_empty() {
+        return Ok(cx
+            .base
+            .of_kind("HTTPRoute")
+            .filter(|hr| sends(hr))
+            .collect());
+    }
+    let mut d = crate::error::Diagnostics::default();
+    let mut out = Vec::new();
+    for name in &cx.plan.http_routes {
+        match cx.base.find("HTTPRoute", &name.value) {
+            Some(hr) if sends(hr) => out.push(hr),
+            Some(hr) => d.push(
+                cx.plan
+                    .diag(name.pos, format!("HTTPRoute {} has no backendRef to Service {}", hr.name, cx.service.name))
+                    .hint("name the HTTPRoutes that send to the Service, or remove `httpRoutes` to weight every one that does"),
+            ),
+            None => {
+                let names: Vec<&str> = cx.base.of_kind("HTTPRoute").map(|h| h.name.as_str()).collect();
+                let hint = match crate::names::did_you_mean(&name.value, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if names.is_empty() => "the base has no HTTPRoute; add one, or use `meshRoute: generate` for mesh callers".to_string(),
+                    None => format!("the base has HTTPRoute {}", names.join(", ")),
+                };
+                d.push(
+                    cx.plan
+                        .diag(name.pos, format!("HTTPRoute `{}` is not in the base {}", name.value, cx.base.path.display()))
+                        .hint(hint),
+                );
+            }
+        }
+    }
+    d.into_result()?;
+    Ok(out)
+}
+
+/// A backendRef to a version Service, from the Service's backendRef `b` (port, filters kept).
+fn version_ref(cx: &Context<'_>, b: &Value, version: &str, weight: Option<u64>) -> Value {
+    let mut r = b.clone();
+    if let Some(o) = r.as_object_mut() {
+        o.insert("name".into(), Value::String(version_service(cx, version)));
+        if let Some(w) = weight {
+            o.insert("weight".into(), json!(w));
+        }
+    }
+    r
+}
+
+/// The backendRefs of a rule at this stage: each one to the Service replaced by the version
+/// Services the routing names. Weights are percents; where the rule has other backends, every
+/// weight is scaled by 100 so the others keep their share.
+pub fn backends(
+    cx: &Context<'_>,
+    refs: &[Value],
+    route_ns: Option<&str>,
+    routing: Routing,
+    at: Option<(&BaseObject, usize)>,
+) -> Result<Vec<Value>> {
+    let weight = |b: &Value| b.get("weight").and_then(Value::as_u64).unwrap_or(1);
+    let scale = refs.len() > 1;
+    let stable = cx.plan.stable.version.value.as_str();
+    let canary = cx.plan.canary.version.value.as_str();
+    let mut out = Vec::new();
+    for b in refs {
+        if !names_service(cx, b, route_ns) {
+            match routing {
+                Routing::Split(_) if scale => {
+                    let mut r = b.clone();
+                    if let Some(o) = r.as_object_mut() {
+                        o.insert("weight".into(), json!(weight(b) * 100));
+                    }
+                    out.push(r);
+                }
+                _ => out.push(b.clone()),
+            }
+            continue;
+        }
+        match routing {
+            Routing::Split(w) => {
+                let (s, c) = if scale {
+                    (
+                        weight(b) * u64::from(w.stable),
+                        weight(b) * u64::from(w.canary),
+                    )
+                } else {
+                    (u64::from(w.stable), u64::from(w.canary))
+                };
+                out.push(version_ref(cx, b, stable, Some(s)));
+                out.push(version_ref(cx, b, canary, Some(c)));
+            }
+            Routing::StableOnly => out.push(version_ref(cx, b, stable, None)),
+            Routing::CanaryOnly => out.push(version_ref(cx, b, canary, None)),
+        }
+    }
+    if let Some((hr, i)) = at
+        && out.iter().any(|b| weight(b) > MAX_WEIGHT)
+    {
+        return Err(hr
+            .error(&["spec", "rules", &i.to_string(), "backendRefs"], format!("the backend weights of HTTPRoute {}, rules[{i}], scaled by 100 to split Service {} by percent, exceed Gateway API's maximum of {MAX_WEIGHT}", hr.name, cx.service.name))
+            .hint("write smaller relative weights on this rule's backendRefs in base (their ratio is what counts)")
+            .into());
+    }
+    Ok(out)
+}
+
+/// A base VirtualService routing to the Service would send its callers past the HTTPRoutes
+/// canaryplan weights (to whatever the Service selects, all of it the canary from `shift` on).
+fn refuse_virtual_services(cx: &Context<'_>) -> Result<()> {
+    for vs in cx.base.of_kind("VirtualService") {
+        if let Some((kind, i)) =
+            crate::kinds::canary::objects::routes_to(&vs.value, |h| cx.is_service_host(h))
+                .into_iter()
+                .next()
+        {
+            return Err(vs
+                .error(&["spec", kind, &i.to_string()], format!("VirtualService {} routes to Service {} too, past the HTTPRoutes canaryplan weights", vs.name, cx.service.name))
+                .hint("route this Service with one API: remove the VirtualService, or route only with VirtualServices and remove `traffic: gateway-api` from the plan")
+                .into());
+        }
+    }
+    Ok(())
+}
+
+impl Component for HttpRoutes {
+    fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
+        refuse_virtual_services(cx)?;
+        let routes = in_base(cx)?;
+        if routes.is_empty() && cx.plan.mesh_route.is_none() {
+            return Err(cx
+                .plan
+                .diag(cx.plan.service.pos, format!("no HTTPRoute in the base sends to Service {}", cx.service.name))
+                .hint("add the HTTPRoute that routes to it to the base, or set `meshRoute: generate` to weight mesh callers with a GAMMA route")
+                .into());
+        }
+        mesh_route::refuse_a_second_mesh_route(cx)?;
+        let Some(routing) = cx.model.routing else {
+            return Ok(());
+        };
+        for hr in routes {
+            let mut ops = Vec::new();
+            let mut tests = Vec::new();
+            let all = rules(hr);
+            for (i, rule) in all.iter().enumerate() {
+                if !rule_sends_to_service(cx, hr, rule) {
+                    continue;
+                }
+                let new = backends(cx, refs(rule), hr.namespace(), routing, Some((hr, i)))?;
+                // A rule that already is what the stage needs is left as it is.
+                if rule.get("backendRefs") != Some(&Value::Array(new.clone())) {
+                    ops.push(json!({"op": "replace", "path": format!("/spec/rules/{i}/backendRefs"), "value": new}));
+                }
+                if let Some(f) = mirror::filter(cx, hr, i, rule)? {
+                    match rule.get("filters") {
+                        Some(_) => ops.push(json!({"op": "add", "path": format!("/spec/rules/{i}/filters/-"), "value": f})),
+                        None => ops.push(json!({"op": "add", "path": format!("/spec/rules/{i}/filters"), "value": [f]})),
+                    }
+                }
+                if let Some(test) = test_rules::rule(cx, &hr.name, hr.namespace(), all, i)? {
+                    tests.push(
+                        json!({"op": "add", "path": format!("/spec/rules/{i}"), "value": test}),
+                    );
+                }
+            }
+            if !tests.is_empty() {
+                test_rules::refuse_stolen_requests(cx, hr)?;
+            }
+            if all.len() + tests.len() > MAX_RULES {
+                return Err(hr
+                    .error(&["spec", "rules"], format!("HTTPRoute {} would have {} rules with the test rules, and Gateway API allows {MAX_RULES}", hr.name, all.len() + tests.len()))
+                    .hint("split this HTTPRoute in base, or name fewer HTTPRoutes in `httpRoutes`")
+                    .into());
+            }
+            // Test rules go in after every replacement (which name the base's indices), from
+            // the last rule up: each insert shifts only rules after it.
+            ops.extend(tests.into_iter().rev());
+            if ops.is_empty() {
+                continue;
+            }
+            let mut from = match routing {
+                Routing::Split(_) => format!(
+                    "rules to Service {} split between the version Services",
+                    cx.service.name
+                ),
+                Routing::StableOnly => format!(
+                    "rules to Service {} pinned to {}",
+                    cx.service.name,
+                    version_service(cx, &cx.plan.stable.version.value)
+                ),
+                Routing::CanaryOnly => format!(
+                    "rules to Service {} on {} only",
+                    cx.service.name,
+                    version_service(cx, &cx.plan.canary.version.value)
+                ),
+            };
+            if cx.tests_canary() {
+                from.push_str(", test traffic to the canary first");
+            }
+            if let Some(p) = cx.mirror_percent() {
+                from.push_str(&format!(", {p}% mirrored to the canary"));
+            }
+            out.patches.push(Patch {
+                file: format!("patch-httproute-{}.yaml", cx.file_part(hr)?),
+                from,
+                target: Target::of(hr),
+                body: PatchBody::Json(ops),
+            });
+        }
+        mesh_route::render(cx, routing, out)
+    }
+}

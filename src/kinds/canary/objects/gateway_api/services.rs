@@ -1,0 +1,101 @@
+//! The per-version Services `<service>-<version>`: the Service's ports, and its selector
+//! narrowed to one version's pods (the version label added, the version's own values for the
+//! keys its pods override). Routes name them instead of the Service, so the Service itself
+//! keeps its base selector in this mode.
+
+use serde_json::{Map, Value, json};
+
+use super::version_service;
+use crate::error::{Diagnostics, Result};
+use crate::kinds::canary::objects::{Component, Context, Rendered, SYNC_WAVE};
+use crate::kinds::canary::stage::{Stage, Subsets};
+use crate::plan_file::Labels;
+use crate::selector;
+
+pub struct VersionServices;
+
+/// The versions whose Services the stage renders, with their pod labels.
+pub fn versions<'a>(cx: &'a Context<'_>) -> Vec<(&'a str, &'a Labels)> {
+    let stable = (cx.plan.stable.version.value.as_str(), &cx.stable_pod_labels);
+    let canary = (cx.plan.canary.version.value.as_str(), &cx.canary_pod_labels);
+    // A stage earlier than Istio's subsets: a Service's endpoints take a sync to appear (a
+    // subset is only a label filter), so they exist from prepare, before `route` names them.
+    let prepared = cx.model.stage == Stage::Prepare && cx.model.new_deployment;
+    match cx.model.subsets {
+        Some(Subsets::Both) => vec![stable, canary],
+        Some(Subsets::CanaryOnly) => vec![canary],
+        None if prepared => vec![stable, canary],
+        None => Vec::new(),
+    }
+}
+
+impl Component for VersionServices {
+    fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
+        let mut d = Diagnostics::default();
+        let base_selector = selector::labels_of(cx.service.value.pointer("/spec/selector"));
+        for (version, pods) in versions(cx) {
+            let name = version_service(cx, version);
+            if let Some(taken) = cx.base.find("Service", &name) {
+                // The base's own Service of this version (one Service per version, as with
+                // Istio's subsets in base) is reused, if it selects that version's pods.
+                let theirs = selector::labels_of(taken.value.pointer("/spec/selector"));
+                if theirs.is_empty() || !selector::map_matches(&theirs, pods) {
+                    d.push(
+                        taken
+                            .error(&["spec", "selector"], format!("the base has a Service `{name}`, the name of version {version}'s Service, and it does not select that version's pods"))
+                            .hint(format!("in Gateway API mode `<service>-<version>` is each version's Service: select `{}: {version}` in it, or rename it", cx.plan.version_label)),
+                    );
+                }
+                continue;
+            }
+            let mut sel = Map::new();
+            for (k, v) in &base_selector {
+                let value = pods.get(k).unwrap_or(v);
+                sel.insert(k.clone(), Value::String(value.clone()));
+            }
+            sel.insert(
+                cx.plan.version_label.clone(),
+                Value::String(version.to_string()),
+            );
+            let ports: Vec<Value> = cx
+                .service_ports()
+                .iter()
+                .map(|p| {
+                    let mut kept = Map::new();
+                    for k in ["name", "protocol", "appProtocol", "port", "targetPort"] {
+                        if let Some(v) = p.get(k) {
+                            kept.insert(k.to_string(), v.clone());
+                        }
+                    }
+                    Value::Object(kept)
+                })
+                .collect();
+            let labels = cx
+                .service
+                .value
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or(Value::Null);
+            d.take(
+                cx.new_resource(
+                    "version-service.yaml.j2",
+                    ("v1", "Service"),
+                    &name,
+                    json!({
+                        "labels": labels,
+                        "annotations": {SYNC_WAVE.0: SYNC_WAVE.1},
+                        "ports": ports,
+                        "selector": sel,
+                    }),
+                    Vec::new(),
+                    format!(
+                        "the Service of version {version}: Service {}'s ports, its pods only",
+                        cx.service.name
+                    ),
+                )
+                .map(|r| out.resources.push(r)),
+            );
+        }
+        d.into_result()
+    }
+}

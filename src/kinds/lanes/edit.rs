@@ -1,0 +1,111 @@
+//! A LanePlan's verbs: `advance` moves the stage, `abort` sets every lane's ingress weight of
+//! the environment to 0.
+
+use crate::edit::{Action, Edit, replace_at};
+use crate::error::{Diagnostic, Error, Result};
+use crate::render::Mode;
+use crate::yaml::{Pos, Source};
+
+/// A LanePlan's steps: `advance` moves the stage, `abort` sets every lane's ingress weight of
+/// the environment to 0; `promote` has no single weight to move (each lane has its own).
+pub fn edit(
+    plan: &crate::kinds::lanes::CheckedLanePlan,
+    env: &str,
+    action: Action,
+) -> Result<Edit> {
+    let path = plan.path.as_path();
+    let Some(e) = plan.environments.iter().find(|x| x.name.value == env) else {
+        return Err(
+            crate::kinds::lanes::render_plan(plan, &[env.to_string()], Mode::Stream)
+                .err()
+                .unwrap_or_else(|| Error::one(Diagnostic::new(format!("no environment `{env}`")))),
+        );
+    };
+    let text = plan.source.text.clone();
+    let cannot = |pos: Pos| -> Error {
+        plan.diag(pos, "cannot edit this value in place")
+            .hint("write it as a plain scalar (e.g. `weight: 5`) and try again")
+            .into()
+    };
+    let stage = e.stage.value;
+    let (new_text, change, message) = match action {
+        Action::Advance => {
+            let Some(next) = stage.next() else {
+                return Err(plan
+                    .diag(e.stage.pos, format!("environment `{env}` is done"))
+                    .hint("delete the plan once every environment is done")
+                    .into());
+            };
+            let t =
+                replace_at(&text, e.stage.pos, next.name()).ok_or_else(|| cannot(e.stage.pos))?;
+            (
+                t,
+                format!("{env}: stage {stage} → {next}"),
+                format!(
+                    "lanes({}): {env} to {next}: {}",
+                    plan.name,
+                    crate::kinds::lanes::stage::LaneModel::summary(next)
+                ),
+            )
+        }
+        Action::Abort => {
+            let mut t = text.clone();
+            let mut moved = Vec::new();
+            // From the end of the file up, so earlier positions stay valid.
+            let mut weights: Vec<(String, Pos)> = e
+                .lanes
+                .iter()
+                .filter_map(|(l, w, _)| {
+                    w.as_ref()
+                        .filter(|w| w.value > 0)
+                        .map(|w| (l.clone(), w.pos))
+                })
+                .collect();
+            weights.sort_by_key(|(_, p)| std::cmp::Reverse((p.line, p.column)));
+            for (lane, pos) in weights {
+                t = replace_at(&t, pos, "0").ok_or_else(|| cannot(pos))?;
+                moved.push(lane);
+            }
+            if moved.is_empty() {
+                return Err(plan
+                    .diag(e.stage.pos, format!("no lane of environment `{env}` takes ingress traffic"))
+                    .hint("requests that name a lane by header still reach it; to end a lane, advance to cleanup-1")
+                    .into());
+            }
+            moved.reverse();
+            (
+                t,
+                format!("{env}: lanes {} to weight 0", moved.join(", ")),
+                format!(
+                    "lanes({}): {env}: abort, ingress traffic back on {}",
+                    plan.name, plan.baseline.value
+                ),
+            )
+        }
+        Action::Promote { .. } => {
+            return Err(plan
+                .diag(
+                    e.stage.pos,
+                    "a LanePlan has no single weight to promote: each lane has its own",
+                )
+                .hint(format!(
+                    "set `lanes: {{<lane>: {{weight: N}}}}` under environment `{env}`, then render"
+                ))
+                .into());
+        }
+    };
+    let edited = crate::kinds::lanes::plan::load_in(
+        Source::from_text(path, new_text.clone()),
+        plan.root.clone(),
+    )?;
+    crate::kinds::lanes::render_plan(&edited, &[env.to_string()], Mode::Overlay)?;
+    Ok(Edit {
+        path: path.to_path_buf(),
+        old_text: text,
+        new_text,
+        change,
+        commit_message: message,
+        notes: Vec::new(),
+        plan: Box::new(edited),
+    })
+}

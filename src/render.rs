@@ -1,0 +1,133 @@
+//! One environment's render, whatever the plan's kind: the overlay files and final objects a
+//! kind produced, the state on disk it was checked against, and writing overlays to disk (only
+//! once every plan rendered without error).
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::output::overlay::{self, DiskState, File};
+use crate::plan_file::Labels;
+
+/// What a render is for: the overlay needs a base kustomize can build and is checked against
+/// the overlay on disk; the stream (Argo CD, `--stdout`) needs neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Overlay,
+    Stream,
+}
+
+/// One environment of one plan, rendered in memory and checked.
+#[derive(Debug)]
+pub struct EnvironmentRender {
+    pub plan: PathBuf,
+    pub environment: String,
+    /// The stage rendered (its name in the plan kind's ladder).
+    pub stage: String,
+    /// Whether it is the ladder's first stage (where a release starts).
+    pub first_stage: bool,
+    /// Where traffic goes at that stage, in a few words (`stable 95% / canary 5%`).
+    pub traffic: String,
+    /// `<output>/<environment>`.
+    pub dir: PathBuf,
+    /// The overlay's files (empty in stream mode).
+    pub files: Vec<File>,
+    /// The final objects: base with every patch applied, plus the new resources.
+    pub objects: Vec<Value>,
+    /// What the overlay on disk renders, if there is one.
+    pub on_disk: Option<DiskState>,
+    /// The overlay's files on disk when rendering started.
+    pub existing: Vec<File>,
+    /// The Service selector as patched at this stage, for checks across plans.
+    pub patched_selector: Option<PatchedSelector>,
+    /// Where the plan sets this environment's stage (a diagnostic without a message yet).
+    pub stage_at: Diagnostic,
+}
+
+/// A Service selector canaryplan patched: in one namespace it must select no pods of another
+/// plan's apps.
+#[derive(Debug, Clone)]
+pub struct PatchedSelector {
+    pub namespace: Option<String>,
+    pub service: String,
+    pub selector: Labels,
+    /// Where the plan sets it (a diagnostic without a message yet).
+    pub at: Diagnostic,
+}
+
+/// Without an overlay on disk nothing says which stage the cluster is at, so the "one stage at
+/// a time" rule cannot hold: a render starting past `prepare` must be asked for
+/// (`--from-scratch`), since it may skip stages in a cluster that was synced from elsewhere.
+pub fn refuse_jumps_from_nothing(renders: &[EnvironmentRender], from_scratch: bool) -> Result<()> {
+    if from_scratch {
+        return Ok(());
+    }
+    let mut d = Diagnostics::default();
+    for r in renders {
+        if r.on_disk.is_none() && !r.first_stage {
+            let mut diag = r.stage_at.clone();
+            diag.message = format!(
+                "environment `{}` has no overlay on disk at {}, and the plan starts it at stage {}",
+                r.environment,
+                r.dir.display(),
+                r.stage
+            );
+            d.push(diag.hint("a release starts at prepare, one stage per commit; if the cluster really is at this stage (a deleted overlay, a new checkout of rendered output), render with --from-scratch"));
+        }
+    }
+    d.into_result()
+}
+
+/// What writing the overlays did: each overlay with what happened to it, and directories that
+/// could not be removed afterwards.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    pub written: Vec<(PathBuf, overlay::Written)>,
+    pub left_behind: Vec<PathBuf>,
+}
+
+/// Writes rendered overlays. Call only once everything rendered without error, so that a
+/// refused render writes nothing. Each overlay is replaced whole; when one cannot be written,
+/// the error says which overlays are new and which are as they were.
+pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<WriteReport> {
+    let mut report = WriteReport::default();
+    for (i, r) in renders.iter().enumerate() {
+        match overlay::write(&r.dir, &r.files, &r.existing) {
+            Ok((w, leftover)) => {
+                report.written.push((r.dir.clone(), w));
+                report.left_behind.extend(leftover);
+            }
+            Err(mut e) => {
+                if renders.len() > 1 {
+                    let list = |rs: &mut dyn Iterator<Item = &PathBuf>| {
+                        let v: Vec<String> = rs.map(|p| p.display().to_string()).collect();
+                        if v.is_empty() {
+                            "none".to_string()
+                        } else {
+                            v.join(", ")
+                        }
+                    };
+                    let new = list(
+                        &mut report
+                            .written
+                            .iter()
+                            .filter(|(_, w)| *w != overlay::Written::Unchanged)
+                            .map(|(p, _)| p),
+                    );
+                    let old = list(&mut renders.iter().skip(i).map(|r| &r.dir));
+                    e.diagnostics.push(
+                        Diagnostic::new(format!(
+                            "overlays written: {new}; left as they were: {old}"
+                        ))
+                        .hint(
+                            "fix the problem and render again: each overlay is whole, old or new",
+                        ),
+                    );
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(report)
+}
