@@ -252,46 +252,6 @@ fn value_of(body: &str) -> std::result::Result<Option<f64>, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn answers_are_read_as_one_number_or_no_data() {
-        let vector = |r: &str| {
-            format!(r#"{{"status":"success","data":{{"resultType":"vector","result":{r}}}}}"#)
-        };
-        assert_eq!(
-            value_of(&vector(r#"[{"metric":{},"value":[1,"0.995"]}]"#)),
-            Ok(Some(0.995))
-        );
-        assert_eq!(value_of(&vector("[]")), Ok(None));
-        assert!(
-            value_of(&vector(r#"[{"metric":{},"value":[1,"NaN"]}]"#))
-                .unwrap()
-                .unwrap()
-                .is_nan()
-        );
-        assert!(
-            value_of(&vector(
-                r#"[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]"#
-            ))
-            .unwrap_err()
-            .contains("2 series")
-        );
-        assert_eq!(
-            value_of(r#"{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}"#),
-            Ok(Some(3.0))
-        );
-        assert!(
-            value_of(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#)
-                .unwrap_err()
-                .contains("parse error")
-        );
-    }
-}
-
 /// The gate of environment `env` of the plan at `path`, measured now (`$CANARYPLAN_PROMETHEUS_URL`
 /// wins over the plan's URL).
 pub fn measure(path: &std::path::Path, env: &str) -> Result<Report> {
@@ -351,5 +311,45 @@ impl Report {
     /// `gate --format json`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({"passed": self.passed(), "prometheus": self.prometheus, "metrics": self.rows})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn answers_are_read_as_one_number_or_no_data() {
+        let vector = |r: &str| {
+            format!(r#"{{"status":"success","data":{{"resultType":"vector","result":{r}}}}}"#)
+        };
+        assert_eq!(
+            value_of(&vector(r#"[{"metric":{},"value":[1,"0.995"]}]"#)),
+            Ok(Some(0.995))
+        );
+        assert_eq!(value_of(&vector("[]")), Ok(None));
+        assert!(
+            value_of(&vector(r#"[{"metric":{},"value":[1,"NaN"]}]"#))
+                .unwrap()
+                .unwrap()
+                .is_nan()
+        );
+        assert!(
+            value_of(&vector(
+                r#"[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]"#
+            ))
+            .unwrap_err()
+            .contains("2 series")
+        );
+        assert_eq!(
+            value_of(r#"{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}"#),
+            Ok(Some(3.0))
+        );
+        assert!(
+            value_of(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#)
+                .unwrap_err()
+                .contains("parse error")
+        );
     }
 }

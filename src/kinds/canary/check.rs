@@ -148,163 +148,19 @@ pub fn load(path: &Path) -> Result<CheckedPlan> {
 pub fn check(plan: Plan) -> Result<CheckedPlan> {
     let Plan { source, file, root } = plan;
     let mut d = Diagnostics::default();
-    let err = |pos: Pos, m: String| source.error(pos, m);
-
-    if file.api_version.value != plan::API_VERSION {
-        d.push(
-            err(
-                Pos::of(&file.api_version),
-                format!("unsupported apiVersion `{}`", file.api_version.value),
-            )
-            .hint(format!("use `apiVersion: {}`", plan::API_VERSION)),
-        );
-    }
-    if file.kind.value != plan::KIND {
-        d.push(
-            err(
-                Pos::of(&file.kind),
-                format!("unsupported kind `{}`", file.kind.value),
-            )
-            .hint(format!(
-                "use `kind: {}` (or `kind: LanePlan` for lanes across a call chain)",
-                plan::KIND
-            )),
-        );
-    }
-    let name = &file.metadata.name;
-    if !names::is_dns_label(&name.value) {
-        d.push(dns_label_error(&source, name, "metadata.name"));
-    }
+    let d = &mut d;
+    let source = &source;
     let spec = &file.spec;
-    for (field, v) in [("service", &spec.service), ("workload", &spec.workload)] {
-        if !names::is_dns_label(&v.value) {
-            d.push(dns_label_error(&source, v, &format!("spec.{field}")));
-        }
-    }
-    let mut virtual_services: Vec<At<String>> = Vec::new();
-    if let (Some(one), Some(many)) = (&spec.virtual_service, &spec.virtual_services) {
-        d.push(
-            err(
-                Pos::of(many),
-                "both `virtualService` and `virtualServices` are set".into(),
-            )
-            .hint(format!(
-                "list `{}` under `virtualServices` and remove `virtualService`",
-                one.value
-            )),
-        );
-    }
-    if let Some(many) = &spec.virtual_services
-        && many.value.is_empty()
-    {
-        d.push(
-            err(Pos::of(many), "`virtualServices` is empty".into())
-                .hint("name the VirtualServices to patch, or remove `virtualServices` to patch every one routing to the Service"),
-        );
-    }
-    let named = spec
-        .virtual_service
-        .iter()
-        .chain(spec.virtual_services.iter().flat_map(|m| m.value.iter()));
-    virtual_services.extend(object_names(&source, &mut d, named, "VirtualService"));
-    let mut ports: Vec<At<u16>> = Vec::new();
-    for node in spec.ports.iter().flat_map(|p| p.value.iter()) {
-        match &node.kind {
-            Kind::Number(n) if n.as_u64().is_some_and(|p| (1..=65535).contains(&p)) => {
-                let port = n.as_u64().unwrap_or_default() as u16;
-                if ports.iter().any(|p| p.value == port) {
-                    d.push(
-                        err(node.pos, format!("port {port} is listed twice"))
-                            .hint("list each port once"),
-                    );
-                }
-                ports.push(At {
-                    value: port,
-                    pos: node.pos,
-                });
-            }
-            _ => d.push(
-                err(node.pos, "a port is a number from 1 to 65535".into()).hint(
-                    "list the Service ports whose tcp/tls routes are split, e.g. `ports: [3306]`",
-                ),
-            ),
-        }
-    }
-    if let Some(p) = &spec.ports
-        && p.value.is_empty()
-    {
-        d.push(err(Pos::of(p), "`ports` is empty".into()).hint(
-            "list the ports whose tcp/tls routes are split, or remove `ports` for every port",
-        ));
-    }
-    let mut bases: Vec<&Spanned<String>> = vec![&spec.base];
-    bases.extend(spec.environments.values().filter_map(|e| e.base.as_ref()));
-    for b in bases {
-        if Path::new(&b.value).is_absolute() {
-            d.push(
-                err(Pos::of(b), format!("the base `{}` is an absolute path", b.value))
-                    .hint("write the base relative to the plan file; canaryplan reads only inside the repository"),
-            );
-        }
-    }
-    if spec.base.value.trim().is_empty() {
-        d.push(
-            err(Pos::of(&spec.base), "spec.base is empty".into()).hint(
-                "name the file or directory holding the app's manifests, relative to the plan",
-            ),
-        );
-    }
-
-    let method = match &spec.method {
-        None => Method::Succession,
-        Some(m) => match m.value.as_str() {
-            "succession" => Method::Succession,
-            "coexistence" => Method::Coexistence,
-            "versioned" => Method::Versioned,
-            other => {
-                d.push(
-                    err(Pos::of(m), format!("unknown method `{other}`"))
-                        .hint("use `succession` (pinned stable image), `coexistence` (one image, chosen by env) or `versioned` (one Deployment per version)"),
-                );
-                Method::Succession
-            }
-        },
-    };
-
-    let (traffic, http_routes, mesh_route) = traffic_fields(&source, &mut d, spec);
-
-    let version_label = spec
-        .version_label
-        .as_ref()
-        .map(|v| v.value.clone())
-        .unwrap_or_else(|| "version".to_string());
-    if let Some(v) = &spec.version_label
-        && !names::is_label_key(&v.value)
-    {
-        d.push(
-            err(
-                Pos::of(v),
-                format!("`{}` is not a valid label key", v.value),
-            )
-            .hint("use a key such as `version` or `example.com/version`"),
-        );
-    }
-
-    let pod_labels = labels(&source, &mut d, spec.pod_labels.as_ref(), "podLabels");
-    if let Some(pl) = &spec.pod_labels
-        && pl.value.contains_key(&version_label)
-    {
-        d.push(
-            err(
-                Pos::of(pl),
-                format!("podLabels sets `{version_label}`, the version label"),
-            )
-            .hint("remove it: canaryplan sets the version label to each version's name"),
-        );
-    }
-
-    let stable = version(&source, &mut d, &spec.stable.version, "stable.version");
-    let canary = version(&source, &mut d, &spec.canary.version, "canary.version");
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    header(source, d, &file);
+    let virtual_services = virtual_services(source, d, spec);
+    let ports = ports(source, d, spec);
+    let output = paths(source, d, spec);
+    let method = method(source, d, spec);
+    let (traffic, http_routes, mesh_route) = traffic_fields(source, d, spec);
+    let (version_label, pod_labels) = pod_labels(source, d, spec);
+    let stable = version(source, d, &spec.stable.version, "stable.version");
+    let canary = version(source, d, &spec.canary.version, "canary.version");
     if stable.value == canary.value {
         d.push(
             err(
@@ -314,12 +170,7 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             .hint("give the two versions different names, e.g. `v1` and `v2`"),
         );
     }
-    let stable_labels = labels(
-        &source,
-        &mut d,
-        spec.stable.labels.as_ref(),
-        "stable.labels",
-    );
+    let stable_labels = labels(source, d, spec.stable.labels.as_ref(), "stable.labels");
     if let Some(sl) = &spec.stable.labels
         && sl.value.contains_key(&version_label)
     {
@@ -331,288 +182,37 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
             .hint("remove it: the copy's version label is stable.version"),
         );
     }
-    let stable_env = env(&source, &mut d, spec.stable.env.as_ref(), "stable.env");
-    let canary_env = env(&source, &mut d, spec.canary.env.as_ref(), "canary.env");
-    match method {
-        Method::Succession => {
-            if spec.stable.image.is_none() {
-                d.push(
-                    err(
-                        Pos::of(&spec.stable.version),
-                        "the succession method needs stable.image, the image the stable copy keeps running".into(),
-                    )
-                    .hint("add `image: <the image stable runs today>` under stable, pinned by digest"),
-                );
-            }
-            for (e, field) in [
-                (&spec.stable.env, "stable.env"),
-                (&spec.canary.env, "canary.env"),
-            ] {
-                if let Some(e) = e
-                    && !e.value.is_empty()
-                {
-                    d.push(
-                        err(Pos::of(e), format!("{field} is for the coexistence method"))
-                            .hint("remove it, or set `method: coexistence`"),
-                    );
-                }
-            }
-        }
-        Method::Versioned => {
-            if spec.canary.image.is_none() {
-                d.push(
-                    err(Pos::of(&spec.canary.version), "the versioned method needs canary.image, the image of the new canary Deployment".into())
-                        .hint("add `image: <the new version's image>` under canary, pinned by digest"),
-                );
-            }
-            let unused: [(Option<Pos>, &str, &str); 6] = [
-                (
-                    spec.stable.image.as_ref().map(Pos::of),
-                    "stable.image",
-                    "the stable Deployment keeps running as it is in base",
-                ),
-                (
-                    spec.stable.labels.as_ref().map(Pos::of),
-                    "stable.labels",
-                    "the stable Deployment is not copied, so there is no selector to make disjoint",
-                ),
-                (
-                    spec.pod_labels.as_ref().map(Pos::of),
-                    "podLabels",
-                    "the Service already selects the pods of every version",
-                ),
-                (
-                    spec.selector.as_ref().and_then(|s| {
-                        s.add
-                            .as_ref()
-                            .map(Pos::of)
-                            .or_else(|| s.remove.first().map(Pos::of))
-                    }),
-                    "selector",
-                    "the Service already selects the pods of every version; no selector patch is needed",
-                ),
-                (
-                    spec.stable.env.as_ref().map(Pos::of),
-                    "stable.env",
-                    "environment variables choose the version only with the coexistence method",
-                ),
-                (
-                    spec.canary.env.as_ref().map(Pos::of),
-                    "canary.env",
-                    "environment variables choose the version only with the coexistence method",
-                ),
-            ];
-            for (pos, field, why) in unused {
-                if let Some(pos) = pos {
-                    d.push(
-                        err(
-                            pos,
-                            format!("{field} has no meaning with the versioned method"),
-                        )
-                        .hint(format!("remove it: {why}")),
-                    );
-                }
-            }
-        }
-        Method::Coexistence => {
-            if let Some(img) = &spec.stable.image {
-                d.push(err(Pos::of(img), "stable.image is for the succession method: with coexistence both Deployments run the same image".into()).hint("remove it, or set `method: succession`"));
-            }
-            if stable_env.is_empty() && canary_env.is_empty() {
-                d.push(
-                    err(Pos::of(&spec.stable.version), "the coexistence method needs stable.env or canary.env to tell the versions apart".into())
-                        .hint("add e.g. `env: {IMPLEMENTATION: v1}` under stable and `env: {IMPLEMENTATION: v2}` under canary"),
-                );
-            }
-        }
-    }
-    if let Some(img) = &spec.canary.image
-        && method != Method::Versioned
-    {
-        d.push(
-            err(Pos::of(img), "canary.image is for the versioned method".into()).hint(
-                "with succession and coexistence the canary is the base's Deployment: put the new image in the base",
-            ),
-        );
-    }
-    for img in [&spec.stable.image, &spec.canary.image]
-        .into_iter()
-        .flatten()
-    {
-        if !(img.value.trim().is_empty() || img.value.chars().any(char::is_whitespace)) {
-            continue;
-        }
-        d.push(
-            err(
-                Pos::of(img),
-                format!("`{}` is not an image reference", img.value),
-            )
-            .hint("use e.g. `registry.example/app@sha256:<digest>`"),
-        );
-    }
-
-    let (selector_remove, selector_add, selector_pos) = match &spec.selector {
-        Some(s) => {
-            let add = labels(&source, &mut d, s.add.as_ref(), "selector.add");
-            let remove: Vec<At<String>> = s.remove.iter().map(At::of).collect();
-            for r in &remove {
-                if add.contains_key(&r.value) {
-                    d.push(
-                        err(
-                            r.pos,
-                            format!("selector key `{}` is both removed and added", r.value),
-                        )
-                        .hint("list it under only one of `remove` and `add`"),
-                    );
-                }
-            }
-            let pos = s
-                .add
-                .as_ref()
-                .map(Pos::of)
-                .or_else(|| s.remove.first().map(Pos::of))
-                .unwrap_or_default();
-            (remove, add, pos)
-        }
-        None => (Vec::new(), Labels::new(), Pos::default()),
-    };
-
-    let mut allow_from = Vec::new();
-    for a in spec.allow_from.iter().flatten() {
-        for (v, what) in [
-            (&a.value.namespace, "namespace"),
-            (&a.value.service_account, "serviceAccount"),
-        ] {
-            if !names::is_dns_subdomain(v) {
-                d.push(
-                    err(
-                        Pos::of(a),
-                        format!("allowFrom {what} `{v}` is not a valid name"),
-                    )
-                    .hint("use the namespace and service account names as Kubernetes shows them"),
-                );
-            }
-        }
-        allow_from.push(a.value.clone());
-    }
-
-    let (steps, step_pauses) = steps(&source, &mut d, spec.steps.as_ref());
+    let stable_env = env(source, d, spec.stable.env.as_ref(), "stable.env");
+    let canary_env = env(source, d, spec.canary.env.as_ref(), "canary.env");
+    method_fields(
+        source,
+        d,
+        spec,
+        method,
+        stable_env.is_empty() && canary_env.is_empty(),
+    );
+    images(source, d, spec, method);
+    let (selector_remove, selector_add, selector_pos) = selector_patch(source, d, spec);
+    let allow_from = allow_from(source, d, spec);
+    let (steps, step_pauses) = steps(source, d, spec.steps.as_ref());
     let analysis = spec
         .analysis
         .as_ref()
-        .and_then(|a| crate::analysis::check(&source, &mut d, a));
-
-    let subset = |s: &Option<Spanned<String>>, v: &At<String>, field: &str, d: &mut Diagnostics| {
-        let Some(s) = s else { return v.clone() };
-        if !names::is_dns_label(&s.value) {
-            d.push(
-                err(
-                    Pos::of(s),
-                    format!("{field} `{}` is not a valid subset name", s.value),
-                )
-                .hint("Istio subset names are DNS-1123 labels: lower-case letters, digits and `-`"),
-            );
-        }
-        At::of(s)
-    };
-    let stable_subset = subset(&spec.stable.subset, &stable, "stable.subset", &mut d);
-    let canary_subset = subset(&spec.canary.subset, &canary, "canary.subset", &mut d);
-    if stable_subset.value == canary_subset.value && stable.value != canary.value {
-        d.push(
-            err(
-                canary_subset.pos,
-                format!(
-                    "stable and canary both use subset `{}`",
-                    canary_subset.value
-                ),
-            )
-            .hint("each version needs a subset of its own"),
-        );
-    }
-
-    let trust_domain = match &spec.trust_domain {
-        None => "cluster.local".to_string(),
-        Some(td) => {
-            if !names::is_dns_subdomain(&td.value) {
-                d.push(
-                    err(Pos::of(td), format!("trustDomain `{}` is not a valid trust domain", td.value))
-                        .hint("use the mesh's trust domain as `istioctl` or meshConfig.trustDomain shows it, e.g. `cluster.local`"),
-                );
-            }
-            td.value.clone()
-        }
-    };
-
-    let output = spec
-        .output
-        .as_ref()
-        .map(|o| o.value.clone())
-        .unwrap_or_else(|| DEFAULT_OUTPUT.to_string());
-    if let Some(o) = spec
-        .output
-        .as_ref()
-        .filter(|o| Path::new(&o.value).is_absolute())
-    {
-        d.push(
-            err(
-                Pos::of(o),
-                format!("spec.output `{}` is an absolute path", o.value),
-            )
-            .hint("write the output directory relative to the plan file, e.g. `canary`"),
-        );
-    }
-    if output.trim().is_empty()
-        && let Some(o) = &spec.output
-    {
-        d.push(
-            err(Pos::of(o), "spec.output is empty".into())
-                .hint("name the directory the overlays are written to, e.g. `canary`"),
-        );
-    }
-
+        .and_then(|a| crate::analysis::check(source, d, a));
+    let (stable_subset, canary_subset) = subsets(source, d, spec, &stable, &canary);
+    let trust_domain = trust_domain(source, d, spec);
     let routes = spec
         .routes
         .as_ref()
         .map(|rs| rs.iter().map(At::of).collect::<Vec<_>>());
-
-    let mut environments = Vec::new();
-    if spec.environments.is_empty() {
-        d.push(
-            err(Pos::default(), "the plan has no environments".into())
-                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
-        );
-    }
-    for (env_name, e) in &spec.environments {
-        if let Some(mut env) = environment(&source, &mut d, env_name, e, &spec.base, method) {
-            let written = e.match_.as_ref().or(spec.match_.as_ref());
-            env.matches = written
-                .map(|m| match_requests(&source, &mut d, m, traffic))
-                .unwrap_or_default();
-            env.mirror = e
-                .mirror
-                .as_ref()
-                .or(spec.mirror.as_ref())
-                .and_then(|m| mirror_percent(&source, &mut d, m))
-                .filter(|m| m.value > 0.0);
-            if let (Some(m), Some(w)) = (&env.mirror, &env.weight)
-                && w.value == 100
-            {
-                d.push(
-                    err(m.pos, format!("environment `{}` mirrors {}% to the canary at weight 100", env.name.value, m.value))
-                        .hint(format!("at weight 100 every request already reaches the canary, so it would mirror to itself: set `mirror: 0` on environment `{}` (an environment's mirror replaces the plan's)", env.name.value)),
-                );
-            }
-            environments.push(env);
-        }
-    }
-
-    d.into_result()?;
+    let environments = environments(source, d, spec, method, traffic);
+    std::mem::take(d).into_result()?;
 
     let path = source.path.as_ref().clone();
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let output = dir.join(output);
     Ok(CheckedPlan {
-        name: name.value.clone(),
+        name: file.metadata.name.value.clone(),
         base: At::of(&spec.base),
         service: At::of(&spec.service),
         workload: At::of(&spec.workload),
@@ -660,9 +260,525 @@ pub fn check(plan: Plan) -> Result<CheckedPlan> {
         environments,
         path,
         dir,
-        source,
+        source: source.clone(),
         root,
     })
+}
+
+/// apiVersion, kind and the names the plan gives.
+fn header(source: &Source, d: &mut Diagnostics, file: &plan::PlanFile) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if file.api_version.value != plan::API_VERSION {
+        d.push(
+            err(
+                Pos::of(&file.api_version),
+                format!("unsupported apiVersion `{}`", file.api_version.value),
+            )
+            .hint(format!("use `apiVersion: {}`", plan::API_VERSION)),
+        );
+    }
+    if file.kind.value != plan::KIND {
+        d.push(
+            err(
+                Pos::of(&file.kind),
+                format!("unsupported kind `{}`", file.kind.value),
+            )
+            .hint(format!(
+                "use `kind: {}` (or `kind: LanePlan` for lanes across a call chain)",
+                plan::KIND
+            )),
+        );
+    }
+    let name = &file.metadata.name;
+    if !names::is_dns_label(&name.value) {
+        d.push(dns_label_error(source, name, "metadata.name"));
+    }
+    let spec = &file.spec;
+    for (field, v) in [("service", &spec.service), ("workload", &spec.workload)] {
+        if !names::is_dns_label(&v.value) {
+            d.push(dns_label_error(source, v, &format!("spec.{field}")));
+        }
+    }
+}
+
+/// The VirtualServices the plan names.
+fn virtual_services(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) -> Vec<At<String>> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let mut virtual_services: Vec<At<String>> = Vec::new();
+    if let (Some(one), Some(many)) = (&spec.virtual_service, &spec.virtual_services) {
+        d.push(
+            err(
+                Pos::of(many),
+                "both `virtualService` and `virtualServices` are set".into(),
+            )
+            .hint(format!(
+                "list `{}` under `virtualServices` and remove `virtualService`",
+                one.value
+            )),
+        );
+    }
+    if let Some(many) = &spec.virtual_services
+        && many.value.is_empty()
+    {
+        d.push(
+            err(Pos::of(many), "`virtualServices` is empty".into())
+                .hint("name the VirtualServices to patch, or remove `virtualServices` to patch every one routing to the Service"),
+        );
+    }
+    let named = spec
+        .virtual_service
+        .iter()
+        .chain(spec.virtual_services.iter().flat_map(|m| m.value.iter()));
+    virtual_services.extend(object_names(source, d, named, "VirtualService"));
+    virtual_services
+}
+
+/// The Service ports whose tcp/tls routes are split.
+fn ports(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) -> Vec<At<u16>> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let mut ports: Vec<At<u16>> = Vec::new();
+    for node in spec.ports.iter().flat_map(|p| p.value.iter()) {
+        match &node.kind {
+            Kind::Number(n) if n.as_u64().is_some_and(|p| (1..=65535).contains(&p)) => {
+                let port = n.as_u64().unwrap_or_default() as u16;
+                if ports.iter().any(|p| p.value == port) {
+                    d.push(
+                        err(node.pos, format!("port {port} is listed twice"))
+                            .hint("list each port once"),
+                    );
+                }
+                ports.push(At {
+                    value: port,
+                    pos: node.pos,
+                });
+            }
+            _ => d.push(
+                err(node.pos, "a port is a number from 1 to 65535".into()).hint(
+                    "list the Service ports whose tcp/tls routes are split, e.g. `ports: [3306]`",
+                ),
+            ),
+        }
+    }
+    if let Some(p) = &spec.ports
+        && p.value.is_empty()
+    {
+        d.push(err(Pos::of(p), "`ports` is empty".into()).hint(
+            "list the ports whose tcp/tls routes are split, or remove `ports` for every port",
+        ));
+    }
+    ports
+}
+
+/// The bases and the output directory: relative, inside the repository.
+fn paths(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) -> String {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let mut bases: Vec<&Spanned<String>> = vec![&spec.base];
+    bases.extend(spec.environments.values().filter_map(|e| e.base.as_ref()));
+    for b in bases {
+        if Path::new(&b.value).is_absolute() {
+            d.push(
+                err(Pos::of(b), format!("the base `{}` is an absolute path", b.value))
+                    .hint("write the base relative to the plan file; canaryplan reads only inside the repository"),
+            );
+        }
+    }
+    if spec.base.value.trim().is_empty() {
+        d.push(
+            err(Pos::of(&spec.base), "spec.base is empty".into()).hint(
+                "name the file or directory holding the app's manifests, relative to the plan",
+            ),
+        );
+    }
+
+    let output = spec
+        .output
+        .as_ref()
+        .map(|o| o.value.clone())
+        .unwrap_or_else(|| DEFAULT_OUTPUT.to_string());
+    if let Some(o) = spec
+        .output
+        .as_ref()
+        .filter(|o| Path::new(&o.value).is_absolute())
+    {
+        d.push(
+            err(
+                Pos::of(o),
+                format!("spec.output `{}` is an absolute path", o.value),
+            )
+            .hint("write the output directory relative to the plan file, e.g. `canary`"),
+        );
+    }
+    if output.trim().is_empty()
+        && let Some(o) = &spec.output
+    {
+        d.push(
+            err(Pos::of(o), "spec.output is empty".into())
+                .hint("name the directory the overlays are written to, e.g. `canary`"),
+        );
+    }
+
+    output
+}
+
+/// The release method.
+fn method(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) -> Method {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    match &spec.method {
+        None => Method::Succession,
+        Some(m) => match m.value.as_str() {
+            "succession" => Method::Succession,
+            "coexistence" => Method::Coexistence,
+            "versioned" => Method::Versioned,
+            other => {
+                d.push(
+                    err(Pos::of(m), format!("unknown method `{other}`"))
+                        .hint("use `succession` (pinned stable image), `coexistence` (one image, chosen by env) or `versioned` (one Deployment per version)"),
+                );
+                Method::Succession
+            }
+        },
+    }
+}
+
+/// The version label and the pod labels both versions get.
+fn pod_labels(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) -> (String, Labels) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let version_label = spec
+        .version_label
+        .as_ref()
+        .map(|v| v.value.clone())
+        .unwrap_or_else(|| "version".to_string());
+    if let Some(v) = &spec.version_label
+        && !names::is_label_key(&v.value)
+    {
+        d.push(
+            err(
+                Pos::of(v),
+                format!("`{}` is not a valid label key", v.value),
+            )
+            .hint("use a key such as `version` or `example.com/version`"),
+        );
+    }
+
+    let pod_labels = labels(source, d, spec.pod_labels.as_ref(), "podLabels");
+    if let Some(pl) = &spec.pod_labels
+        && pl.value.contains_key(&version_label)
+    {
+        d.push(
+            err(
+                Pos::of(pl),
+                format!("podLabels sets `{version_label}`, the version label"),
+            )
+            .hint("remove it: canaryplan sets the version label to each version's name"),
+        );
+    }
+
+    (version_label, pod_labels)
+}
+
+/// The fields each method needs, and those it has no use for.
+fn method_fields(
+    source: &Source,
+    d: &mut Diagnostics,
+    spec: &plan::Spec,
+    method: Method,
+    envs_empty: bool,
+) {
+    match method {
+        Method::Succession => succession_fields(source, d, spec),
+        Method::Versioned => versioned_fields(source, d, spec),
+        Method::Coexistence => coexistence_fields(source, d, spec, envs_empty),
+    }
+}
+
+fn succession_fields(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if spec.stable.image.is_none() {
+        d.push(
+            err(
+                Pos::of(&spec.stable.version),
+                "the succession method needs stable.image, the image the stable copy keeps running"
+                    .into(),
+            )
+            .hint("add `image: <the image stable runs today>` under stable, pinned by digest"),
+        );
+    }
+    for (e, field) in [
+        (&spec.stable.env, "stable.env"),
+        (&spec.canary.env, "canary.env"),
+    ] {
+        if let Some(e) = e
+            && !e.value.is_empty()
+        {
+            d.push(
+                err(Pos::of(e), format!("{field} is for the coexistence method"))
+                    .hint("remove it, or set `method: coexistence`"),
+            );
+        }
+    }
+}
+
+fn versioned_fields(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if spec.canary.image.is_none() {
+        d.push(
+            err(
+                Pos::of(&spec.canary.version),
+                "the versioned method needs canary.image, the image of the new canary Deployment"
+                    .into(),
+            )
+            .hint("add `image: <the new version's image>` under canary, pinned by digest"),
+        );
+    }
+    let unused: [(Option<Pos>, &str, &str); 6] = [
+        (
+            spec.stable.image.as_ref().map(Pos::of),
+            "stable.image",
+            "the stable Deployment keeps running as it is in base",
+        ),
+        (
+            spec.stable.labels.as_ref().map(Pos::of),
+            "stable.labels",
+            "the stable Deployment is not copied, so there is no selector to make disjoint",
+        ),
+        (
+            spec.pod_labels.as_ref().map(Pos::of),
+            "podLabels",
+            "the Service already selects the pods of every version",
+        ),
+        (
+            spec.selector.as_ref().and_then(|s| {
+                s.add
+                    .as_ref()
+                    .map(Pos::of)
+                    .or_else(|| s.remove.first().map(Pos::of))
+            }),
+            "selector",
+            "the Service already selects the pods of every version; no selector patch is needed",
+        ),
+        (
+            spec.stable.env.as_ref().map(Pos::of),
+            "stable.env",
+            "environment variables choose the version only with the coexistence method",
+        ),
+        (
+            spec.canary.env.as_ref().map(Pos::of),
+            "canary.env",
+            "environment variables choose the version only with the coexistence method",
+        ),
+    ];
+    for (pos, field, why) in unused {
+        if let Some(pos) = pos {
+            d.push(
+                err(
+                    pos,
+                    format!("{field} has no meaning with the versioned method"),
+                )
+                .hint(format!("remove it: {why}")),
+            );
+        }
+    }
+}
+
+fn coexistence_fields(source: &Source, d: &mut Diagnostics, spec: &plan::Spec, envs_empty: bool) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if let Some(img) = &spec.stable.image {
+        d.push(err(Pos::of(img), "stable.image is for the succession method: with coexistence both Deployments run the same image".into()).hint("remove it, or set `method: succession`"));
+    }
+    if envs_empty {
+        d.push(
+            err(Pos::of(&spec.stable.version), "the coexistence method needs stable.env or canary.env to tell the versions apart".into())
+                .hint("add e.g. `env: {IMPLEMENTATION: v1}` under stable and `env: {IMPLEMENTATION: v2}` under canary"),
+        );
+    }
+}
+
+/// Images: each for its method, each a reference.
+fn images(source: &Source, d: &mut Diagnostics, spec: &plan::Spec, method: Method) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if let Some(img) = &spec.canary.image
+        && method != Method::Versioned
+    {
+        d.push(
+            err(Pos::of(img), "canary.image is for the versioned method".into()).hint(
+                "with succession and coexistence the canary is the base's Deployment: put the new image in the base",
+            ),
+        );
+    }
+    for img in [&spec.stable.image, &spec.canary.image]
+        .into_iter()
+        .flatten()
+    {
+        if !(img.value.trim().is_empty() || img.value.chars().any(char::is_whitespace)) {
+            continue;
+        }
+        d.push(
+            err(
+                Pos::of(img),
+                format!("`{}` is not an image reference", img.value),
+            )
+            .hint("use e.g. `registry.example/app@sha256:<digest>`"),
+        );
+    }
+}
+
+/// The Service selector patch: `(remove, add, where)`.
+fn selector_patch(
+    source: &Source,
+    d: &mut Diagnostics,
+    spec: &plan::Spec,
+) -> (Vec<At<String>>, Labels, Pos) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    match &spec.selector {
+        Some(s) => {
+            let add = labels(source, d, s.add.as_ref(), "selector.add");
+            let remove: Vec<At<String>> = s.remove.iter().map(At::of).collect();
+            for r in &remove {
+                if add.contains_key(&r.value) {
+                    d.push(
+                        err(
+                            r.pos,
+                            format!("selector key `{}` is both removed and added", r.value),
+                        )
+                        .hint("list it under only one of `remove` and `add`"),
+                    );
+                }
+            }
+            let pos = s
+                .add
+                .as_ref()
+                .map(Pos::of)
+                .or_else(|| s.remove.first().map(Pos::of))
+                .unwrap_or_default();
+            (remove, add, pos)
+        }
+        None => (Vec::new(), Labels::new(), Pos::default()),
+    }
+}
+
+/// Who may reach the stable copy.
+fn allow_from(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) -> Vec<AllowFrom> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let mut allow_from = Vec::new();
+    for a in spec.allow_from.iter().flatten() {
+        for (v, what) in [
+            (&a.value.namespace, "namespace"),
+            (&a.value.service_account, "serviceAccount"),
+        ] {
+            if !names::is_dns_subdomain(v) {
+                d.push(
+                    err(
+                        Pos::of(a),
+                        format!("allowFrom {what} `{v}` is not a valid name"),
+                    )
+                    .hint("use the namespace and service account names as Kubernetes shows them"),
+                );
+            }
+        }
+        allow_from.push(a.value.clone());
+    }
+
+    allow_from
+}
+
+/// The subsets of the two versions: their own names, or those the base's routes use.
+fn subsets(
+    source: &Source,
+    d: &mut Diagnostics,
+    spec: &plan::Spec,
+    stable: &At<String>,
+    canary: &At<String>,
+) -> (At<String>, At<String>) {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let subset = |s: &Option<Spanned<String>>, v: &At<String>, field: &str, d: &mut Diagnostics| {
+        let Some(s) = s else { return v.clone() };
+        if !names::is_dns_label(&s.value) {
+            d.push(
+                err(
+                    Pos::of(s),
+                    format!("{field} `{}` is not a valid subset name", s.value),
+                )
+                .hint("Istio subset names are DNS-1123 labels: lower-case letters, digits and `-`"),
+            );
+        }
+        At::of(s)
+    };
+    let stable_subset = subset(&spec.stable.subset, stable, "stable.subset", d);
+    let canary_subset = subset(&spec.canary.subset, canary, "canary.subset", d);
+    if stable_subset.value == canary_subset.value && stable.value != canary.value {
+        d.push(
+            err(
+                canary_subset.pos,
+                format!(
+                    "stable and canary both use subset `{}`",
+                    canary_subset.value
+                ),
+            )
+            .hint("each version needs a subset of its own"),
+        );
+    }
+
+    (stable_subset, canary_subset)
+}
+
+/// The mesh's trust domain (`cluster.local` unless the plan says).
+fn trust_domain(source: &Source, d: &mut Diagnostics, spec: &plan::Spec) -> String {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    match &spec.trust_domain {
+        None => "cluster.local".to_string(),
+        Some(td) => {
+            if !names::is_dns_subdomain(&td.value) {
+                d.push(
+                    err(Pos::of(td), format!("trustDomain `{}` is not a valid trust domain", td.value))
+                        .hint("use the mesh's trust domain as `istioctl` or meshConfig.trustDomain shows it, e.g. `cluster.local`"),
+                );
+            }
+            td.value.clone()
+        }
+    }
+}
+
+/// Each environment: its stage, weight, base, matches and mirror.
+fn environments(
+    source: &Source,
+    d: &mut Diagnostics,
+    spec: &plan::Spec,
+    method: Method,
+    traffic: Traffic,
+) -> Vec<EnvironmentPlan> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let mut environments = Vec::new();
+    if spec.environments.is_empty() {
+        d.push(
+            err(Pos::default(), "the plan has no environments".into())
+                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
+        );
+    }
+    for (env_name, e) in &spec.environments {
+        if let Some(mut env) = environment(source, d, env_name, e, &spec.base, method) {
+            let written = e.match_.as_ref().or(spec.match_.as_ref());
+            env.matches = written
+                .map(|m| match_requests(source, d, m, traffic))
+                .unwrap_or_default();
+            env.mirror = e
+                .mirror
+                .as_ref()
+                .or(spec.mirror.as_ref())
+                .and_then(|m| mirror_percent(source, d, m))
+                .filter(|m| m.value > 0.0);
+            if let (Some(m), Some(w)) = (&env.mirror, &env.weight)
+                && w.value == 100
+            {
+                d.push(
+                    err(m.pos, format!("environment `{}` mirrors {}% to the canary at weight 100", env.name.value, m.value))
+                        .hint(format!("at weight 100 every request already reaches the canary, so it would mirror to itself: set `mirror: 0` on environment `{}` (an environment's mirror replaces the plan's)", env.name.value)),
+                );
+            }
+            environments.push(env);
+        }
+    }
+
+    environments
 }
 
 fn dns_label_error(source: &Source, v: &Spanned<String>, field: &str) -> Diagnostic {

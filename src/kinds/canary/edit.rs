@@ -168,7 +168,7 @@ pub fn edit(plan: &CheckedPlan, env: &str, action: Action, templates: &Templates
         new_text,
         change,
         commit_message: message,
-    } = edit_text(&plan, env, action)?;
+    } = edit_text(plan, env, action)?;
     let edited = reparse(path, new_text.clone(), &plan.root)?;
     let after = super::render::render_plan(&edited, &[env.to_string()], templates, Mode::Overlay)?;
     let after_objects = after
