@@ -190,6 +190,20 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
             }
         }
     }
+    let (mirrored, notes) = notes(plan, &mesh, &routes, main, &ours, service_ns.as_deref());
+    (rows, mirrored, notes)
+}
+
+/// The mirrored percent of the main route, and notes on the traffic: shadow copies, test
+/// routes, gateway-only routes, several routes to the Service.
+fn notes(
+    plan: &CheckedPlan,
+    mesh: &Mesh<'_>,
+    routes: &[&crate::traffic::Route],
+    main: Option<&crate::traffic::Route>,
+    ours: &dyn Fn(&str) -> bool,
+    service_ns: Option<&str>,
+) -> (Option<f64>, Vec<String>) {
     let mut notes = Vec::new();
     let mirrored: Option<f64> = main.and_then(|r| {
         let p: f64 = r
@@ -241,7 +255,7 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
     }
     if let (Some(r), Some(svc)) = (
         main,
-        mesh.service_for_host(&plan.service.value, service_ns.as_deref()),
+        mesh.service_for_host(&plan.service.value, service_ns),
     ) && !mesh.mesh_routed(&svc)
     {
         notes.push(format!(
@@ -267,7 +281,7 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
                 .join(", ")
         ));
     }
-    (rows, mirrored, notes)
+    (mirrored, notes)
 }
 
 fn next_step(
