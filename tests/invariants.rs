@@ -1,0 +1,332 @@
+//! The stage invariants over real renders: each fixture of a failing case (`fixtures/invariant-*`)
+//! is rendered in memory the way `render --stdout` does, its base loaded beside it, and the
+//! engine must refuse it naming the rule, the environment, the request class and the shares
+//! before and after; and every existing fixture, walked through every stage of its ladder,
+//! must pass every rule.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use canaryplan::invariants::{
+    self, Declared, LaneShare, LaneWeight, Model, Record, Revisions, Shift, Violation,
+};
+use canaryplan::{AnyPlan, Mode, Templates};
+use common::{DONE_AFTER_BASE_EDIT, FIXTURES, Scratch, stages_of};
+use serde_json::Value;
+
+/// A plan's environment rendered in memory: its final stream and its base's objects.
+struct Rendered {
+    plan: AnyPlan,
+    new: Vec<Value>,
+    base: Vec<Value>,
+}
+
+fn base_objects(plan: &AnyPlan, env: &str) -> Vec<Value> {
+    let load = |dir: &Path, base: &str, root: &canaryplan::fsio::Root| {
+        canaryplan::base::load(&dir.join(base), root)
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|o| o.value)
+            .collect::<Vec<Value>>()
+    };
+    match plan {
+        AnyPlan::Canary(p) => {
+            let e = p.environment(env).unwrap();
+            load(&p.dir, &e.base.value, &p.root)
+        }
+        AnyPlan::Lanes(p) => p
+            .services
+            .iter()
+            .flat_map(|m| load(&p.dir, &m.base.value, &p.root))
+            .collect(),
+        AnyPlan::GatewayUpgrade(p) => load(&p.dir, &p.base.value, &p.root),
+        AnyPlan::RevisionUpgrade(p) => load(&p.dir, &p.base.value, &p.root),
+    }
+}
+
+fn render(plan_path: &Path, env: &str) -> Rendered {
+    let plan = canaryplan::load_any(plan_path).unwrap_or_else(|e| panic!("{e}"));
+    let renders = canaryplan::render_any(
+        &plan,
+        &[env.to_string()],
+        &Templates::builtin(),
+        Mode::Stream,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", plan_path.display()));
+    let new = renders.into_iter().next().unwrap().objects;
+    let base = base_objects(&plan, env);
+    Rendered { plan, new, base }
+}
+
+fn environments(plan: &AnyPlan) -> Vec<String> {
+    match plan {
+        AnyPlan::Canary(p) => p
+            .environments
+            .iter()
+            .map(|e| e.name.value.clone())
+            .collect(),
+        AnyPlan::Lanes(p) => p
+            .environments
+            .iter()
+            .map(|e| e.name.value.clone())
+            .collect(),
+        AnyPlan::GatewayUpgrade(p) => p
+            .environments
+            .iter()
+            .map(|e| e.name.value.clone())
+            .collect(),
+        AnyPlan::RevisionUpgrade(p) => p
+            .environments
+            .iter()
+            .map(|e| e.name.value.clone())
+            .collect(),
+    }
+}
+
+/// How the model names a workload of the base: `ns/name`, or `name` without a namespace.
+fn named(base: &[Value], kind: &str, name: &str) -> String {
+    base.iter()
+        .find(|o| {
+            o["kind"] == kind && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+        })
+        .and_then(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .map_or(name.to_string(), |ns| format!("{ns}/{name}"))
+}
+
+/// The step each kind's stage declares, in traffic terms: the table of the module doc
+/// (`src/invariants/mod.rs`), built from the plan alone, never from the render.
+fn declared(r: &Rendered, env: &str) -> Declared {
+    match &r.plan {
+        AnyPlan::Canary(p) => {
+            use canaryplan::Stage::*;
+            let e = p.environment(env).unwrap();
+            let ns_of = |name: &str| {
+                named(&r.base, "Deployment", &p.workload.value)
+                    .split_once('/')
+                    .map_or(name.to_string(), |(ns, _)| format!("{ns}/{name}"))
+            };
+            let (stable, canary) = match p.method {
+                canaryplan::plan::Method::Versioned => {
+                    (p.workload.value.clone(), p.versioned_canary_name())
+                }
+                _ => (p.stable_copy_name(), p.workload.value.clone()),
+            };
+            let shift = |to: f64| invariants::Shift {
+                service: p.service.value.clone(),
+                ports: p.ports.iter().map(|x| u32::from(x.value)).collect(),
+                stable: vec![ns_of(&stable)],
+                canary: vec![ns_of(&canary)],
+                from: None,
+                to,
+                held: e
+                    .matches
+                    .iter()
+                    .map(|m| canaryplan::explain::condition(&m.value))
+                    .collect(),
+                revisions: None,
+                by_pods: false,
+                hosts: e.hosts.iter().map(|h| h.value.clone()).collect(),
+            };
+            match e.stage.value {
+                Prepare => Declared::Prepare,
+                Route | Shift => Declared::Shift(shift(f64::from(e.model.weights().canary))),
+                Cleanup1 | Cleanup2 | Cleanup3 => Declared::Cleanup(shift(100.0)),
+                Done => Declared::Done,
+            }
+        }
+        AnyPlan::Lanes(p) => {
+            use canaryplan::Stage::*;
+            let e = p.environments.iter().find(|e| e.name.value == env).unwrap();
+            let with_lanes: Vec<_> = p
+                .services
+                .iter()
+                .filter(|m| {
+                    p.lanes
+                        .iter()
+                        .any(|l| l.image_of(&m.service.value).is_some())
+                })
+                .collect();
+            let baseline = with_lanes
+                .iter()
+                .map(|m| named(&r.base, "Deployment", &m.workload.value))
+                .collect();
+            let lanes = p
+                .lanes
+                .iter()
+                .map(|l| LaneShare {
+                    lane: l.name.value.clone(),
+                    copies: with_lanes
+                        .iter()
+                        .filter(|m| l.image_of(&m.service.value).is_some())
+                        .map(|m| {
+                            let copy = canaryplan::kinds::lanes::CheckedLanePlan::copy_name(
+                                &m.workload.value,
+                                &l.name.value,
+                            );
+                            named(&r.base, "Deployment", &m.workload.value)
+                                .rsplit_once('/')
+                                .map_or(copy.clone(), |(ns, _)| format!("{ns}/{copy}"))
+                        })
+                        .collect(),
+                    to: if e.stage.value == Shift && e.model.weighted {
+                        f64::from(e.weight(&l.name.value))
+                    } else {
+                        0.0
+                    },
+                })
+                .collect();
+            let header = &p.header.value;
+            let held = p
+                .lanes
+                .iter()
+                .map(|l| l.name.value.clone())
+                .chain(std::iter::once(p.baseline.value.clone()))
+                .map(|l| format!("header {header}={l}"))
+                .collect();
+            let lane_weight = |held| {
+                Declared::LaneWeight(LaneWeight {
+                    ingress: p.ingress.as_ref().map(|i| i.gateway.value.clone()),
+                    baseline,
+                    lanes,
+                    held,
+                })
+            };
+            match e.stage.value {
+                Prepare => Declared::Prepare,
+                Route | Shift => lane_weight(held),
+                // Every lane route goes: every class on the baseline, none held in a lane.
+                Cleanup1 | Cleanup2 | Cleanup3 => lane_weight(Vec::new()),
+                Done => Declared::Done,
+            }
+        }
+        AnyPlan::GatewayUpgrade(p) => {
+            let e = p.environments.iter().find(|e| e.name.value == env).unwrap();
+            let base = canaryplan::base::load(&p.dir.join(&p.base.value), &p.root).unwrap();
+            let found = canaryplan::kinds::gateway_upgrade::find(p, &base).unwrap();
+            let (canary_pods, all_pods) = canaryplan::kinds::gateway_upgrade::pod_share(p, &found);
+            let gateway = named(&r.base, "Deployment", &p.gateway.value);
+            let canary = gateway.rsplit_once('/').map_or(p.canary_name(), |(ns, _)| {
+                format!("{ns}/{}", p.canary_name())
+            });
+            let revisions = p.revision.as_ref().map(|rev| Revisions {
+                namespaces: Vec::new(),
+                workloads: vec![gateway.clone()],
+                to: rev.value.clone(),
+            });
+            let shift = |to: f64, revisions| Shift {
+                service: found.service.name.clone(),
+                ports: Vec::new(),
+                stable: vec![gateway.clone()],
+                canary: vec![canary.clone()],
+                from: None,
+                to,
+                held: Vec::new(),
+                revisions,
+                by_pods: true,
+                hosts: Vec::new(),
+            };
+            let share = 100.0 * canary_pods as f64 / all_pods as f64;
+            match e.stage.value.as_str() {
+                "prepare" => Declared::Prepare,
+                "canary" => Declared::Shift(shift(share, None)),
+                "upgrade" => Declared::Shift(shift(share, revisions)),
+                "cleanup" => Declared::Cleanup(shift(0.0, revisions)),
+                _ => Declared::Done,
+            }
+        }
+        AnyPlan::RevisionUpgrade(p) => {
+            let e = p.environments.iter().find(|e| e.name.value == env).unwrap();
+            let stage = e.stage.value.as_str();
+            let to = p.to.value.clone();
+            match stage {
+                "prepare" => Declared::Prepare,
+                "done" => Declared::Done,
+                "promote-tags" => Declared::Waves(Revisions {
+                    namespaces: vec!["*".to_string()],
+                    workloads: Vec::new(),
+                    to,
+                }),
+                _ => Declared::Waves(Revisions {
+                    namespaces: p
+                        .waves
+                        .iter()
+                        .take(p.waves_at(stage))
+                        .flatten()
+                        .map(|n| n.value.clone())
+                        .collect(),
+                    workloads: Vec::new(),
+                    to,
+                }),
+            }
+        }
+    }
+}
+
+fn show(v: &[Violation]) -> String {
+    v.iter()
+        .map(|v| format!("[{}] {}\n  hint: {}", v.rule, v.message, v.hint))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every rule over one environment of a plan on disk, without a record.
+fn check(plan_path: &Path, env: &str) -> (Rendered, Model, Model, Vec<Violation>) {
+    let r = render(plan_path, env);
+    let (base, new) = (invariants::model(&r.base), invariants::model(&r.new));
+    let step = declared(&r, env);
+    let v = invariants::check(env, &base, None, &new, &step);
+    (r, base, new, v)
+}
+
+fn fixture(name: &str) -> Scratch {
+    Scratch::fixture(name)
+}
+
+#[test]
+fn every_fixture_passes_every_invariant_at_every_stage() {
+    let mut failures = Vec::new();
+    for f in FIXTURES {
+        for stage in stages_of(f) {
+            if stage == "done" && DONE_AFTER_BASE_EDIT.contains(&f) {
+                continue;
+            }
+            let s = fixture(f);
+            s.set_stage(stage);
+            let plan = canaryplan::load_any(&s.plan()).unwrap();
+            for env in environments(&plan) {
+                let (_, _, _, v) = check(&s.plan(), &env);
+                if !v.is_empty() {
+                    failures.push(format!("{f} at {stage}, {env}:\n{}", show(&v)));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn print_models() {
+    let Ok(spec) = std::env::var("INVARIANTS_SHOW") else {
+        return;
+    };
+    let (f, stage, env) = {
+        let mut it = spec.split(':');
+        (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+        )
+    };
+    let s = fixture(&f);
+    s.set_stage(&stage);
+    let (_, base, new, v) = check(&s.plan(), &env);
+    println!("BASE\n{}", Record::new(Value::Null, base.clone()).to_yaml());
+    println!("NEW\n{}", Record::new(Value::Null, new.clone()).to_yaml());
+    println!("DELTA\n{}", invariants::delta(&base, &new).to_text(&env));
+    println!("VIOLATIONS\n{}", show(&v));
+    let _ = BTreeMap::<String, f64>::new();
+}
