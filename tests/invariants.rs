@@ -330,3 +330,212 @@ fn print_models() {
     println!("VIOLATIONS\n{}", show(&v));
     let _ = BTreeMap::<String, f64>::new();
 }
+
+/// The failing cases' plans are named `failing-plan.yaml`, so that `render --all` and
+/// `diff --all` (which find `canaryplan.yaml` files) leave them out: they are layouts the
+/// invariants refuse, with no rendered output to keep current.
+const FAILING_PLAN: &str = "failing-plan.yaml";
+
+fn plan_of(fixture: &str) -> std::path::PathBuf {
+    common::fixture_dir(fixture).join(FAILING_PLAN)
+}
+
+fn shares(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    pairs.iter().map(|(w, p)| (w.to_string(), *p)).collect()
+}
+
+#[test]
+fn case_1_gateway_api_prepare_that_drains_a_live_version_is_refused() {
+    let (_, _, _, v) = check(&plan_of("invariant-gateway-prepare"), "production");
+    assert_eq!(v.len(), 1, "{}", show(&v));
+    let v = &v[0];
+    assert_eq!(v.rule, "prepare-changes-no-traffic");
+    assert_eq!(v.environment, "production");
+    assert_eq!(
+        v.class.as_deref(),
+        Some("gateway hello/helloworld-gateway, *:5000 (http, path=/hello)")
+    );
+    assert_eq!(
+        v.before,
+        shares(&[("hello/helloworld-v1", 50.0), ("hello/helloworld-v2", 50.0)])
+    );
+    assert_eq!(v.after, shares(&[("hello/helloworld-v1", 100.0)]));
+    assert_eq!(
+        v.message,
+        "production is at prepare, which changes no traffic, but gateway hello/helloworld-gateway, *:5000 (http, path=/hello) would go hello/helloworld-v1 50% · hello/helloworld-v2 50% → hello/helloworld-v1 100%"
+    );
+}
+
+#[test]
+fn case_2_a_shared_base_edit_that_upgrades_an_unchanged_environment_is_refused() {
+    let s = fixture("invariant-gateway-upgrade-shared-base");
+    // What production's overlay records when it is rendered at prepare, as it is on disk.
+    let plan = s.path().join(FAILING_PLAN);
+    let before = render(&plan, "production");
+    let entry = serde_json::json!({"stage": "prepare"});
+    let on_disk = Record::new(entry.clone(), invariants::model(&before.new)).to_yaml();
+    let record =
+        invariants::record::parse(Path::new("canary/production/record.yaml"), &on_disk).unwrap();
+    // Staging's `done` hint: the new revision into the (shared) base.
+    let gateway = s.read("ingress/gateway.yaml");
+    s.write(
+        "ingress/gateway.yaml",
+        &gateway.replace("istio.io/rev: 1-22-1", "istio.io/rev: 1-23-1"),
+    );
+    let after = render(&plan, "production");
+    let (base, new) = (
+        invariants::model(&after.base),
+        invariants::model(&after.new),
+    );
+    // Production's entry is the one its record was rendered from.
+    assert_eq!(record.entry, entry);
+    let v = invariants::check(
+        "production",
+        &base,
+        Some(&record),
+        &new,
+        &Declared::Unchanged,
+    );
+    assert_eq!(v.len(), 1, "{}", show(&v));
+    assert_eq!(v[0].rule, "unchanged-environment-does-not-change");
+    assert_eq!(v[0].environment, "production");
+    assert_eq!(
+        v[0].workload.as_deref(),
+        Some("istio-ingress/istio-ingressgateway")
+    );
+    assert_eq!(
+        v[0].message,
+        "production: its plan entry did not change and istio-ingress/istio-ingressgateway serves requests, but the revision injecting istio-ingress/istio-ingressgateway would change from 1-22-1 to 1-23-1"
+    );
+    // Prepare itself is kept (new ≡ base: the base moved with it): only the record sees it.
+    assert!(invariants::check("production", &base, None, &new, &Declared::Prepare).is_empty());
+    // Staging, at cleanup, is where that edit belongs: it passes there.
+    let (_, _, _, v) = check(&plan, "staging");
+    assert!(v.is_empty(), "{}", show(&v));
+}
+
+#[test]
+fn an_ordinary_base_edit_passes_for_an_unchanged_environment() {
+    let s = fixture("invariant-gateway-upgrade-shared-base");
+    let plan = s.path().join(FAILING_PLAN);
+    let before = render(&plan, "production");
+    let record = Record::new(
+        serde_json::json!({"stage": "prepare"}),
+        invariants::model(&before.new),
+    );
+    // Resource limits and the HPA's ceiling: no class moves, no image or revision changes.
+    let gateway = s.read("ingress/gateway.yaml");
+    s.write(
+        "ingress/gateway.yaml",
+        &gateway.replace("maxReplicas: 5", "maxReplicas: 8").replace(
+            "        image: auto\n",
+            "        image: auto\n        resources:\n          limits: {cpu: \"2\", memory: 1Gi}\n",
+        ),
+    );
+    assert_ne!(s.read("ingress/gateway.yaml"), gateway, "the edit took");
+    let after = render(&plan, "production");
+    let (base, new) = (
+        invariants::model(&after.base),
+        invariants::model(&after.new),
+    );
+    let v = invariants::check(
+        "production",
+        &base,
+        Some(&record),
+        &new,
+        &Declared::Unchanged,
+    );
+    assert!(v.is_empty(), "{}", show(&v));
+    // The delta says nothing moved; the record refreshes.
+    assert!(invariants::delta(&record.model, &new).is_empty());
+}
+
+#[test]
+fn case_3_a_second_deployment_behind_a_lane_service_losing_its_traffic_is_refused() {
+    let (_, _, _, v) = check(&plan_of("invariant-lanes-second-deployment"), "production");
+    let lost: Vec<&Violation> = v.iter().filter(|v| v.rule == "no-endpoint-lost").collect();
+    assert_eq!(lost.len(), 1, "{}", show(&v));
+    assert_eq!(lost[0].environment, "production");
+    assert_eq!(lost[0].workload.as_deref(), Some("mock/mocka-v2"));
+    assert_eq!(
+        lost[0].message,
+        "production: Service mock/mocka selects the pods of mock/mocka-v2 in the base, and in this render neither it (it selects mock/mocka-v1, mock/mocka-v1-canary) nor any route does"
+    );
+    // Where mesh callers of mocka went: half to each Deployment; now all to the baseline.
+    let moved: Vec<&Violation> = v
+        .iter()
+        .filter(|v| v.rule == "step-moves-what-it-declares")
+        .collect();
+    assert_eq!(moved.len(), 1, "{}", show(&v));
+    assert_eq!(
+        moved[0].class.as_deref(),
+        Some("mesh callers of mocka:8000 (http, every request except header x-lane=canary)")
+    );
+    assert_eq!(
+        moved[0].before,
+        shares(&[("mock/mocka-v1", 50.0), ("mock/mocka-v2", 50.0)])
+    );
+    assert_eq!(moved[0].after, shares(&[("mock/mocka-v1", 100.0)]));
+}
+
+#[test]
+fn case_4_a_lane_abort_that_leaves_lane_requests_on_the_copies_is_refused() {
+    let s = fixture("invariant-lanes-abort");
+    s.run(&["abort", FAILING_PLAN, "--env", "production"]).ok();
+    assert!(s.read(FAILING_PLAN).contains("weight: 0"));
+    let r = render(&s.path().join(FAILING_PLAN), "production");
+    let (base, new) = (invariants::model(&r.base), invariants::model(&r.new));
+    let step = Declared::Abort {
+        canary: vec!["mock/mocka-v1-canary".to_string()],
+    };
+    let v = invariants::check("production", &base, None, &new, &step);
+    let classes: Vec<&str> = v.iter().filter_map(|v| v.class.as_deref()).collect();
+    assert_eq!(
+        classes,
+        vec![
+            "gateway istio-system/ingressgateway, mock.example.com:8000 (http, header x-lane=canary)",
+            "mesh callers of mocka:8000 (http, header x-lane=canary)",
+        ],
+        "{}",
+        show(&v)
+    );
+    for x in &v {
+        assert_eq!(x.rule, "step-moves-what-it-declares");
+        assert_eq!(x.environment, "production");
+        assert_eq!(x.after, shares(&[("mock/mocka-v1-canary", 100.0)]));
+        assert!(
+            x.message
+                .starts_with("production: after an abort no request reaches the canary, but "),
+            "{}",
+            x.message
+        );
+    }
+    // The untagged ingress requests did go back to the baseline.
+    assert!(
+        new.classes
+            .iter()
+            .any(|c| c.entry == "istio-system/ingressgateway"
+                && c.condition == "every request"
+                && c.to == shares(&[("mock/mocka-v1", 100.0)]))
+    );
+}
+
+#[test]
+fn case_5_one_service_port_split_two_ways_is_refused() {
+    let (_, _, _, v) = check(&plan_of("invariant-tcp-two-ways"), "production");
+    assert_eq!(v.len(), 1, "{}", show(&v));
+    let v = &v[0];
+    assert_eq!(v.rule, "step-moves-what-it-declares");
+    assert_eq!(v.environment, "production");
+    // The gateway's route matches 31400 and delivers to tcp-echo:9000.
+    assert_eq!(
+        v.class.as_deref(),
+        Some("gateway echo/tcp-echo-gateway, *:9000 (tcp, port 31400)")
+    );
+    assert_eq!(v.before, shares(&[("echo/tcp-echo", 100.0)]));
+    assert_eq!(v.after, shares(&[("echo/tcp-echo-v1", 100.0)]));
+    assert_eq!(
+        v.message,
+        "production: the step sends 10% canary, 90% stable of Service tcp-echo's requests, but gateway echo/tcp-echo-gateway, *:9000 (tcp, port 31400) would go echo/tcp-echo-v1 100%"
+    );
+}

@@ -686,6 +686,8 @@ fn shift(input: &Input<'_>, sh: &Shift) -> Vec<Violation> {
         let held = is_held(c, &sh.held);
         // A test route takes all its requests to one side, the base's other shares included.
         let rest_kept = held || base.is_none_or(|b| same_split(&rest(&b.to), &rest(&c.to)));
+        // A class that reached the Service's pods must still reach some.
+        let rest_kept = rest_kept && (total > TOLERANCE || base.is_none_or(|b| !touches(b, &both)));
         let ok = rest_kept
             && if held {
                 (canary - 100.0).abs() <= TOLERANCE || (stable - 100.0).abs() <= TOLERANCE
@@ -742,26 +744,37 @@ fn lane_weight(input: &Input<'_>, lw: &LaneWeight) -> Vec<Violation> {
             continue;
         }
         let base_share = c.share_of(&lw.baseline);
-        let (ok, expected) = if is_held(c, &lw.held) {
-            let one_lane = lw
-                .lanes
-                .iter()
-                .any(|l| (c.share_of(&l.copies) - 100.0).abs() <= TOLERANCE);
+        // Lanes split the part of the class that goes to the chain's workloads; what went to
+        // other workloads (a second Deployment behind the Service) stays where it went.
+        let total = c.share_of(&all);
+        let rest = |to: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+            to.iter()
+                .filter(|(w, _)| !all.contains(w))
+                .map(|(w, p)| (w.clone(), *p))
+                .collect()
+        };
+        let held = is_held(c, &lw.held);
+        let base = counterpart(input.base, c);
+        let rest_kept = held || base.is_none_or(|b| same_split(&rest(&b.to), &rest(&c.to)));
+        let rest_kept = rest_kept && (total > TOLERANCE || base.is_none_or(|b| !touches(b, &all)));
+        let near = |a: f64, b: f64| (a - b).abs() <= TOLERANCE;
+        let (ok, expected) = if held {
+            let one_lane = lw.lanes.iter().any(|l| near(c.share_of(&l.copies), 100.0));
             (
-                one_lane || (base_share - 100.0).abs() <= TOLERANCE,
+                one_lane || near(base_share, 100.0),
                 "all in one lane".to_string(),
             )
         } else if lw.ingress.as_deref() == Some(c.entry.as_str()) {
             let lanes_ok = lw
                 .lanes
                 .iter()
-                .all(|l| (c.share_of(&l.copies) - l.to).abs() <= TOLERANCE);
-            let rest: f64 = 100.0 - lw.lanes.iter().map(|l| l.to).sum::<f64>();
+                .all(|l| near(c.share_of(&l.copies), l.to * total / 100.0));
+            let rest_share: f64 = 100.0 - lw.lanes.iter().map(|l| l.to).sum::<f64>();
             (
-                lanes_ok && (base_share - rest).abs() <= TOLERANCE,
+                rest_kept && lanes_ok && near(base_share, rest_share * total / 100.0),
                 format!(
                     "{} to the baseline{}",
-                    percent(rest),
+                    percent(rest_share),
                     lw.lanes
                         .iter()
                         .map(|l| format!(", {} to lane {}", percent(l.to), l.lane))
@@ -770,7 +783,7 @@ fn lane_weight(input: &Input<'_>, lw: &LaneWeight) -> Vec<Violation> {
             )
         } else {
             (
-                (base_share - 100.0).abs() <= TOLERANCE,
+                rest_kept && near(base_share, total),
                 "all to the baseline (requests without a lane header)".to_string(),
             )
         };
