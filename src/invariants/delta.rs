@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::model::{DIRECT, Model, TOLERANCE, WorkloadFacts};
-use super::rules::{moves, percent, shares};
+use super::rules::{moves, nonzero, percent, shares};
 
 /// What moved between two models.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -116,13 +116,6 @@ pub fn delta(before: &Model, after: &Model) -> Delta {
         unchanged,
         workloads,
     }
-}
-
-fn nonzero(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    m.iter()
-        .filter(|(_, p)| **p > TOLERANCE)
-        .map(|(k, v)| (k.clone(), *v))
-        .collect()
 }
 
 fn running(f: &WorkloadFacts) -> String {
@@ -233,4 +226,93 @@ pub fn to_markdown(deltas: &[(&str, &Delta)]) -> String {
         out.push_str(&d.markdown_rows(env));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::super::model::{Class, MESH};
+    use super::*;
+
+    fn model(canary: f64, header: bool) -> Model {
+        let class = |condition: &str, to: &[(&str, f64)]| Class {
+            entry: MESH.into(),
+            host: "checkout".into(),
+            port: Some(8080),
+            protocol: "http".into(),
+            condition: condition.into(),
+            except: Vec::new(),
+            to: to.iter().map(|(w, p)| (w.to_string(), *p)).collect(),
+            mirrors: BTreeMap::new(),
+            by_pods: false,
+        };
+        let mut classes = vec![class(
+            "uri prefix /checkout",
+            &[
+                ("shop/checkout", canary),
+                ("shop/checkout-v1", 100.0 - canary),
+            ],
+        )];
+        if header {
+            classes.push(class("header x-canary=true", &[("shop/checkout", 100.0)]));
+        }
+        Model {
+            classes,
+            ..Model::default()
+        }
+    }
+
+    #[test]
+    fn a_weight_step_in_words_and_in_a_table() {
+        let d = delta(&model(10.0, true), &model(25.0, true));
+        assert!(!d.is_empty());
+        assert_eq!(
+            d.to_text("production"),
+            "production: mesh callers of checkout:8080 (http, uri prefix /checkout): shop/checkout 10% → 25%, shop/checkout-v1 90% → 75%\n\
+             production: mesh callers of checkout:8080 (http, header x-canary=true) (shop/checkout 100%) unchanged\n"
+        );
+        assert_eq!(
+            d.to_markdown("production"),
+            "| environment | request class | before | after |\n|---|---|---|---|\n\
+             | production | mesh callers of checkout:8080 (http, uri prefix /checkout) | shop/checkout 10% · shop/checkout-v1 90% | shop/checkout 25% · shop/checkout-v1 75% |\n"
+        );
+    }
+
+    #[test]
+    fn nothing_moved_is_empty_and_says_unchanged() {
+        let d = delta(&model(10.0, false), &model(10.0, false));
+        assert!(d.is_empty());
+        assert_eq!(d.to_text("staging"), "staging: unchanged\n");
+        assert_eq!(
+            to_markdown(&[
+                ("staging", &d),
+                ("production", &delta(&model(0.0, false), &model(5.0, false)))
+            ]),
+            "| environment | request class | before | after |\n|---|---|---|---|\n\
+             | staging | unchanged | | |\n\
+             | production | mesh callers of checkout:8080 (http, uri prefix /checkout) | shop/checkout-v1 100% | shop/checkout 5% · shop/checkout-v1 95% |\n"
+        );
+    }
+
+    #[test]
+    fn a_workload_that_changes_images_or_revision_is_listed() {
+        let mut before = model(0.0, false);
+        before.workloads.insert(
+            "istio-ingress/gw".into(),
+            WorkloadFacts {
+                images: [("istio-proxy".to_string(), "auto".to_string())].into(),
+                revision: Some("1-22-1".into()),
+                replicas: 2,
+            },
+        );
+        let mut after = before.clone();
+        if let Some(w) = after.workloads.get_mut("istio-ingress/gw") {
+            w.revision = Some("1-23-1".into());
+        }
+        let d = delta(&before, &after);
+        assert_eq!(
+            d.to_text("production"),
+            "production: workload istio-ingress/gw: revision 1-22-1 → 1-23-1\n"
+        );
+    }
 }

@@ -537,3 +537,226 @@ fn webhook_revision(w: &Value) -> Option<String> {
         _ => s(w, "/metadata/labels/istio.io~1rev").map(str::to_string),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(ns: &str, name: &str, labels: Value, replicas: u64) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+               "spec": {"replicas": replicas, "template": {"metadata": {"labels": labels},
+                 "spec": {"containers": [{"name": "main", "image": format!("registry.example/{name}:1")}]}}}})
+    }
+
+    fn service(ns: &str, name: &str, selector: Value, ports: &[u32]) -> Value {
+        let ports: Vec<Value> = ports.iter().map(|p| json!({"port": p})).collect();
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+               "spec": {"selector": selector, "ports": ports}})
+    }
+
+    fn find<'m>(m: &'m Model, entry: &str, condition: &str) -> &'m Class {
+        m.classes
+            .iter()
+            .find(|c| c.entry == entry && c.condition == condition)
+            .unwrap_or_else(|| panic!("no {entry} class `{condition}` in {:#?}", m.classes))
+    }
+
+    #[test]
+    fn a_tcp_route_is_known_by_the_service_port_it_delivers_to() {
+        let objects = vec![
+            service(
+                "echo",
+                "tcp-echo",
+                json!({"app": "tcp-echo"}),
+                &[9000, 9001],
+            ),
+            deployment("echo", "tcp-echo", json!({"app": "tcp-echo"}), 1),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "gw", "namespace": "echo"},
+                   "spec": {"hosts": ["*"], "gateways": ["tcp-echo-gateway"], "tcp": [{"match": [{"port": 31400}],
+                     "route": [{"destination": {"host": "tcp-echo", "port": {"number": 9000}}}]}]}}),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "mesh", "namespace": "echo"},
+                   "spec": {"hosts": ["tcp-echo"], "tcp": [{"match": [{"port": 9001}], "route": [{"destination": {"host": "tcp-echo"}}]}]}}),
+        ];
+        let m = model(&objects);
+        let gw = find(&m, "echo/tcp-echo-gateway", "port 31400");
+        assert_eq!((gw.port, gw.protocol.as_str()), (Some(9000), "tcp"));
+        assert_eq!(gw.to, [("echo/tcp-echo".to_string(), 100.0)].into());
+        // Without a destination port, the port the route matches when the Service has it.
+        assert_eq!(find(&m, MESH, "port 9001").port, Some(9001));
+        // Mesh-routed: no direct class for the Service.
+        assert!(
+            m.classes.iter().all(|c| c.entry != DIRECT),
+            "{:#?}",
+            m.classes
+        );
+    }
+
+    #[test]
+    fn without_a_mesh_route_callers_reach_pods_by_count() {
+        let objects = vec![
+            service("hello", "helloworld", json!({"app": "helloworld"}), &[5000]),
+            deployment(
+                "hello",
+                "helloworld-v1",
+                json!({"app": "helloworld", "version": "v1"}),
+                1,
+            ),
+            deployment(
+                "hello",
+                "helloworld-v2",
+                json!({"app": "helloworld", "version": "v2"}),
+                2,
+            ),
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "v1", "namespace": "hello"},
+                   "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "helloworld-v1"}, "minReplicas": 4}}),
+        ];
+        let m = model(&objects);
+        let d = find(&m, DIRECT, "every request");
+        assert!(d.by_pods);
+        assert_eq!(d.host, "hello/helloworld");
+        // 4 pods (the HPA's minimum) against 2.
+        assert_eq!(
+            d.to,
+            [
+                ("hello/helloworld-v1".to_string(), 66.67),
+                ("hello/helloworld-v2".to_string(), 33.33)
+            ]
+            .into()
+        );
+        assert_eq!(
+            m.services["hello/helloworld"],
+            vec!["hello/helloworld-v1", "hello/helloworld-v2"]
+        );
+        assert_eq!(m.workloads["hello/helloworld-v1"].replicas, 4);
+    }
+
+    #[test]
+    fn a_route_says_what_earlier_routes_take_and_where_mirrors_go() {
+        let objects = vec![
+            service("ns", "reviews", json!({"app": "reviews"}), &[9080]),
+            deployment(
+                "ns",
+                "reviews-v1",
+                json!({"app": "reviews", "version": "v1"}),
+                1,
+            ),
+            deployment(
+                "ns",
+                "reviews-v2",
+                json!({"app": "reviews", "version": "v2"}),
+                1,
+            ),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "reviews", "namespace": "ns"},
+                   "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]}}),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews", "namespace": "ns"},
+                   "spec": {"hosts": ["reviews"], "http": [
+                     {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+                     {"route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 90}, {"destination": {"host": "reviews", "subset": "v2"}, "weight": 10}],
+                      "mirror": {"host": "reviews", "subset": "v2"}, "mirrorPercentage": {"value": 5.0}}]}}),
+        ];
+        let m = model(&objects);
+        let rest = find(&m, MESH, "every request");
+        assert_eq!(rest.except, vec!["header end-user=jason"]);
+        assert_eq!(rest.port, Some(9080));
+        assert_eq!(
+            rest.to,
+            [
+                ("ns/reviews-v1".to_string(), 90.0),
+                ("ns/reviews-v2".to_string(), 10.0)
+            ]
+            .into()
+        );
+        assert_eq!(rest.mirrors, [("ns/reviews-v2".to_string(), 5.0)].into());
+        assert_eq!(
+            rest.describe(),
+            "mesh callers of reviews:9080 (http, every request except header end-user=jason)"
+        );
+        assert_eq!(
+            find(&m, MESH, "header end-user=jason").to,
+            [("ns/reviews-v2".to_string(), 100.0)].into()
+        );
+    }
+
+    fn webhook(name: &str, client: Value) -> Value {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+               "metadata": {"name": name}, "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io", "clientConfig": client}]})
+    }
+
+    #[test]
+    fn the_injecting_revision_is_resolved_through_labels_tags_and_webhooks() {
+        let ns = |name: &str, labels: Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+        let objects = vec![
+            ns("tagged", json!({"istio.io/rev": "prod-stable"})),
+            ns(
+                "legacy",
+                json!({"istio-injection": "enabled", "istio.io/rev": "prod-canary"}),
+            ),
+            ns("plain", json!({})),
+            ns("direct", json!({"istio.io/rev": "1-24-0"})),
+            webhook(
+                "istio-revision-tag-prod-stable",
+                json!({"service": {"name": "istiod-1-22-1", "namespace": "istio-system"}}),
+            ),
+            webhook(
+                "istio-revision-tag-prod-canary",
+                json!({"url": "https://istiod-1-23-1.istio-system.svc:15017/inject"}),
+            ),
+            webhook(
+                "istio-sidecar-injector-1-21-0",
+                json!({"service": {"name": "istiod-1-21-0", "namespace": "istio-system"}}),
+            ),
+            deployment("tagged", "a", json!({"app": "a"}), 1),
+            deployment(
+                "tagged",
+                "opted-out",
+                json!({"app": "b", "sidecar.istio.io/inject": "false"}),
+                1,
+            ),
+            deployment("legacy", "c", json!({"app": "c"}), 1),
+            deployment("plain", "d", json!({"app": "d"}), 1),
+            deployment(
+                "plain",
+                "e",
+                json!({"app": "e", "istio.io/rev": "prod-canary"}),
+                1,
+            ),
+            deployment("direct", "f", json!({"app": "f"}), 1),
+            deployment(
+                "unknown",
+                "g",
+                json!({"app": "g", "sidecar.istio.io/inject": "true"}),
+                1,
+            ),
+        ];
+        let m = model(&objects);
+        let rev = |w: &str| m.workloads[w].revision.clone();
+        assert_eq!(rev("tagged/a").as_deref(), Some("1-22-1"));
+        assert_eq!(rev("tagged/opted-out"), None);
+        // `istio-injection` wins over the namespace's revision label: the default injector.
+        assert_eq!(rev("legacy/c").as_deref(), Some("1-21-0"));
+        assert_eq!(rev("plain/d"), None);
+        assert_eq!(rev("plain/e").as_deref(), Some("1-23-1"));
+        assert_eq!(rev("direct/f").as_deref(), Some("1-24-0"));
+        assert_eq!(rev("unknown/g").as_deref(), Some("1-21-0"));
+        assert_eq!(
+            m.workloads["plain/d"].images["main"],
+            "registry.example/d:1"
+        );
+    }
+
+    #[test]
+    fn the_model_is_the_same_byte_for_byte_whatever_the_order_of_the_stream() {
+        let mut objects = vec![
+            service("ns", "a", json!({"app": "a"}), &[80]),
+            service("ns", "b", json!({"app": "b"}), &[80]),
+            deployment("ns", "a", json!({"app": "a"}), 3),
+            deployment("ns", "b", json!({"app": "b"}), 1),
+        ];
+        let one = serde_json::to_string(&model(&objects)).unwrap();
+        objects.reverse();
+        assert_eq!(serde_json::to_string(&model(&objects)).unwrap(), one);
+        assert_eq!(round(100.0 / 3.0), 33.33);
+    }
+}

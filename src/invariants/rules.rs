@@ -300,6 +300,14 @@ pub struct Move {
     pub mirrors_after: BTreeMap<String, f64>,
 }
 
+/// `to` without its zero shares.
+pub fn nonzero(to: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    to.iter()
+        .filter(|(_, p)| **p > TOLERANCE)
+        .map(|(w, p)| (w.clone(), *p))
+        .collect()
+}
+
 /// Every class whose requests (or mirrors) go elsewhere in `after` than in `before`. A class
 /// new in `after` is compared with the class of `before` its requests belonged to; callers
 /// of a Service that `before` does not have (a per-version Service) are nobody's yet.
@@ -313,10 +321,10 @@ pub fn moves(before: &Model, after: &Model) -> Vec<Move> {
         if (!same_split(bt, at) || !same_split(bm, am)) && seen.insert(class.key()) {
             out.push(Move {
                 class: class.clone(),
-                before: bt.clone(),
-                after: at.clone(),
-                mirrors_before: bm.clone(),
-                mirrors_after: am.clone(),
+                before: nonzero(bt),
+                after: nonzero(at),
+                mirrors_before: nonzero(bm),
+                mirrors_after: nonzero(am),
             });
         }
     };
@@ -941,4 +949,479 @@ pub fn done_equals_base(input: &Input<'_>) -> Vec<Violation> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn split(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(w, p)| (w.to_string(), *p)).collect()
+    }
+
+    fn class(entry: &str, host: &str, condition: &str, to: &[(&str, f64)]) -> Class {
+        Class {
+            entry: entry.to_string(),
+            host: host.to_string(),
+            port: Some(8080),
+            protocol: if entry == DIRECT { "any" } else { "http" }.to_string(),
+            condition: condition.to_string(),
+            except: Vec::new(),
+            to: split(to),
+            mirrors: BTreeMap::new(),
+            by_pods: false,
+        }
+    }
+
+    fn facts(image: &str, revision: Option<&str>) -> WorkloadFacts {
+        WorkloadFacts {
+            images: [("main".to_string(), image.to_string())].into(),
+            revision: revision.map(str::to_string),
+            replicas: 1,
+        }
+    }
+
+    /// Service `web` in `shop`, its Deployment `web`, one mesh route to it.
+    fn base() -> Model {
+        Model {
+            classes: vec![class(MESH, "web", "every request", &[("shop/web", 100.0)])],
+            services: [("shop/web".to_string(), vec!["shop/web".to_string()])].into(),
+            workloads: [("shop/web".to_string(), facts("web:1", Some("1-22-1")))].into(),
+        }
+    }
+
+    /// `base` with the stable copy `web-v1` beside `web`, the route split `100 - w` / `w`.
+    fn shifted(w: f64) -> Model {
+        let mut m = base();
+        m.classes = vec![class(
+            MESH,
+            "web",
+            "every request",
+            &[("shop/web-v1", 100.0 - w), ("shop/web", w)],
+        )];
+        m.services.insert(
+            "shop/web".into(),
+            vec!["shop/web".into(), "shop/web-v1".into()],
+        );
+        m.workloads
+            .insert("shop/web-v1".into(), facts("web:1", Some("1-22-1")));
+        m
+    }
+
+    fn step(to: f64) -> Shift {
+        Shift {
+            service: "web".into(),
+            stable: vec!["shop/web-v1".into()],
+            canary: vec!["shop/web".into()],
+            to,
+            ..Shift::default()
+        }
+    }
+
+    fn rules_of(v: &[Violation]) -> Vec<&'static str> {
+        v.iter().map(|v| v.rule).collect()
+    }
+
+    #[test]
+    fn prepare_passes_when_nothing_moves_and_refuses_a_move_or_a_revision() {
+        let mut new = base();
+        new.workloads
+            .insert("shop/web-v1".into(), facts("web:1", Some("1-22-1")));
+        assert!(check("e", &base(), None, &new, &Declared::Prepare).is_empty());
+        // The route pinned to the copy: the class moves.
+        let moved = shifted(0.0);
+        let v = prepare_changes_no_traffic(&Input {
+            env: "e",
+            base: &base(),
+            disk: None,
+            new: &moved,
+            step: &Declared::Prepare,
+        });
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].before, split(&[("shop/web", 100.0)]));
+        assert_eq!(v[0].after, split(&[("shop/web-v1", 100.0)]));
+        // A revision change at prepare.
+        let mut rev = new.clone();
+        rev.workloads
+            .insert("shop/web".into(), facts("web:1", Some("1-23-1")));
+        let v = check("e", &base(), None, &rev, &Declared::Prepare);
+        assert_eq!(rules_of(&v), vec!["prepare-changes-no-traffic"]);
+        assert!(
+            v[0].message.contains("from 1-22-1 to 1-23-1"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn prepare_allows_the_direct_class_of_a_new_service() {
+        let mut new = base();
+        new.classes.push(class(
+            DIRECT,
+            "shop/web-v1",
+            "every request",
+            &[("shop/web-v1", 100.0)],
+        ));
+        new.services
+            .insert("shop/web-v1".into(), vec!["shop/web-v1".into()]);
+        new.workloads
+            .insert("shop/web-v1".into(), facts("web:1", None));
+        assert!(check("e", &base(), None, &new, &Declared::Prepare).is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_environment_refuses_moves_and_image_changes_of_serving_workloads() {
+        let disk = Record::new(
+            serde_json::json!({"stage": "shift", "weight": 10}),
+            shifted(10.0),
+        );
+        assert!(
+            check(
+                "e",
+                &base(),
+                Some(&disk),
+                &shifted(10.0),
+                &Declared::Unchanged
+            )
+            .is_empty()
+        );
+        // Without a record there is nothing to compare with.
+        assert!(check("e", &base(), None, &shifted(25.0), &Declared::Unchanged).is_empty());
+        let v = check(
+            "e",
+            &base(),
+            Some(&disk),
+            &shifted(25.0),
+            &Declared::Unchanged,
+        );
+        assert_eq!(rules_of(&v), vec!["unchanged-environment-does-not-change"]);
+        assert_eq!(
+            v[0].after,
+            split(&[("shop/web-v1", 75.0), ("shop/web", 25.0)])
+        );
+        // New code for a workload that serves requests.
+        let mut image = shifted(10.0);
+        image
+            .workloads
+            .insert("shop/web".into(), facts("web:2", Some("1-22-1")));
+        let v = check("e", &base(), Some(&disk), &image, &Declared::Unchanged);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message.contains("container main from web:1 to web:2"),
+            "{}",
+            v[0].message
+        );
+        // ... and for one that serves nothing (weight 0 on the canary) passes.
+        let disk0 = Record::new(serde_json::json!({"weight": 0}), shifted(0.0));
+        let mut idle = shifted(0.0);
+        idle.workloads
+            .insert("shop/web".into(), facts("web:2", Some("1-22-1")));
+        assert!(check("e", &base(), Some(&disk0), &idle, &Declared::Unchanged).is_empty());
+    }
+
+    #[test]
+    fn a_shift_moves_its_weight_on_every_route_to_the_service() {
+        assert!(
+            check(
+                "e",
+                &base(),
+                None,
+                &shifted(10.0),
+                &Declared::Shift(step(10.0))
+            )
+            .is_empty()
+        );
+        let v = check(
+            "e",
+            &base(),
+            None,
+            &shifted(10.0),
+            &Declared::Shift(step(25.0)),
+        );
+        assert_eq!(rules_of(&v), vec!["step-moves-what-it-declares"]);
+        // A gateway route matching another port, delivering to the same Service: left on stable.
+        let mut b = base();
+        b.classes.push(class(
+            "istio-system/public",
+            "*",
+            "port 31400",
+            &[("shop/web", 100.0)],
+        ));
+        let mut new = shifted(10.0);
+        new.classes.push(class(
+            "istio-system/public",
+            "*",
+            "port 31400",
+            &[("shop/web-v1", 100.0)],
+        ));
+        let v = check("e", &b, None, &new, &Declared::Shift(step(10.0)));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].class.as_deref(),
+            Some("gateway istio-system/public, *:8080 (http, port 31400)")
+        );
+        // Only the plan's Service ports are split: a class of another port stays as it was.
+        let mut other_port = class(MESH, "web", "port 9001", &[("shop/web", 100.0)]);
+        other_port.port = Some(9001);
+        let mut b = base();
+        b.classes.push(other_port.clone());
+        let mut new = shifted(10.0);
+        new.classes.push(other_port);
+        let mut only = step(10.0);
+        only.ports = vec![8080];
+        assert!(check("e", &b, None, &new, &Declared::Shift(only)).is_empty());
+        assert_eq!(
+            check("e", &b, None, &new, &Declared::Shift(step(10.0))).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_test_route_is_held_on_one_side_and_other_classes_stay() {
+        let mut new = shifted(10.0);
+        new.classes.push(class(
+            MESH,
+            "web",
+            "header x-canary=true",
+            &[("shop/web", 100.0)],
+        ));
+        let mut held = step(10.0);
+        held.held = vec!["header x-canary=true".into()];
+        assert!(check("e", &base(), None, &new, &Declared::Shift(held.clone())).is_empty());
+        // Not declared as held: it is a class at 100% where the step says 10%.
+        assert_eq!(
+            check("e", &base(), None, &new, &Declared::Shift(step(10.0))).len(),
+            1
+        );
+        // A class of another Service that moves is not the step's.
+        let mut b = base();
+        b.classes.push(class(
+            MESH,
+            "cart",
+            "every request",
+            &[("shop/cart", 100.0)],
+        ));
+        let mut other = new.clone();
+        other.classes.push(class(
+            MESH,
+            "cart",
+            "every request",
+            &[("shop/cart-v2", 100.0)],
+        ));
+        let v = check("e", &b, None, &other, &Declared::Shift(held));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message.contains("moves only Service web's requests"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn lane_weights_move_only_untagged_ingress_requests() {
+        let gw = "istio-system/ingress";
+        let b = Model {
+            classes: vec![class(
+                gw,
+                "mock.example.com",
+                "every request",
+                &[("mock/a", 100.0)],
+            )],
+            ..Model::default()
+        };
+        let lanes = LaneWeight {
+            ingress: Some(gw.into()),
+            baseline: vec!["mock/a".into()],
+            lanes: vec![LaneShare {
+                lane: "canary".into(),
+                copies: vec!["mock/a-canary".into()],
+                to: 10.0,
+            }],
+            held: vec!["header x-lane=canary".into()],
+        };
+        let good = Model {
+            classes: vec![
+                class(
+                    gw,
+                    "mock.example.com",
+                    "every request",
+                    &[("mock/a", 90.0), ("mock/a-canary", 10.0)],
+                ),
+                class(
+                    gw,
+                    "mock.example.com",
+                    "header x-lane=canary",
+                    &[("mock/a-canary", 100.0)],
+                ),
+                class(
+                    MESH,
+                    "a",
+                    "header x-lane=canary",
+                    &[("mock/a-canary", 100.0)],
+                ),
+                class(MESH, "a", "every request", &[("mock/a", 100.0)]),
+            ],
+            ..Model::default()
+        };
+        assert!(check("e", &b, None, &good, &Declared::LaneWeight(lanes.clone())).is_empty());
+        // Untagged mesh requests sent into the lane.
+        let mut bad = good.clone();
+        bad.classes[3] = class(
+            MESH,
+            "a",
+            "every request",
+            &[("mock/a", 90.0), ("mock/a-canary", 10.0)],
+        );
+        let v = check("e", &b, None, &bad, &Declared::LaneWeight(lanes));
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            v[0].class.as_deref(),
+            Some("mesh callers of a:8080 (http, every request)")
+        );
+    }
+
+    #[test]
+    fn an_abort_leaves_no_class_or_mirror_on_the_canary() {
+        let canary = Declared::Abort {
+            canary: vec!["shop/web".into()],
+        };
+        assert!(check("e", &base(), None, &shifted(0.0), &canary).is_empty());
+        let mut mirrored = shifted(0.0);
+        mirrored.classes[0].mirrors = split(&[("shop/web", 5.0)]);
+        let v = check("e", &base(), None, &mirrored, &canary);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message.contains("(mirrors included) shop/web 5%"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn a_wave_moves_only_its_namespaces() {
+        let b = Model {
+            workloads: [
+                ("a/sleep".to_string(), facts("curl", Some("1-22-1"))),
+                ("b/sleep".to_string(), facts("curl", Some("1-22-1"))),
+                ("c/sleep".to_string(), facts("curl", None)),
+            ]
+            .into(),
+            ..Model::default()
+        };
+        let wave = Declared::Waves(Revisions {
+            namespaces: vec!["a".into()],
+            workloads: Vec::new(),
+            to: "1-23-1".into(),
+        });
+        let mut new = b.clone();
+        new.workloads
+            .insert("a/sleep".into(), facts("curl", Some("1-23-1")));
+        assert!(check("e", &b, None, &new, &wave).is_empty());
+        new.workloads
+            .insert("b/sleep".into(), facts("curl", Some("1-23-1")));
+        let v = check("e", &b, None, &new, &wave);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].workload.as_deref(), Some("b/sleep"));
+        // A wave's workload left on the old revision.
+        let stuck = b.clone();
+        let v = check("e", &b, None, &stuck, &wave);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message.contains("moves a/sleep to revision 1-23-1"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn a_service_that_stops_selecting_a_workload_of_the_base_loses_it() {
+        let mut b = base();
+        b.services.insert(
+            "shop/web".into(),
+            vec!["shop/web".into(), "shop/web-b".into()],
+        );
+        b.workloads
+            .insert("shop/web-b".into(), facts("web:1", None));
+        let mut new = b.clone();
+        new.services
+            .insert("shop/web".into(), vec!["shop/web".into()]);
+        let v = no_endpoint_lost(&Input {
+            env: "e",
+            base: &b,
+            disk: None,
+            new: &new,
+            step: &Declared::Prepare,
+        });
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].workload.as_deref(), Some("shop/web-b"));
+        // Removed by the render, or reached by a route: not lost.
+        let mut removed = new.clone();
+        removed.workloads.remove("shop/web-b");
+        assert!(
+            no_endpoint_lost(&Input {
+                env: "e",
+                base: &b,
+                disk: None,
+                new: &removed,
+                step: &Declared::Prepare
+            })
+            .is_empty()
+        );
+        let mut routed = new.clone();
+        routed.classes.push(class(
+            MESH,
+            "web-b",
+            "every request",
+            &[("shop/web-b", 100.0)],
+        ));
+        assert!(
+            no_endpoint_lost(&Input {
+                env: "e",
+                base: &b,
+                disk: None,
+                new: &routed,
+                step: &Declared::Prepare
+            })
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn done_is_the_base_alone() {
+        assert!(check("e", &base(), None, &base(), &Declared::Done).is_empty());
+        let mut left = base();
+        left.workloads
+            .insert("shop/web-v1".into(), facts("web:1", None));
+        let v = check("e", &base(), None, &left, &Declared::Done);
+        assert_eq!(rules_of(&v), vec!["done-equals-base"]);
+        assert!(
+            v[0].message
+                .contains("workload shop/web-v1 remains changed: it is not in the base")
+        );
+        let v = check("e", &base(), None, &shifted(50.0), &Declared::Done);
+        assert!(v.iter().any(|v| v.class.is_some()), "{v:?}");
+    }
+
+    #[test]
+    fn a_direct_class_covers_the_mesh_routes_that_replace_it() {
+        let direct = class(DIRECT, "shop/web", "every request", &[("shop/web", 100.0)]);
+        let mesh = class(
+            MESH,
+            "web.shop.svc.cluster.local",
+            "header x=1",
+            &[("shop/web", 100.0)],
+        );
+        assert!(covers(&direct, &mesh));
+        assert!(!covers(&mesh, &direct));
+        let wide = class(MESH, "web", "uri prefix /api", &[]);
+        assert!(covers(
+            &wide,
+            &class(MESH, "web", "uri prefix /api and header x=1", &[])
+        ));
+        assert!(!covers(
+            &wide,
+            &class(MESH, "web", "uri prefix /api, or uri prefix /b", &[])
+        ));
+    }
 }
