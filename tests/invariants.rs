@@ -298,18 +298,30 @@ fn every_fixture_passes_every_invariant_at_every_stage() {
             s.set_stage(stage);
             let plan = canaryplan::load_any(&s.plan()).unwrap();
             for env in environments(&plan) {
-                let (_, _, _, v) = check(&s.plan(), &env);
+                let (_, base, new, v) = check(&s.plan(), &env);
                 if !v.is_empty() {
                     failures.push(format!("{f} at {stage}, {env}:\n{}", show(&v)));
                 }
+                // The record the overlay would keep reads back as written, and a render of an
+                // unchanged entry against it passes.
+                let record = Record::new(serde_json::json!({"stage": stage}), new.clone());
+                let text = record.to_yaml();
+                let read = invariants::record::parse(Path::new("record.yaml"), &text)
+                    .unwrap_or_else(|e| panic!("{f} at {stage}, {env}: {e}\n{text}"));
+                assert_eq!(read, record, "{f} at {stage}, {env}");
+                let again = invariants::check(&env, &base, Some(&read), &new, &Declared::Unchanged);
+                assert!(again.is_empty(), "{f} at {stage}, {env}: {}", show(&again));
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// `INVARIANTS_SHOW=fixture:stage:env cargo test --test invariants show_models -- --nocapture`
+/// prints the base's and the render's models, the delta and the violations: for reviewing a
+/// rule against a fixture.
 #[test]
-fn print_models() {
+fn show_models() {
     let Ok(spec) = std::env::var("INVARIANTS_SHOW") else {
         return;
     };
@@ -328,7 +340,6 @@ fn print_models() {
     println!("NEW\n{}", Record::new(Value::Null, new.clone()).to_yaml());
     println!("DELTA\n{}", invariants::delta(&base, &new).to_text(&env));
     println!("VIOLATIONS\n{}", show(&v));
-    let _ = BTreeMap::<String, f64>::new();
 }
 
 /// The failing cases' plans are named `failing-plan.yaml`, so that `render --all` and
@@ -538,4 +549,37 @@ fn case_5_one_service_port_split_two_ways_is_refused() {
         v.message,
         "production: the step sends 10% canary, 90% stable of Service tcp-echo's requests, but gateway echo/tcp-echo-gateway, *:9000 (tcp, port 31400) would go echo/tcp-echo-v1 100%"
     );
+}
+
+#[test]
+fn a_canary_abort_takes_the_canary_out_of_every_route_and_a_test_route_keeps_it_in() {
+    // The runbook: no test routes; after `abort`, no class reaches the canary.
+    let s = fixture("runbook");
+    s.run(&["abort", "--env", "production"]).ok();
+    let r = render(&s.plan(), "production");
+    let (base, new) = (invariants::model(&r.base), invariants::model(&r.new));
+    let abort = Declared::Abort {
+        canary: vec!["my-service/web".to_string()],
+    };
+    let v = invariants::check("production", &base, None, &new, &abort);
+    assert!(v.is_empty(), "{}", show(&v));
+    // test-routes: `abort` sets weight 0, and the test routes by header and cookie still send
+    // their requests to the canary — what the issue says an abort must not leave.
+    let s = fixture("test-routes");
+    s.run(&["abort", "--env", "production"]).ok();
+    let r = render(&s.plan(), "production");
+    let (base, new) = (invariants::model(&r.base), invariants::model(&r.new));
+    let abort = Declared::Abort {
+        canary: vec!["my-service-tests/web".to_string()],
+    };
+    let v = invariants::check("production", &base, None, &new, &abort);
+    assert_eq!(v.len(), 1, "{}", show(&v));
+    assert_eq!(v[0].rule, "step-moves-what-it-declares");
+    assert_eq!(
+        v[0].class.as_deref(),
+        Some(
+            "gateway istio-system/public, my-service.example.net:80 (http, uri prefix / and header x-canary=true)"
+        )
+    );
+    assert_eq!(v[0].after, shares(&[("my-service-tests/web", 100.0)]));
 }
