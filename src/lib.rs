@@ -25,6 +25,7 @@ pub mod from_rollout;
 pub mod fsio;
 pub mod gate;
 pub mod init;
+pub mod invariants;
 pub mod kinds;
 pub mod ladder;
 pub mod names;

@@ -41,6 +41,8 @@ pub struct ServiceRef {
     pub namespace: Option<String>,
     /// `None`: the Service has no selector (its endpoints are managed elsewhere).
     pub selector: Option<Labels>,
+    /// Its `spec.ports[].port`, in order.
+    pub ports: Vec<u32>,
 }
 
 /// One destination of a route, resolved.
@@ -50,6 +52,8 @@ pub struct Destination {
     pub subset: Option<String>,
     /// Percent of the route's requests (0..=100); for a mirror, the mirrored percent.
     pub percent: f64,
+    /// The Service port it names (`destination.port.number`, a backendRef's `port`).
+    pub port: Option<u32>,
     /// The Service the host names, when it is one in the stream.
     pub service: Option<ServiceRef>,
     /// The subset's labels, when the subset is defined.
@@ -265,6 +269,14 @@ impl<'a> Mesh<'a> {
                         .pointer("/spec/selector")
                         .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
                         .map(|v| selector::labels_of(Some(v))),
+                    ports: svc
+                        .pointer("/spec/ports")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p.get("port")?.as_u64())
+                        .filter_map(|p| u32::try_from(p).ok())
+                        .collect(),
                 })
             })
             .collect();
@@ -361,10 +373,16 @@ impl<'a> Mesh<'a> {
             }
             _ => Vec::new(),
         };
+        let port = d
+            .pointer("/port/number")
+            .or_else(|| d.get("port").filter(|p| p.is_u64()))
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok());
         Destination {
             host,
             subset,
             percent,
+            port,
             service,
             subset_labels,
             endpoints,
@@ -585,11 +603,11 @@ impl<'a> Mesh<'a> {
                     } else {
                         format!("{} {target}", s(b, "/kind").unwrap_or_default())
                     };
-                    self.destination(
-                        &serde_json::json!({ "host": host }),
-                        percent,
-                        b_ns.as_deref(),
-                    )
+                    let mut d = serde_json::json!({ "host": host });
+                    if let (Some(p), Some(o)) = (b.get("port"), d.as_object_mut()) {
+                        o.insert("port".into(), p.clone());
+                    }
+                    self.destination(&d, percent, b_ns.as_deref())
                 };
                 let refs: Vec<&Value> = rule
                     .get("backendRefs")
