@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""canaryplan benchmark: a generated monorepo of N apps, rendered by canaryplan and built by
-`kubectl kustomize`, side by side in the same run. Prints a Markdown report.
+"""canaryplan benchmark: generated monorepos of N apps (each app in its own namespace), rendered
+by canaryplan against `cat` of the same files and against `kubectl kustomize`, side by side in the
+same run. Prints a Markdown report (the figures in BENCHMARKS.md come from it).
 
-    python3 bench/run.py [--apps 200] [--runs 10] [--sample 20] [--bin OLD_BINARY]
+    python3 bench/run.py [--scale 10,100,300,1000,3000] [--apps 200] [--runs 5] [--sample 10]
+                         [--bin OLD_BINARY] [--only scale,kustomize,limits]
 
-Needs cargo and kubectl. Standard library only.
+Every time is the minimum of --runs runs (the machine is shared: the minimum is the run least
+disturbed by others); the load average is printed beside each table. Peak RSS comes from
+`/usr/bin/time -f %M`. Needs cargo, kubectl and /usr/bin/time. Standard library only.
 """
 import argparse
 import os
@@ -20,7 +24,7 @@ BIN = os.path.join(ROOT, "target", "release", "canaryplan")
 
 
 def app_files(i):
-    name = f"app-{i:03d}"
+    name = f"app-{i:04d}"
     svc = f"{name}-web"
     plan = f"""apiVersion: canaryplan.io/v1alpha1
 kind: CanaryPlan
@@ -60,6 +64,7 @@ spec:
 kind: Deployment
 metadata:
   name: {name}
+  namespace: {name}
   labels: {{app: {name}, team: team-{i % 7}}}
 spec:
   replicas: 3
@@ -87,6 +92,7 @@ apiVersion: v1
 kind: Service
 metadata:
   name: {svc}
+  namespace: {name}
 spec:
   selector: {{app: {name}}}
   ports:
@@ -96,6 +102,7 @@ spec:
 kind: VirtualService
 metadata:
   name: {name}
+  namespace: {name}
 spec:
   hosts: [{name}.example.com]
   gateways: [istio-system/public]
@@ -110,10 +117,23 @@ spec:
     route:
     - destination: {{host: static-assets}}
 ---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: {svc}
+  namespace: {name}
+spec:
+  host: {svc}
+  trafficPolicy:
+    connectionPool:
+      http: {{http1MaxPendingRequests: 100}}
+    outlierDetection: {{consecutive5xxErrors: 5, interval: 30s}}
+---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata:
   name: {name}-allow
+  namespace: {name}
 spec:
   selector:
     matchLabels: {{app: {name}}}
@@ -140,15 +160,25 @@ def generate(root, n):
     return plans
 
 
-def timed(cmd, cwd, runs, before=None):
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def timed(cmd, cwd, runs, before=None, expect=0):
+    """The minimum wall-clock time of `runs` runs of `cmd`, which must exit with `expect`
+    (any code when None; the last one is kept in `timed.code`)."""
     times = []
     for _ in range(runs):
         if before:
             before()
         t = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        timed.code = r.returncode
+        if expect is not None and r.returncode != expect:
+            sys.exit(f"{cmd} in {cwd}: exit {r.returncode}, expected {expect}")
+    return min(times)
 
 
 def peak_kib(cmd, cwd):
@@ -157,85 +187,147 @@ def peak_kib(cmd, cwd):
 
 
 def ms(s):
-    return f"{s * 1000:.1f} ms"
+    return f"{s * 1000:,.1f} ms"
+
+
+def mib(kib):
+    return f"{kib / 1024:.1f} MiB"
+
+
+def render_from_scratch(work):
+    r = subprocess.run([BIN, "render", "--all", "--from-scratch"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"render --all --from-scratch failed in {work}:\n{r.stderr[-3000:]}")
+
+
+CAT = ["sh", "-c", "find apps -type f -exec cat {} + >/dev/null"]
+
+
+def scale(args, tmp):
+    """Steady-state `render --all` (overlays current) against `cat` of every file below apps/
+    (plans, bases and the overlays render --all reads), for each monorepo size."""
+    rows = []
+    for n in args.scale:
+        work = os.path.join(tmp, f"scale-{n}")
+        generate(work, n)
+        render_from_scratch(work)
+        before = loadavg()
+        render = timed([BIN, "render", "--all"], work, args.runs)
+        cat = timed(CAT, work, args.runs)
+        rss = peak_kib([BIN, "render", "--all"], work)
+        rows.append((n, render, cat, rss, f"{before} → {loadavg()}"))
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"### `render --all` against `cat` (min of {args.runs} runs, {os.cpu_count()} cores)\n")
+    print("| plans | render --all | per plan | cat floor | ratio | peak RSS | load average (before → after) |")
+    print("|---|---|---|---|---|---|---|")
+    for n, render, cat, rss, load in rows:
+        print(f"| {n:,} | {ms(render)} | {render * 1000 / n:.3f} ms | {ms(cat)} | {render / cat:.2f}x | {mib(rss)} | {load} |")
+    print()
+
+
+def kustomize(args, tmp):
+    """One app's `render --stdout` against `kubectl kustomize` of its overlay, and one process
+    rendering `--apps` plans against one kustomize build."""
+    kubectl = shutil.which("kubectl") or sys.exit("kubectl is required")
+    work = os.path.join(tmp, "kustomize")
+    plans = generate(work, args.apps)
+    render_from_scratch(work)
+    before = loadavg()
+    step = max(1, args.apps // args.sample)
+    sample = plans[::step][: args.sample]
+    per_app_cp, per_app_kk = [], []
+    for p in sample:
+        overlay = os.path.join(os.path.dirname(p), "rendered", "production")
+        per_app_cp.append(timed([BIN, "render", "--stdout", "--env", "production", p], work, args.runs))
+        per_app_kk.append(timed([kubectl, "kustomize", overlay], work, args.runs))
+    cp, kk = statistics.median(per_app_cp), statistics.median(per_app_kk)
+    render_all = [BIN, "render"] + plans
+    steady = timed(render_all, work, args.runs)
+    validate = timed([BIN, "validate"] + plans, work, args.runs)
+    one = [BIN, "render", "--stdout", "--env", "production", plans[0]]
+    kk_one = [kubectl, "kustomize", os.path.join(os.path.dirname(plans[0]), "rendered", "production")]
+    mem_one, mem_all, mem_kk = peak_kib(one, work), peak_kib(render_all, work), peak_kib(kk_one, work)
+    print(f"### Beside `kubectl kustomize` ({args.apps} apps, min of {args.runs} runs; per app: median over {len(sample)} apps; load average {before} → {loadavg()})\n")
+    print("| what | canaryplan | kubectl kustomize | ratio | peak RSS (canaryplan / kustomize) |")
+    print("|---|---|---|---|---|")
+    print(f"| one app: `render --stdout --env production` vs `kubectl kustomize <its overlay>` | {ms(cp)} | {ms(kk)} | {kk / cp:.1f}x faster | {mib(mem_one)} / {mib(mem_kk)} |")
+    print(f"| all {args.apps} plans in one `canaryplan render` (overlays current) vs one `kubectl kustomize` | {ms(steady)} | {ms(kk)} | {steady / kk:.2f} kustomize builds | {mib(mem_all)} / {mib(mem_kk)} |")
+    print(f"| all {args.apps} plans, `canaryplan validate` | {ms(validate)} | | | |")
+    print()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+CONFIGMAP = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings-{i:05d}
+  labels: {{app.kubernetes.io/part-of: settings}}
+data:
+  LEVEL: "{i}"
+  REGION: eu-west-{r}
+  FEATURE_FLAGS: "checkout,search,recommendations"
+"""
+
+
+def limits(args, tmp):
+    """A 10,000-document base file renders; a 100 MB file and alias bombs are refused (exit 2)."""
+    rows = []
+    base_app = os.path.join(tmp, "limits", "big")
+    plan = generate(base_app, 1)[0]
+    app_dir = os.path.join(base_app, os.path.dirname(plan))
+    docs = "---\n".join(CONFIGMAP.format(i=i, r=i % 3) for i in range(10_000))
+    with open(os.path.join(app_dir, "base", "settings.yaml"), "w") as f:
+        f.write(docs)
+    with open(os.path.join(app_dir, "base", "kustomization.yaml"), "a") as f:
+        f.write("- settings.yaml\n")
+    one = [BIN, "render", "--stdout", "--env", "production", plan]
+    t = timed(one, base_app, args.runs, expect=None)
+    rows.append((f"a base file of 10,000 ConfigMaps ({len(docs) / 1e6:.1f} MB), `render --stdout`", t, timed.code, peak_kib(one, base_app)))
+    # 100 MB of valid YAML (the same ConfigMaps, over and over).
+    with open(os.path.join(app_dir, "base", "settings.yaml"), "w") as f:
+        while f.tell() < 100_000_000:
+            f.write(docs)
+    t = timed(one, base_app, args.runs, expect=None)
+    rows.append(("a 100 MB base file, `render --stdout`", t, timed.code, peak_kib(one, base_app)))
+    broken = os.path.join(ROOT, "tests", "broken")
+    for case in ["34-alias-bomb", "35-deep-nesting", "46-deep-nesting-in-base"]:
+        d = os.path.join(tmp, "limits", case)
+        shutil.copytree(os.path.join(broken, "_base"), os.path.join(d, "base"))
+        shutil.copytree(os.path.join(broken, case), d, dirs_exist_ok=True)
+        t = timed([BIN, "validate"], d, args.runs, expect=None)
+        rows.append((f"`tests/broken/{case}`, `validate`", t, timed.code, peak_kib([BIN, "validate"], d)))
+    print(f"### Limits (min of {args.runs} runs; load average {loadavg()})\n")
+    print("| input | exit code (0: rendered, 2: refused) | time | peak RSS |")
+    print("|---|---|---|---|")
+    for what, t, code, rss in rows:
+        print(f"| {what} | {code} | {ms(t)} | {mib(rss)} |")
+    print()
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--apps", type=int, default=200)
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--sample", type=int, default=20)
+    ap.add_argument("--scale", default="10,100,300,1000,3000", help="monorepo sizes for the render --all vs cat table")
+    ap.add_argument("--apps", type=int, default=200, help="plans rendered in one process beside kustomize")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sample", type=int, default=10, help="apps timed one by one beside kustomize")
+    ap.add_argument("--only", default="scale,kustomize,limits")
     ap.add_argument("--bin", help="measure this canaryplan binary (e.g. an older build) instead of building one")
     args = ap.parse_args()
+    args.scale = [int(n) for n in args.scale.split(",") if n]
 
     global BIN
     if args.bin:
         BIN = os.path.abspath(args.bin)
     else:
         subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
-    kubectl = shutil.which("kubectl") or sys.exit("kubectl is required")
-    work = tempfile.mkdtemp(prefix="canaryplan-bench-")
+    version = subprocess.run([BIN, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"## {version}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores\n")
+    tmp = tempfile.mkdtemp(prefix="canaryplan-bench-")
     try:
-        plans = generate(work, args.apps)
-        rendered = [os.path.join(work, os.path.dirname(p), "rendered") for p in plans]
-
-        def clean():
-            for r in rendered:
-                shutil.rmtree(r, ignore_errors=True)
-
-        render_all = [BIN, "render"] + plans
-        fresh = timed(render_all, work, args.runs, before=clean)
-        subprocess.run(render_all, cwd=work, check=True, stderr=subprocess.DEVNULL)
-        steady = timed(render_all, work, args.runs)
-        validate = timed([BIN, "validate"] + plans, work, args.runs)
-        # The filesystem's floor for a fresh render: copying the same overlays with cp.
-        copies = os.path.join(work, "copies")
-
-        def clean_copies():
-            shutil.rmtree(copies, ignore_errors=True)
-            os.makedirs(copies)
-
-        copy_cmd = ["sh", "-c", 'for d in apps/*; do cp -r "$d/rendered" "copies/${d#apps/}"; done']
-        copy = timed(copy_cmd, work, max(3, args.runs // 3), before=clean_copies)
-        step = max(1, args.apps // args.sample)
-        sample = plans[::step][: args.sample]
-        per_app_cp, per_app_kk = [], []
-        for p in sample:
-            overlay = os.path.join(os.path.dirname(p), "rendered", "production")
-            per_app_cp.append(timed([BIN, "render", "--stdout", "--env", "production", p], work, args.runs))
-            per_app_kk.append(timed([kubectl, "kustomize", overlay], work, args.runs))
-        cp, kk = statistics.median(per_app_cp), statistics.median(per_app_kk)
-        mem_all = peak_kib(render_all, work)
-        mem_one = peak_kib([BIN, "render", "--stdout", "--env", "production", plans[0]], work)
-        mem_kk = peak_kib([kubectl, "kustomize", os.path.join(os.path.dirname(plans[0]), "rendered", "production")], work)
-
-        limits = []
-        broken = os.path.join(ROOT, "tests", "broken")
-        for case in ["34-alias-bomb", "35-deep-nesting", "46-deep-nesting-in-base"]:
-            d = os.path.join(work, "limits", case)
-            shutil.copytree(os.path.join(broken, "_base"), os.path.join(d, "base"))
-            shutil.copytree(os.path.join(broken, case), d, dirs_exist_ok=True)
-            times = []
-            for _ in range(args.runs):
-                t = time.perf_counter()
-                r = subprocess.run([BIN, "validate"], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                times.append(time.perf_counter() - t)
-                assert r.returncode == 2, case
-            limits.append((case, statistics.median(times)))
-
-        print(f"## {args.apps} apps, median of {args.runs} runs, {os.cpu_count()} cores\n")
-        print("| what | canaryplan | kubectl kustomize | ratio |")
-        print("|---|---|---|---|")
-        print(f"| one app, final stream (`render --stdout --env production` vs `kubectl kustomize <overlay>`; median over {len(sample)} apps) | {ms(cp)} | {ms(kk)} | {kk / cp:.1f}x faster |")
-        print(f"| all {args.apps} plans in one `canaryplan render` (fresh: no overlays on disk) vs one `kubectl kustomize` | {ms(fresh)} | {ms(kk)} | {kk / fresh:.2f}x |")
-        print(f"| reference: `cp -r` of those {args.apps * 2} overlays (the filesystem's cost of creating the files) | {ms(copy)} | | |")
-        print(f"| all {args.apps} plans in one `canaryplan render` (steady state: overlays current) vs one `kubectl kustomize` | {ms(steady)} | {ms(kk)} | {kk / steady:.2f}x |")
-        print(f"| all {args.apps} plans, `canaryplan validate` | {ms(validate)} | | |")
-        print(f"| peak memory (max RSS): one app / all {args.apps} plans / one kustomize | {mem_one / 1024:.1f} MiB / {mem_all / 1024:.1f} MiB | {mem_kk / 1024:.1f} MiB | |")
-        for case, t in limits:
-            print(f"| refusal of `tests/broken/{case}` (exit 2) | {ms(t)} | | |")
+        for part in args.only.split(","):
+            {"scale": scale, "kustomize": kustomize, "limits": limits}[part](args, tmp)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

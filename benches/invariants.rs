@@ -39,8 +39,7 @@ fn time(what: &str, objects: &[Value], runs: usize) {
 
 fn runbook() -> Vec<Value> {
     let plan = canaryplan::load_any(Path::new("fixtures/runbook/canaryplan.yaml")).unwrap();
-    let renders = canaryplan::render_any(
-        &plan,
+    let renders = plan.render(
         &["production".to_string()],
         &canaryplan::Templates::builtin(),
         canaryplan::Mode::Stream,

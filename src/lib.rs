@@ -28,6 +28,7 @@ pub mod init;
 pub mod invariants;
 pub mod kinds;
 pub mod ladder;
+pub mod monorepo;
 pub mod names;
 pub mod output;
 pub mod plan_file;

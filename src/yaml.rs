@@ -1,4 +1,4 @@
-//! Reading and writing YAML. Input is parsed with budgets (size, depth, aliases) into `Node`s
+//! Reading and writing YAML. Input is parsed with budgets (bytes, depth, alias expansion) into `Node`s
 //! that remember where every value came from, so later steps can point at the line a problem
 //! is on; output is written so that every consumer reads each string as a string.
 
@@ -97,7 +97,7 @@ impl Source {
 /// Limit breaches get a plain-words message instead of the parser's internal one.
 fn explain(plain: &str) -> (String, Option<&'static str>) {
     let deep = format!("the YAML nests deeper than {MAX_DEPTH} levels");
-    let limits: [(&str, String, &'static str); 4] = [
+    let limits: [(&str, String, &'static str); 5] = [
         (
             "alias replay limit",
             "the YAML expands aliases into too many nodes (an alias bomb?)".into(),
@@ -114,9 +114,13 @@ fn explain(plain: &str) -> (String, Option<&'static str>) {
             "flatten the structure; Kubernetes objects never nest this deep",
         ),
         (
+            "RecordedAnchor",
+            "the YAML expands aliases into too many nodes (an alias bomb?)".into(),
+            "write the values out, or use fewer aliases",
+        ),
+        (
             "budget breached",
-            "the YAML is larger than canaryplan reads (too many nodes, aliases or documents)"
-                .into(),
+            "the YAML is larger than canaryplan reads".into(),
             "split it into several files",
         ),
     ];
@@ -203,21 +207,45 @@ impl Pos {
     }
 }
 
-/// Parser options shared by every input: duplicate keys are errors, and the budgets bound
-/// the work an alias bomb or a deeply nested document can cause.
+/// Events that aliases may replay into a document of `bytes` bytes: as many as the file has
+/// bytes (its own size again, at most), and never fewer than `MIN_ALIAS_REPLAY`. A file using
+/// anchors for repeated blocks stays far below; an alias bomb (each level repeating the one
+/// before) goes past it after a few thousand events.
+pub fn alias_replay_budget(bytes: usize) -> usize {
+    bytes.max(MIN_ALIAS_REPLAY)
+}
+
+/// Replayed events allowed in any file, however small.
+pub const MIN_ALIAS_REPLAY: usize = 64 * 1024;
+
+/// Parser options shared by every input: duplicate keys are errors, and the budgets bound the
+/// work a hostile file can cause: by its bytes (`MAX_FILE_BYTES`, when it is read), its nesting
+/// (`MAX_DEPTH`) and its alias expansion (`alias_replay_budget`). Without the text's size at
+/// hand, aliases get the smallest budget (`options_for` gives a text its own).
+///
+/// Nothing counts nodes, documents, anchors or aliases: each costs at least a byte of input,
+/// so the byte limit bounds them, and a real file (10,000 ConfigMaps in one base file, an
+/// anchor referenced hundreds of times) must read as kustomize reads it.
 pub fn options() -> serde_saphyr::Options {
-    // Plans and Kubernetes manifests are small and rarely use aliases: these bounds are far
-    // above any real file and refuse an alias bomb or a nesting attack in milliseconds.
+    options_for(0)
+}
+
+/// `options()` for a text of `bytes` bytes.
+pub fn options_for(bytes: usize) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = MAX_DEPTH;
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
-    budget.max_documents = 10_000;
-    budget.max_events = 250_000;
-    budget.max_nodes = 250_000;
+    budget.max_events = usize::MAX;
+    budget.max_nodes = usize::MAX;
+    budget.max_documents = usize::MAX;
+    budget.max_aliases = usize::MAX;
+    budget.max_anchors = usize::MAX;
+    budget.max_merge_keys = usize::MAX;
+    // A count heuristic (aliases against anchors) that refuses one anchor used 10 times per
+    // 1 other: the replay budget bounds what aliases expand to instead.
+    budget.enforce_alias_anchor_ratio = false;
     let mut opts = serde_saphyr::Options::default();
     opts.budget = Some(budget);
-    opts.alias_limits.max_total_replayed_events = 50_000;
+    opts.alias_limits.max_total_replayed_events = alias_replay_budget(bytes);
     opts.with_snippet = false;
     opts
 }
@@ -360,7 +388,7 @@ impl Node {
 
 /// Parses every document of a YAML stream.
 pub fn parse_documents(source: &Source) -> Result<Vec<Node>> {
-    serde_saphyr::from_multiple_with_options::<Node>(&source.text, options())
+    serde_saphyr::from_multiple_with_options::<Node>(&source.text, options_for(source.text.len()))
         .map_err(|e| source.parse_error(&e).into())
 }
 
@@ -369,7 +397,7 @@ pub fn parse_documents(source: &Source) -> Result<Vec<Node>> {
 /// plain `0755:`, `1:`, `true:` or `null:` key is refused (kustomize fails on it, and a JSON
 /// value would silently turn it into text).
 pub fn parse_values(source: &Source) -> Result<Vec<Value>> {
-    serde_saphyr::from_multiple_with_options::<Manifest>(&source.text, options())
+    serde_saphyr::from_multiple_with_options::<Manifest>(&source.text, options_for(source.text.len()))
         .map(|docs| docs.into_iter().map(|m| m.0).collect())
         .map_err(|e| source.parse_error(&e).into())
 }
@@ -479,7 +507,7 @@ impl<'de> Deserialize<'de> for StringKey {
 
 /// Parses a single document into `T`.
 pub fn parse_one<T: serde::de::DeserializeOwned>(source: &Source) -> Result<T> {
-    serde_saphyr::from_str_with_options::<T>(&source.text, options())
+    serde_saphyr::from_str_with_options::<T>(&source.text, options_for(source.text.len()))
         .map_err(|e| source.parse_error(&e).into())
 }
 

@@ -440,7 +440,7 @@ fn workload_facts(objects: &[Value], mesh: &Mesh<'_>) -> BTreeMap<String, Worklo
 /// `istio-revision-tag-<tag>`) and the `istiod-<rev>` Service or URL their webhooks call.
 struct Injection {
     /// Namespace → its labels.
-    namespaces: BTreeMap<String, crate::plan::Labels>,
+    namespaces: BTreeMap<String, crate::plan_file::Labels>,
     /// Tag → the revision its webhook calls.
     tags: BTreeMap<String, String>,
 }
@@ -489,7 +489,7 @@ impl Injection {
             .unwrap_or_else(|| name.to_string())
     }
 
-    fn revision(&self, namespace: Option<&str>, pod: &crate::plan::Labels) -> Option<String> {
+    fn revision(&self, namespace: Option<&str>, pod: &crate::plan_file::Labels) -> Option<String> {
         let opt_out = |v: Option<&String>| v.is_some_and(|v| v == "false");
         if opt_out(pod.get("sidecar.istio.io/inject")) {
             return None;
