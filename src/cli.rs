@@ -122,9 +122,13 @@ struct ExportArgs {
     /// The environment whose weights the objects carry.
     #[arg(long = "env", value_name = "E")]
     env: Option<String>,
-    /// Write one file per object into DIR instead of printing them.
+    /// Write one file per object into DIR (inside the repository) instead of printing them.
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
+    /// With --output: replace files there that canaryplan did not export, or that were edited
+    /// since.
+    #[arg(long, requires = "output")]
+    force: bool,
     /// Refuse (exit 2) when the target cannot express part of the plan.
     #[arg(long)]
     strict: bool,
@@ -445,12 +449,9 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
         && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY")
     {
         let summary = step_summary(&per_env);
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(summary.as_bytes()));
-        if let Err(e) = written {
+        if let Err(e) =
+            canaryplan::fsio::append_to_runner_file(std::path::Path::new(&path), &summary)
+        {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
     }
@@ -742,7 +743,7 @@ fn export(a: &ExportArgs) -> Result<ExitCode, Error> {
         .unwrap_or_default();
     match &a.output {
         Some(dir) => {
-            for p in canaryplan::export::write(dir, &e, &plan_file, target)? {
+            for p in canaryplan::export::write(&path, dir, &e, target, a.force)? {
                 println!("{}: written", diff::shown(&p));
             }
         }
@@ -1019,17 +1020,11 @@ fn warn_left_behind(report: &canaryplan::WriteReport) {
 }
 
 fn init(a: &InitArgs) -> Result<ExitCode, Error> {
-    if a.output.exists() {
-        return Err(Diagnostic::new(
-            "a plan already exists here; canaryplan init does not overwrite it",
-        )
-        .in_file(&a.output)
-        .hint("remove it first, or choose another path with --output")
-        .into());
-    }
     if let Some(file) = &a.from_rollout {
+        let target =
+            canaryplan::init::target(file.parent().unwrap_or(std::path::Path::new("")), &a.output)?;
         let m = canaryplan::from_rollout::migrate(file, &a.output)?;
-        std::fs::write(&a.output, &m.plan).map_err(|e| Error::io("write", &a.output, &e))?;
+        target.write(&m.plan)?;
         print!("{}", m.deployment);
         for n in &m.notes {
             eprintln!("note: not carried over: {n}");
@@ -1040,12 +1035,13 @@ fn init(a: &InitArgs) -> Result<ExitCode, Error> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let target = canaryplan::init::target(&a.base, &a.output)?;
     let pick = canaryplan::init::Pick {
         service: a.service.clone(),
         workload: a.workload.clone(),
     };
     let text = canaryplan::init::starter(&a.base, &a.output, &pick)?;
-    std::fs::write(&a.output, &text).map_err(|e| Error::io("write", &a.output, &e))?;
+    target.write(&text)?;
     eprintln!(
         "wrote {}: review it (the image above all), then run `canaryplan validate`",
         diff::shown(&a.output)
