@@ -346,7 +346,12 @@ mod write {
                 at.push(c);
                 fd = open_no_follow(c.as_os_str(), Some(&fd)).map_err(|e| changed(&at, &e))?;
             }
-            let mut at = existing.to_path_buf();
+            // Named as the user did (not `./sub` for `sub`).
+            let mut at = if existing == Path::new(".") && dir != Path::new(".") {
+                PathBuf::new()
+            } else {
+                existing.to_path_buf()
+            };
             for name in missing {
                 at.push(name);
                 if !create {
