@@ -255,7 +255,7 @@ fn not_regular(path: &Path, meta: &std::fs::Metadata) -> Error {
 // and are created exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`), modes are set on the open file,
 // and the result is renamed over the target, which is never a link.
 
-pub use write::{Entry, Existing, WriteDir, append_to_runner_file, process_alive};
+pub use write::{Entry, Existing, Kept, WriteDir, append_to_runner_file, process_alive};
 
 // The write primitive: the only code allowed the calls clippy.toml forbids elsewhere.
 #[allow(clippy::disallowed_methods)]
@@ -426,45 +426,12 @@ mod write {
 
         /// Writes `bytes` to the file `name` in this directory, atomically: a temporary sibling
         /// with a random name, created exclusively and without following links, written, given
-        /// its mode and synced, then renamed over `name`. A link at `name` is refused, and so is
-        /// what `existing` does not allow; a killed run leaves the previous file whole.
+        /// the replaced file's mode (and owner, where allowed) and synced, then renamed over
+        /// `name`. What `check` refuses is refused; a killed run leaves the previous file whole.
         pub fn write(&self, name: &str, bytes: &[u8], existing: Existing<'_>) -> Result<()> {
             let path = self.path(name);
-            self.sweep(name)?;
-            let mode = match self.entry(name)? {
-                Entry::Missing => None,
-                Entry::Link(target) => {
-                    return Err(Diagnostic::new(format!(
-                        "is a symbolic link to {}; canaryplan does not write through links",
-                        target.display()
-                    ))
-                    .in_file(&path)
-                    .hint("remove the link (canaryplan writes a regular file there), or write elsewhere")
-                    .into());
-                }
-                Entry::Dir | Entry::Other(_) => {
-                    let what = match self.entry(name)? {
-                        Entry::Other(what) => what,
-                        _ => "a directory",
-                    };
-                    return Err(Diagnostic::new(format!(
-                        "is {what}; canaryplan writes a regular file there and never replaces anything else"
-                    ))
-                    .in_file(&path)
-                    .hint("move it away, or write elsewhere")
-                    .into());
-                }
-                Entry::File(mode) => match &existing {
-                    Existing::Nothing { refusal, hint } => {
-                        return Err(Diagnostic::new(*refusal).in_file(&path).hint(*hint).into());
-                    }
-                    Existing::Replace { ours } => {
-                        ours(&self.read(name)?).map_err(|d| Error::one(d.in_file(&path)))?;
-                        Some(mode)
-                    }
-                },
-            };
-            let (tmp, file) = self.create_temp(name, mode)?;
+            let kept = self.check(name, &existing)?;
+            let (tmp, file) = self.create_temp(name, kept)?;
             let written = write_synced(file, bytes);
             let placed = written.and_then(|()| match existing {
                 Existing::Nothing { .. } => self.rename_no_replace(&tmp, name),
@@ -483,6 +450,52 @@ mod write {
             }
             let _ = rustix::fs::fsync(&self.fd);
             Ok(())
+        }
+
+        /// Whether `write` may write `name`, without writing (a command writing several files
+        /// checks them all first). Refused: a link at `name` (even a dangling one), anything but
+        /// a regular file, what `existing` does not allow, and anything but a regular file under
+        /// canaryplan's temporary names for `name` (temporary files of killed runs are removed).
+        /// Returns what a replaced file's successor keeps.
+        pub fn check(&self, name: &str, existing: &Existing<'_>) -> Result<Option<Kept>> {
+            let path = self.path(name);
+            self.sweep(name)?;
+            match self.entry(name)? {
+                Entry::Missing => Ok(None),
+                Entry::Link(target) => Err(Diagnostic::new(format!(
+                    "is a symbolic link to {}; canaryplan does not write through links",
+                    target.display()
+                ))
+                .in_file(&path)
+                .hint(
+                    "remove the link (canaryplan writes a regular file there), or write elsewhere",
+                )
+                .into()),
+                Entry::Dir => Err(not_replaced(&path, "a directory")),
+                Entry::Other(what) => Err(not_replaced(&path, what)),
+                Entry::File(_) => match existing {
+                    Existing::Nothing { refusal, hint } => {
+                        Err(Diagnostic::new(*refusal).in_file(&path).hint(*hint).into())
+                    }
+                    Existing::Replace { ours } => {
+                        let file = self
+                            .open_file(name)
+                            .map_err(|e| Error::io("read", &path, &e))?;
+                        let stat = rustix::fs::fstat(&file)
+                            .map_err(|e| Error::io("read", &path, &e.into()))?;
+                        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+                            return Err(not_replaced(&path, "not a regular file"));
+                        }
+                        ours(&read_regular_file(&path, file)?)
+                            .map_err(|d| Error::one(d.in_file(&path)))?;
+                        Ok(Some(Kept {
+                            mode: stat.st_mode & 0o7777,
+                            uid: stat.st_uid,
+                            gid: stat.st_gid,
+                        }))
+                    }
+                },
+            }
         }
 
         /// Creates the file `name`, which must not exist, and writes `bytes` to it (in a directory
@@ -597,7 +610,7 @@ mod write {
         /// A new temporary sibling of `name`: a random name, created exclusively, never through a
         /// link. With `mode` (the target's, kept on replace), created private and set to it once
         /// open; without, created with the usual mode (the umask applies).
-        fn create_temp(&self, name: &str, mode: Option<u32>) -> Result<(String, std::fs::File)> {
+        fn create_temp(&self, name: &str, kept: Option<Kept>) -> Result<(String, std::fs::File)> {
             let path = self.path(name);
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -608,15 +621,23 @@ mod write {
                     &self.fd,
                     tmp.as_str(),
                     flags,
-                    Mode::from_raw_mode(if mode.is_some() { 0o600 } else { 0o666 }),
+                    Mode::from_raw_mode(if kept.is_some() { 0o600 } else { 0o666 }),
                 );
                 match created {
                     Ok(fd) => {
-                        if let Some(m) = mode
-                            && let Err(e) = rustix::fs::fchmod(&fd, Mode::from_raw_mode(m))
-                        {
-                            let _ = rustix::fs::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
-                            return Err(Error::io("write", &path, &e.into()));
+                        if let Some(k) = kept {
+                            // The owner where allowed (root editing a user's checkout), then
+                            // the mode (a change of owner clears set-id bits).
+                            let _ = rustix::fs::fchown(
+                                &fd,
+                                Some(rustix::fs::Uid::from_raw(k.uid)),
+                                Some(rustix::fs::Gid::from_raw(k.gid)),
+                            );
+                            if let Err(e) = rustix::fs::fchmod(&fd, Mode::from_raw_mode(k.mode)) {
+                                let _ =
+                                    rustix::fs::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
+                                return Err(Error::io("write", &path, &e.into()));
+                            }
                         }
                         return Ok((tmp, std::fs::File::from(fd)));
                     }
@@ -680,6 +701,23 @@ mod write {
             }
             Ok(())
         }
+    }
+
+    /// What the file replacing another keeps of it.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Kept {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    }
+
+    fn not_replaced(path: &Path, what: &str) -> Error {
+        Diagnostic::new(format!(
+            "is {what}; canaryplan writes a regular file there and never replaces anything else"
+        ))
+        .in_file(path)
+        .hint("move it away, or write elsewhere")
+        .into()
     }
 
     /// What is at a name in a `WriteDir`, links not followed.

@@ -663,6 +663,26 @@ fn export_never_writes_through_a_planted_temporary_name_or_target() {
     outside.untouched();
     assert!(temporaries(&s.path().join("exported")).is_empty());
 
+    // Several files: all are checked before the first is written.
+    let lanes = Scratch::fixture("lanes");
+    std::fs::create_dir(lanes.path().join("kruise")).unwrap();
+    symlink(
+        outside.file(),
+        lanes.path().join("kruise/rollout-mockc-canary.yaml"),
+    )
+    .unwrap();
+    refused(
+        &bounded(lanes.path(), &["export", "kruise", "--output", "kruise"]),
+        &["kruise/rollout-mockc-canary.yaml: error: is a symbolic link to"],
+    );
+    outside.untouched();
+    assert!(
+        !lanes
+            .path()
+            .join("kruise/rollout-mocka-canary.yaml")
+            .exists()
+    );
+
     // With the links gone, the export is written: a regular file, and nothing else.
     std::fs::remove_file(&target).unwrap();
     s.run(&[&EXPORT[..], &["exported"]].concat()).ok();

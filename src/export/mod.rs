@@ -150,7 +150,7 @@ pub fn write(
     target: Target,
     force: bool,
 ) -> Result<Vec<std::path::PathBuf>> {
-    use crate::fsio::{Entry, Existing, Root};
+    use crate::fsio::{Existing, Root};
     let plan_file = plan_path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -179,16 +179,9 @@ pub fn write(
             (o, text)
         })
         .collect();
+    // All checked before the first is written: a refusal leaves every file as it was.
     for (o, _) in &files {
-        let refusal = |d: Diagnostic| crate::error::Error::one(d.in_file(&out.path(&o.file)));
-        match out.entry(&o.file)? {
-            Entry::Missing => {}
-            Entry::File(_) => {
-                ours(&out.read(&o.file)?).map_err(refusal)?;
-            }
-            // `write` refuses these with its own words.
-            Entry::Link(_) | Entry::Dir | Entry::Other(_) => {}
-        }
+        out.check(&o.file, &Existing::Replace { ours: &ours })?;
     }
     let mut written = Vec::new();
     for (o, text) in &files {
