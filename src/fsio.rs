@@ -49,7 +49,13 @@ impl Root {
     /// repository holding `start`, found as `discover` finds it; with none, the current
     /// directory. Where the plan is written never widens it.
     pub fn of_sources(start: &Path) -> Result<Root> {
-        let (root, found) = Self::find(start, |k| std::env::var_os(k))?;
+        // A base that does not exist (or a dangling link) is for the reader to report; its
+        // repository is still found.
+        let mut from = start;
+        while !from.as_os_str().is_empty() && std::fs::canonicalize(from).is_err() {
+            from = from.parent().unwrap_or(Path::new(""));
+        }
+        let (root, found) = Self::find(from, |k| std::env::var_os(k))?;
         if found {
             return Ok(root);
         }
