@@ -161,12 +161,10 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
         }
     }
     if github && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(review.step_summary().as_bytes()));
-        if let Err(e) = written {
+        let summary = review.step_summary();
+        if let Err(e) =
+            canaryplan::fsio::append_to_runner_file(std::path::Path::new(&path), &summary)
+        {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
     }
@@ -263,7 +261,7 @@ fn export(a: &ExportArgs) -> Result<ExitCode, Error> {
         .unwrap_or_default();
     match &a.output {
         Some(dir) => {
-            for p in canaryplan::export::write(dir, &e, &plan_file, target)? {
+            for p in canaryplan::export::write(&path, dir, &e, target, a.force)? {
                 println!("{}: written", diff::shown(&p));
             }
         }
@@ -372,17 +370,11 @@ fn warn_left_behind(report: &canaryplan::WriteReport) {
 }
 
 fn init(a: &InitArgs) -> Result<ExitCode, Error> {
-    if a.output.exists() {
-        return Err(Diagnostic::new(
-            "a plan already exists here; canaryplan init does not overwrite it",
-        )
-        .in_file(&a.output)
-        .hint("remove it first, or choose another path with --output")
-        .into());
-    }
     if let Some(file) = &a.from_rollout {
+        let target =
+            canaryplan::init::target(file.parent().unwrap_or(std::path::Path::new("")), &a.output)?;
         let m = canaryplan::from_rollout::migrate(file, &a.output)?;
-        std::fs::write(&a.output, &m.plan).map_err(|e| Error::io("write", &a.output, &e))?;
+        target.write(&m.plan)?;
         print!("{}", m.deployment);
         for n in &m.notes {
             eprintln!("note: not carried over: {n}");
@@ -393,12 +385,13 @@ fn init(a: &InitArgs) -> Result<ExitCode, Error> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let target = canaryplan::init::target(&a.base, &a.output)?;
     let pick = canaryplan::init::Pick {
         service: a.service.clone(),
         workload: a.workload.clone(),
     };
     let text = canaryplan::init::starter(&a.base, &a.output, &pick)?;
-    std::fs::write(&a.output, &text).map_err(|e| Error::io("write", &a.output, &e))?;
+    target.write(&text)?;
     eprintln!(
         "wrote {}: review it (the image above all), then run `canaryplan validate`",
         diff::shown(&a.output)

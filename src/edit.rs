@@ -33,24 +33,25 @@ pub fn restore(edit: &Edit) -> Result<()> {
 }
 
 fn replace(path: &Path, text: &str) -> Result<()> {
-    let target = std::fs::canonicalize(path).map_err(|e| Error::io("resolve", path, &e))?;
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.canaryplan-{}",
-        target
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, text).map_err(|e| Error::io("write", path, &e))?;
-    if let Ok(meta) = std::fs::metadata(&target) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, &target).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("replace", path, &e)
-    })
+    let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+    let root = crate::fsio::Root::discover(&parent(path))?;
+    // A plan that is a link is replaced where it points; otherwise it is named as the user did.
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let target = if is_link {
+        root.resolve(path)?
+    } else {
+        path.to_path_buf()
+    };
+    let name = target
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = root.open_dir(&parent(&target), false)?;
+    dir.write(
+        &name,
+        text.as_bytes(),
+        crate::fsio::Existing::Replace { ours: &|_| Ok(()) },
+    )
 }
 
 /// Held while a plan is read, edited and written: two `promote` runs at once take turns, so

@@ -105,7 +105,8 @@ fn bounds(cond: &str) -> Option<(Option<f64>, Option<f64>)> {
 }
 
 pub fn migrate(file: &Path, plan_path: &Path) -> Result<Migration> {
-    let root = crate::fsio::Root::discover(plan_path.parent().unwrap_or(Path::new("")))?;
+    // The boundary of what is read is the Rollout's repository, never where the plan goes.
+    let root = crate::fsio::Root::of_sources(file.parent().unwrap_or(Path::new("")))?;
     let source = Source::read(file, &root)?;
     let docs = yaml::parse_values(&source)?;
     let Some(rollout) = docs.iter().find(|d| s(d, "/kind") == Some("Rollout")) else {

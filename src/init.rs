@@ -19,9 +19,84 @@ pub struct Pick {
     pub workload: Option<String>,
 }
 
-/// The text of a starter plan for the base at `base_dir`, to be written at `plan_path`.
+/// Where `init` writes the plan: a new file in a directory inside the repository of what it
+/// reads, checked before anything is read and created only if nothing is there when written.
+pub struct Target {
+    dir: crate::fsio::WriteDir,
+    name: String,
+}
+
+const EXISTS: &str = "a plan already exists here; canaryplan init does not overwrite it";
+const EXISTS_HINT: &str = "remove it first, or choose another path with --output";
+
+/// The target `plan_path` for a plan made from `sources` (the base, or the Rollout's folder):
+/// refused when anything is there (a file, or a link, even a dangling one) or when it is
+/// outside the repository `sources` belong to.
+pub fn target(sources: &Path, plan_path: &Path) -> Result<Target> {
+    use crate::fsio::Entry;
+    let root = crate::fsio::Root::of_sources(sources)?;
+    let Some(name) = plan_path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+    else {
+        return Err(Diagnostic::new("is not a file name")
+            .in_file(plan_path)
+            .hint("name the plan file with --output, e.g. --output canaryplan.yaml")
+            .into());
+    };
+    let dir = root
+        .open_dir(plan_path.parent().unwrap_or(Path::new("")), false)
+        .map_err(|mut e| {
+            if let Some(d) = e.diagnostics.first_mut()
+                && d.message == "does not exist"
+            {
+                d.hint =
+                    Some("create the directory first, or choose another path with --output".into());
+            }
+            e
+        })?;
+    match dir.entry(&name)? {
+        Entry::Missing => Ok(Target { dir, name }),
+        Entry::File(_) => Err(Diagnostic::new(EXISTS)
+            .in_file(plan_path)
+            .hint(EXISTS_HINT)
+            .into()),
+        Entry::Link(to) => Err(Diagnostic::new(format!(
+            "is a symbolic link to {}; canaryplan init never writes through a link, even one to nothing",
+            to.display()
+        ))
+        .in_file(plan_path)
+        .hint("remove the link, or choose another path with --output")
+        .into()),
+        Entry::Dir => Err(Diagnostic::new("is a directory, not a place for a plan")
+            .in_file(plan_path)
+            .hint("name the plan file with --output, e.g. --output canaryplan.yaml")
+            .into()),
+        Entry::Other(what) => Err(Diagnostic::new(format!("is {what}, not a place for a plan"))
+            .in_file(plan_path)
+            .hint(EXISTS_HINT)
+            .into()),
+    }
+}
+
+impl Target {
+    /// Creates the plan with `text`, atomically, unless something appeared there meanwhile.
+    pub fn write(&self, text: &str) -> Result<()> {
+        self.dir.write(
+            &self.name,
+            text.as_bytes(),
+            crate::fsio::Existing::Nothing {
+                refusal: EXISTS,
+                hint: EXISTS_HINT,
+            },
+        )
+    }
+}
+
+/// The text of a starter plan for the base at `base_dir`, to be written at `plan_path`. What
+/// it reads stays inside the repository of the base (`Root::of_sources`).
 pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String> {
-    let root = crate::fsio::Root::discover(plan_path.parent().unwrap_or(Path::new("")))?;
+    let root = crate::fsio::Root::of_sources(base_dir)?;
     let base = base::load(base_dir, &root)?;
     let pairs: Vec<(&BaseObject, &BaseObject)> = base
         .of_kind("Service")

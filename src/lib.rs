@@ -13,6 +13,8 @@
 // Input must never panic: no indexing that could go out of bounds (and, by Cargo.toml's
 // lints, no unwrap/expect/panic).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+// Every write goes through `fsio::WriteDir` (see clippy.toml).
+#![deny(clippy::disallowed_methods)]
 
 pub mod analysis;
 pub mod argocd;

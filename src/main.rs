@@ -1,3 +1,6 @@
+// Every write goes through the library's `fsio::WriteDir` (see clippy.toml).
+#![deny(clippy::disallowed_methods)]
+
 mod cli;
 
 // Rendering allocates many small values (YAML nodes, JSON maps); mimalloc makes that markedly

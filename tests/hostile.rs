@@ -538,3 +538,409 @@ fn in_an_argo_cd_plugin_the_checkout_is_the_root() {
         &["outside the repository root"],
     );
 }
+
+// Writes are as safe as reads (issue 21). Each test plants links in a repository, aimed at a
+// file outside it, and checks that the command refuses with exit 2 and a located message, the
+// outside file keeps its text and mode, the repository's files stay regular files, and
+// nothing is half-written (no file changed, no temporary file left).
+
+/// A file outside the repository that a hostile repository aims its links at.
+struct Outside {
+    dir: tempfile::TempDir,
+}
+
+const SECRET: &str = "token: do-not-overwrite\n";
+
+impl Outside {
+    fn new() -> Outside {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("secret"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        Outside { dir }
+    }
+
+    fn file(&self) -> std::path::PathBuf {
+        self.dir.path().join("secret")
+    }
+
+    /// A name beside the secret that does not exist (for dangling links).
+    fn missing(&self) -> std::path::PathBuf {
+        self.dir.path().join("created-by-canaryplan")
+    }
+
+    #[track_caller]
+    fn untouched(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::read_to_string(self.file()).unwrap(), SECRET);
+        let mode = std::fs::metadata(self.file()).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "the outside file's mode changed");
+        let names: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["secret"],
+            "something was created outside the repository"
+        );
+    }
+}
+
+#[track_caller]
+fn regular_file(p: &Path) {
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(
+        m.file_type().is_file(),
+        "{} is not a regular file",
+        p.display()
+    );
+}
+
+/// canaryplan's temporary files in `dir` (`.<name>.canaryplan-…`, regular files only: what
+/// a test planted is not counted).
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.contains(".canaryplan-"))
+        .collect()
+}
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+const EXPORT: [&str; 5] = ["export", "argo-rollouts", "--env", "production", "--output"];
+
+#[test]
+fn export_never_writes_through_a_planted_temporary_name_or_target() {
+    // 1. The old temporary name, and the target itself, planted as links to a file outside.
+    let outside = Outside::new();
+    let s = Scratch::fixture("runbook");
+    std::fs::create_dir(s.path().join("exported")).unwrap();
+    let tmp = s
+        .path()
+        .join("exported/.rollout-my-service.yaml.canaryplan-tmp");
+    symlink(outside.file(), &tmp).unwrap();
+    let r = bounded(s.path(), &[&EXPORT[..], &["exported"]].concat());
+    refused(
+        &r,
+        &[
+            "exported/.rollout-my-service.yaml.canaryplan-tmp: error: is a symbolic link to",
+            "named like canaryplan's temporary files for rollout-my-service.yaml; refusing to write beside it",
+            "hint: remove it",
+        ],
+    );
+    outside.untouched();
+    assert!(!s.path().join("exported/rollout-my-service.yaml").exists());
+    std::fs::remove_file(&tmp).unwrap();
+
+    let target = s.path().join("exported/rollout-my-service.yaml");
+    symlink(outside.file(), &target).unwrap();
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["exported"]].concat()),
+        &[
+            "exported/rollout-my-service.yaml: error: is a symbolic link to",
+            "canaryplan does not write through links",
+        ],
+    );
+    outside.untouched();
+    // Dangling: nothing is created where it points either.
+    std::fs::remove_file(&target).unwrap();
+    symlink(outside.missing(), &target).unwrap();
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["exported"]].concat()),
+        &["exported/rollout-my-service.yaml: error: is a symbolic link to"],
+    );
+    outside.untouched();
+    assert!(temporaries(&s.path().join("exported")).is_empty());
+
+    // Several files: all are checked before the first is written.
+    let lanes = Scratch::fixture("lanes");
+    std::fs::create_dir(lanes.path().join("kruise")).unwrap();
+    symlink(
+        outside.file(),
+        lanes.path().join("kruise/rollout-mockc-canary.yaml"),
+    )
+    .unwrap();
+    refused(
+        &bounded(lanes.path(), &["export", "kruise", "--output", "kruise"]),
+        &["kruise/rollout-mockc-canary.yaml: error: is a symbolic link to"],
+    );
+    outside.untouched();
+    assert!(
+        !lanes
+            .path()
+            .join("kruise/rollout-mocka-canary.yaml")
+            .exists()
+    );
+
+    // With the links gone, the export is written: a regular file, and nothing else.
+    std::fs::remove_file(&target).unwrap();
+    s.run(&[&EXPORT[..], &["exported"]].concat()).ok();
+    regular_file(&target);
+    assert!(temporaries(&s.path().join("exported")).is_empty());
+}
+
+#[test]
+fn plan_edits_never_write_through_planted_temporary_names() {
+    // 2. What PIDs in CI and Argo CD containers make likely, planted as links.
+    use std::os::unix::fs::PermissionsExt;
+    let outside = Outside::new();
+    let s = Scratch::fixture("runbook");
+    std::fs::set_permissions(s.plan(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = s.read("canaryplan.yaml");
+    for pid in 1..=300 {
+        symlink(
+            outside.file(),
+            s.path().join(format!(".canaryplan.yaml.canaryplan-{pid}")),
+        )
+        .unwrap();
+    }
+    for (verb, env) in [
+        ("promote", "production"),
+        ("abort", "production"),
+        ("advance", "staging"),
+    ] {
+        let r = bounded(s.path(), &[verb, "--env", env]);
+        refused(
+            &r,
+            &[
+                ".canaryplan.yaml.canaryplan-",
+                "is a symbolic link to",
+                "named like canaryplan's temporary files for canaryplan.yaml",
+            ],
+        );
+        outside.untouched();
+        assert_eq!(s.read("canaryplan.yaml"), before, "{verb} changed the plan");
+        regular_file(&s.plan());
+        assert_eq!(mode_of(&s.plan()), 0o640);
+        assert!(temporaries(s.path()).is_empty());
+    }
+    // Without them the edit is written in place, as a regular file with the plan's mode.
+    for pid in 1..=300 {
+        std::fs::remove_file(s.path().join(format!(".canaryplan.yaml.canaryplan-{pid}"))).unwrap();
+    }
+    s.run(&["promote", "--env", "production"]).ok();
+    assert!(s.read("canaryplan.yaml").contains("weight: 25\n"));
+    regular_file(&s.plan());
+    assert_eq!(mode_of(&s.plan()), 0o640);
+    assert!(temporaries(s.path()).is_empty());
+}
+
+#[test]
+fn init_refuses_an_existing_or_dangling_plan() {
+    // 3. A dangling `canaryplan.yaml` aimed outside, for `init` and `init --from-rollout`.
+    let outside = Outside::new();
+    let s = Scratch::fixture("no-virtualservice");
+    std::fs::remove_file(s.plan()).unwrap();
+    s.write(
+        "rollout/rollout.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: ledger\nspec:\n  template:\n    spec:\n      containers:\n      - name: ledger\n        image: registry.example/ledger:1.0.0\n  strategy:\n    canary:\n      steps:\n      - setWeight: 10\n",
+    );
+    symlink(outside.missing(), s.plan()).unwrap();
+    for args in [
+        vec!["init"],
+        vec!["init", "--from-rollout", "rollout/rollout.yaml"],
+    ] {
+        refused(
+            &bounded(s.path(), &args),
+            &[
+                "canaryplan.yaml: error: is a symbolic link to",
+                "canaryplan init never writes through a link, even one to nothing",
+                "hint: remove the link, or choose another path with --output",
+            ],
+        );
+        outside.untouched();
+        assert!(temporaries(s.path()).is_empty());
+    }
+    // A link to the outside file itself, and a plan that exists, are refused alike.
+    std::fs::remove_file(s.plan()).unwrap();
+    symlink(outside.file(), s.plan()).unwrap();
+    refused(&bounded(s.path(), &["init"]), &["is a symbolic link to"]);
+    outside.untouched();
+    std::fs::remove_file(s.plan()).unwrap();
+    s.write("canaryplan.yaml", "# mine\n");
+    refused(
+        &bounded(s.path(), &["init"]),
+        &[
+            "canaryplan.yaml: error: a plan already exists here; canaryplan init does not overwrite it",
+        ],
+    );
+    assert_eq!(s.read("canaryplan.yaml"), "# mine\n");
+    // Nothing there: the plan is created, a regular file.
+    std::fs::remove_file(s.plan()).unwrap();
+    s.run(&["init"]).ok();
+    regular_file(&s.plan());
+    assert!(temporaries(s.path()).is_empty());
+    s.run(&["validate"]).ok();
+}
+
+#[test]
+fn export_output_is_confined_to_the_repository() {
+    // 4. `--output` a link to a directory outside, or a path outside.
+    let outside = Outside::new();
+    let s = Scratch::fixture("runbook");
+    symlink(outside.dir.path(), s.path().join("exported")).unwrap();
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["exported"]].concat()),
+        &[
+            "exported: error: resolves to",
+            "outside the repository root",
+            "canaryplan writes only inside the repository",
+            "CANARYPLAN_ROOT",
+        ],
+    );
+    outside.untouched();
+    // A link to a subdirectory that does not exist yet: not created through the link.
+    std::fs::remove_file(s.path().join("exported")).unwrap();
+    symlink(outside.dir.path().join("new"), s.path().join("exported")).unwrap();
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["exported/sub"]].concat()),
+        &[
+            "exported: error: is a symbolic link to",
+            "which does not exist",
+        ],
+    );
+    outside.untouched();
+    let elsewhere = outside.dir.path().display().to_string();
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &[&elsewhere]].concat()),
+        &["outside the repository root"],
+    );
+    outside.untouched();
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["../outside"]].concat()),
+        &["outside the repository root"],
+    );
+    assert!(!s.path().join("../outside").exists());
+    // A link inside the repository is followed, like a read.
+    std::fs::remove_file(s.path().join("exported")).unwrap();
+    std::fs::create_dir(s.path().join("real")).unwrap();
+    symlink("real", s.path().join("exported")).unwrap();
+    s.run(&[&EXPORT[..], &["exported"]].concat()).ok();
+    regular_file(&s.path().join("real/rollout-my-service.yaml"));
+}
+
+#[test]
+fn init_reads_only_the_repository_of_its_base() {
+    // 5. No `.git`: `--output` beside the repository must not widen what is read.
+    let outside = Outside::new();
+    let top = tempfile::tempdir().unwrap();
+    let app = top.path().join("app");
+    copy_fixture("no-virtualservice", &app);
+    std::fs::remove_file(app.join("canaryplan.yaml")).unwrap();
+    // A Deployment beside the repository, linked into the base.
+    std::fs::write(
+        top.path().join("beside.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: read-from-beside}\n",
+    )
+    .unwrap();
+    symlink("../../beside.yaml", app.join("base/beside.yaml")).unwrap();
+    std::fs::remove_file(app.join("base/kustomization.yaml")).unwrap();
+    let r = bounded(&app, &["init", "--output", "../canaryplan.yaml"]);
+    refused(
+        &r,
+        &[
+            "outside the repository root",
+            "canaryplan writes only inside the repository",
+        ],
+    );
+    assert!(!r.stderr.contains("read-from-beside"));
+    assert!(!top.path().join("canaryplan.yaml").exists());
+    // The same through a link planted as the output's directory.
+    symlink(outside.dir.path(), app.join("plans")).unwrap();
+    refused(
+        &bounded(&app, &["init", "--output", "plans/canaryplan.yaml"]),
+        &["plans: error: resolves to", "outside the repository root"],
+    );
+    outside.untouched();
+    // Written inside, the read boundary is still the repository: the linked file is refused.
+    refused(
+        &bounded(&app, &["init"]),
+        &[
+            "base/beside.yaml: error: resolves to",
+            "outside the repository root",
+        ],
+    );
+    assert!(!app.join("canaryplan.yaml").exists());
+}
+
+#[test]
+fn export_replaces_only_its_own_unedited_files() {
+    // 6. A file with a forged header (here a hard link to a file outside), one edited after
+    // export, and a regular file given as --output.
+    let outside = Outside::new();
+    let s = Scratch::fixture("runbook");
+    let target = s.path().join("exported/rollout-my-service.yaml");
+    s.write(
+        "exported/rollout-my-service.yaml",
+        "# Exported by canaryplan from canaryplan.yaml for argo-rollouts: a forged header.\nkind: Rollout\n",
+    );
+    let forged = s.read("exported/rollout-my-service.yaml");
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["exported"]].concat()),
+        &[
+            "exported/rollout-my-service.yaml: error: exists and was not exported by canaryplan, or was edited since",
+            "`--force` replaces it",
+        ],
+    );
+    assert_eq!(s.read("exported/rollout-my-service.yaml"), forged);
+
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(
+        outside.file(),
+        format!(
+            "# Exported by canaryplan from canaryplan.yaml for argo-rollouts: forged.\n{SECRET}"
+        ),
+    )
+    .unwrap();
+    std::fs::hard_link(outside.file(), &target).unwrap();
+    let linked = std::fs::read_to_string(outside.file()).unwrap();
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["exported"]].concat()),
+        &["exists and was not exported by canaryplan"],
+    );
+    // --force replaces the name, never the file it shared with the outside.
+    s.run(&[&EXPORT[..], &["exported", "--force"]].concat())
+        .ok();
+    assert_eq!(std::fs::read_to_string(outside.file()).unwrap(), linked);
+    assert_eq!(mode_of(&outside.file()), 0o600);
+    regular_file(&target);
+    let exported = s.read("exported/rollout-my-service.yaml");
+    assert!(exported.contains("kind: Rollout\n"));
+    // Its own file, unedited, is replaced; once edited, it is kept.
+    s.run(&[&EXPORT[..], &["exported"]].concat()).ok();
+    s.write(
+        "exported/rollout-my-service.yaml",
+        &exported.replace("kind: Rollout\n", "kind: Rollout\n# tuned by hand\n"),
+    );
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["exported"]].concat()),
+        &["was edited since (its sha256 line does not match)"],
+    );
+    assert!(
+        s.read("exported/rollout-my-service.yaml")
+            .contains("# tuned by hand")
+    );
+    assert!(temporaries(&s.path().join("exported")).is_empty());
+
+    // --output naming a regular file.
+    s.write("notes.txt", "mine\n");
+    refused(
+        &bounded(s.path(), &[&EXPORT[..], &["notes.txt"]].concat()),
+        &[
+            "notes.txt: error: exists and is not a directory; canaryplan writes into a directory there",
+            "hint: name a directory",
+        ],
+    );
+    assert_eq!(s.read("notes.txt"), "mine\n");
+}

@@ -435,8 +435,9 @@ fn export_for_kruise_writes_a_rollout_per_lane_service() {
     let r = s.run(&["export", "kruise", "--output", "kruise"]);
     r.fails();
     assert!(
-        r.stderr
-            .contains("rollout-mocka-canary.yaml exists and was not exported by canaryplan"),
+        r.stderr.contains(
+            "rollout-mocka-canary.yaml: error: exists and was not exported by canaryplan"
+        ),
         "{}",
         r.stderr
     );

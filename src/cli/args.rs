@@ -116,9 +116,13 @@ pub(crate) struct ExportArgs {
     /// The environment whose weights the objects carry.
     #[arg(long = "env", value_name = "E")]
     pub(crate) env: Option<String>,
-    /// Write one file per object into DIR instead of printing them.
+    /// Write one file per object into DIR (inside the repository) instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub(crate) output: Option<PathBuf>,
+    /// With --output: replace files there that canaryplan did not export, or that were edited
+    /// since.
+    #[arg(long, requires = "output")]
+    pub(crate) force: bool,
     /// Refuse (exit 2) when the target cannot express part of the plan.
     #[arg(long)]
     pub(crate) strict: bool,

@@ -91,41 +91,82 @@ pub fn header(o: &Object, plan_file: &str, target: Target, notes: &[String]) -> 
     h
 }
 
-/// Writes each object to `<dir>/<file>`: never over a file canaryplan did not export, never
-/// through a link; each file replaced whole (a sibling written, then renamed over it).
+/// Ends the header of each file `export --output` writes: the SHA-256 of the object below. A
+/// file whose object still matches it is canaryplan's, unedited, and is replaced; anything else
+/// (edited by hand, a user's file, a header copied onto one) is kept unless `--force`.
+const DIGEST_LINE: &str = "# sha256 of the object below: ";
+
+/// Writes each object to `<dir>/<file>`, `dir` inside the repository of the plan at
+/// `plan_path`: never through a link, never over a file canaryplan did not export (or that was
+/// edited since) unless `force`; each file replaced whole. Every file is checked before the
+/// first is written.
 pub fn write(
+    plan_path: &std::path::Path,
     dir: &std::path::Path,
     e: &Exported,
-    plan_file: &str,
     target: Target,
+    force: bool,
 ) -> Result<Vec<std::path::PathBuf>> {
-    use crate::error::Error;
-    std::fs::create_dir_all(dir).map_err(|err| Error::io("create", dir, &err))?;
-    let mut written = Vec::new();
-    for o in &e.objects {
-        let path = dir.join(&o.file);
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
-            let ours = meta.is_file()
-                && std::fs::read_to_string(&path)
-                    .is_ok_and(|t| t.starts_with("# Exported by canaryplan"));
-            if !ours {
-                return Err(Diagnostic::new(format!(
-                    "{} exists and was not exported by canaryplan",
-                    path.display()
-                ))
-                .hint("move it away, or export into another directory")
-                .into());
-            }
+    use crate::fsio::{Existing, Root};
+    let plan_file = plan_path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let root = Root::discover(plan_path.parent().unwrap_or(std::path::Path::new("")))?;
+    let out = root.open_dir(dir, true)?;
+    let ours = |bytes: &[u8]| -> std::result::Result<(), Diagnostic> {
+        if force || exported_unedited(bytes) {
+            return Ok(());
         }
-        let text = format!(
-            "{}{}",
-            header(o, plan_file, target, &e.notes),
-            yaml::to_yaml(&o.object)
-        );
-        let tmp = dir.join(format!(".{}.canaryplan-tmp", o.file));
-        std::fs::write(&tmp, text).map_err(|err| Error::io("write", &tmp, &err))?;
-        std::fs::rename(&tmp, &path).map_err(|err| Error::io("write", &path, &err))?;
-        written.push(path);
+        Err(Diagnostic::new(
+            "exists and was not exported by canaryplan, or was edited since (its sha256 line does not match); refusing to replace it",
+        )
+        .hint("move it away or export into another directory; `--force` replaces it"))
+    };
+    let files: Vec<(&Object, String)> = e
+        .objects
+        .iter()
+        .map(|o| {
+            let object = yaml::to_yaml(&o.object);
+            let text = format!(
+                "{}{DIGEST_LINE}{}\n{object}",
+                header(o, &plan_file, target, &e.notes),
+                sha256_hex(object.as_bytes())
+            );
+            (o, text)
+        })
+        .collect();
+    // All checked before the first is written: a refusal leaves every file as it was.
+    for (o, _) in &files {
+        out.check(&o.file, &Existing::Replace { ours: &ours })?;
+    }
+    let mut written = Vec::new();
+    for (o, text) in &files {
+        out.write(&o.file, text.as_bytes(), Existing::Replace { ours: &ours })?;
+        written.push(out.path(&o.file));
     }
     Ok(written)
+}
+
+/// Whether `bytes` are a file `export --output` wrote and no one edited since.
+fn exported_unedited(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    if !text.starts_with("# Exported by canaryplan from ") {
+        return false;
+    }
+    let Some((_, rest)) = text.split_once(&format!("\n{DIGEST_LINE}")) else {
+        return false;
+    };
+    rest.split_once('\n')
+        .is_some_and(|(digest, object)| digest == sha256_hex(object.as_bytes()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

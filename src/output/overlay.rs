@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::fsio::{Entry, Root, WriteDir};
 use crate::rendered::{PatchBody, Rendered};
 use crate::yaml::{self, Source};
 
@@ -377,25 +378,31 @@ fn identity(_dir: &Path) -> Option<(u64, u64)> {
 
 /// `existing` is what `read_files` found in `dir` when rendering started. Returns what was
 /// done, and a directory that could not be removed afterwards (the previous overlay, moved
-/// aside), for the user to remove.
-pub fn write(dir: &Path, files: &[File], existing: &[File]) -> Result<(Written, Option<PathBuf>)> {
+/// aside), for the user to remove. `dir`'s parent is opened inside `root` without following
+/// links (`fsio::WriteDir`); everything below happens relative to it.
+pub fn write(
+    root: &Root,
+    dir: &Path,
+    files: &[File],
+    existing: &[File],
+) -> Result<(Written, Option<PathBuf>)> {
     if existing == files {
         return Ok((Written::Unchanged, None));
     }
-    let parent = dir
+    let parent_path = dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, &e))?;
+    let parent = root.open_dir(&parent_path, true)?;
     let leaf = dir
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     remove_abandoned(&parent, &leaf);
     let unique = format!("{}-{}", std::process::id(), nanos());
-    let staging = parent.join(format!(".{leaf}.canaryplan-new-{unique}"));
-    let result = stage_and_swap(dir, &staging, files);
-    let leftover = (!remove_dir(&staging)).then(|| staging.clone());
+    let staging = format!(".{leaf}.canaryplan-new-{unique}");
+    let result = stage_and_swap(&parent, dir, &leaf, &staging, files);
+    let leftover = (!parent.remove_tree(&staging)).then(|| parent.path(&staging));
     match result {
         Ok(w) => Ok((w, leftover)),
         Err(mut e) => {
@@ -413,40 +420,31 @@ pub fn write(dir: &Path, files: &[File], existing: &[File]) -> Result<(Written, 
     }
 }
 
-/// Removes a directory canaryplan made (or moved aside), making it writable first: a
-/// read-only previous overlay must not be left behind. True when it is gone.
-fn remove_dir(dir: &Path) -> bool {
-    if std::fs::symlink_metadata(dir).is_err() {
-        return true;
-    }
-    if std::fs::remove_dir_all(dir).is_ok() {
-        return true;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
-    std::fs::remove_dir_all(dir).is_ok()
-}
-
-/// Writes `files` into `staging`, then puts it in place of `dir`. Errors name `dir`, the
-/// user's path, not the staging directory.
-fn stage_and_swap(dir: &Path, staging: &Path, files: &[File]) -> Result<Written> {
-    std::fs::create_dir(staging).map_err(|e| Error::io("create", dir, &e))?;
+/// Writes `files` into `staging` (made new in `parent`), then puts it in place of `leaf`
+/// (`dir`) at once. Errors name `dir`, the user's path, not the staging directory.
+fn stage_and_swap(
+    parent: &WriteDir,
+    dir: &Path,
+    leaf: &str,
+    staging: &str,
+    files: &[File],
+) -> Result<Written> {
+    let new = parent
+        .create_dir(staging)
+        .map_err(|e| Error::io("create", dir, &e))?;
     for f in files {
-        let p = staging.join(&f.name);
-        std::fs::write(&p, &f.text).map_err(|e| Error::io("write", &dir.join(&f.name), &e))?;
+        new.create_file(&f.name, f.text.as_bytes())
+            .map_err(|e| Error::io("write", &dir.join(&f.name), &e))?;
     }
-    if std::fs::symlink_metadata(dir).is_err() {
-        match std::fs::rename(staging, dir) {
+    if parent.entry(leaf)? == Entry::Missing {
+        match parent.rename_new(staging, leaf) {
             Ok(()) => return Ok(Written::Created),
             // Another render created it meanwhile: swap with theirs below.
-            Err(_) if dir.is_dir() => {}
+            Err(_) if parent.entry(leaf)? == Entry::Dir => {}
             Err(e) => return Err(Error::io("create", dir, &e)),
         }
     }
-    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+    if parent.entry(leaf)? != Entry::Dir {
         return Err(
             Diagnostic::new("is no longer a directory; not replacing it")
                 .in_file(dir)
@@ -454,57 +452,27 @@ fn stage_and_swap(dir: &Path, staging: &Path, files: &[File]) -> Result<Written>
                 .into(),
         );
     }
-    swap(staging, dir)?;
+    parent
+        .exchange(staging, leaf)
+        .map_err(|e| Error::io("replace", dir, &e))?;
     // `staging` now holds the previous overlay, removed by `write`; a render killed before
     // that leaves it for `remove_abandoned`.
     Ok(Written::Updated)
 }
 
-#[cfg(target_os = "linux")]
-fn swap(a: &Path, b: &Path) -> Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE)
-        .map_err(|e| Error::io("replace", b, &std::io::Error::from(e)))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn swap(a: &Path, b: &Path) -> Result<()> {
-    // Without an atomic exchange: move the old overlay aside, then the new one in; the
-    // window between the two renames is as short as it can be.
-    let aside = a.with_extension("swap");
-    std::fs::rename(b, &aside).map_err(|e| Error::io("replace", b, &e))?;
-    std::fs::rename(a, b).map_err(|e| Error::io("replace", b, &e))?;
-    std::fs::rename(&aside, a).map_err(|e| Error::io("replace", b, &e))
-}
-
 /// Removes staging directories left by renders that were killed (their process is gone).
-fn remove_abandoned(parent: &Path, leaf: &str) {
+fn remove_abandoned(parent: &WriteDir, leaf: &str) {
     let prefix = format!(".{leaf}.canaryplan-");
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
+    for name in parent.names_starting(&prefix) {
         let Some(rest) = name.strip_prefix(&prefix) else {
             continue;
         };
         // `new-<pid>-<nanos>`
         let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| pid != std::process::id() && !process_alive(pid)) {
-            let _ = std::fs::remove_dir_all(e.path());
+        if pid.is_some_and(|pid| pid != std::process::id() && !crate::fsio::process_alive(pid)) {
+            parent.remove_tree(&name);
         }
     }
-}
-
-#[cfg(target_os = "linux")]
-fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_alive(_pid: u32) -> bool {
-    // Without /proc, keep them: a live render might still own them.
-    true
 }
 
 fn nanos() -> u128 {
