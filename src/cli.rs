@@ -645,12 +645,15 @@ fn explain_routes_of(
     wanted: Option<String>,
 ) -> Result<ExitCode, Error> {
     let e = canaryplan::explain_any(plan, wanted.as_deref())?;
-    Ok(print_explained(
-        a.format,
-        &e,
-        &canaryplan::explain::to_text(&e),
-        e.problems.is_empty(),
-    ))
+    let mut text = canaryplan::explain::to_text(&e);
+    // A gateway canary is a pod share behind the gateway's Service, not a route weight.
+    if let canaryplan::AnyPlan::GatewayUpgrade(p) = plan {
+        for line in canaryplan::kinds::gateway_upgrade::explain_lines(p, wanted.as_deref())? {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    Ok(print_explained(a.format, &e, &text, e.problems.is_empty()))
 }
 
 /// An explanation as text or JSON; exit 1 when it found a problem.

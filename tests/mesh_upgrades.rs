@@ -78,13 +78,26 @@ fn a_gateway_upgrade_walks_canary_upgrade_cleanup() {
         !s.read("canary/production/kustomization.yaml")
             .contains("patches:")
     );
-    // Skipping a stage is refused; going back is the rollback.
+    // Skipping a stage is refused; going back is the rollback (with the base's upgrade
+    // reverted: a canary of the version the gateway already runs is refused).
     s.edit_plan(|p| {
         p.replace(
             "    production:\n      stage: done",
             "    production:\n      stage: canary",
         )
     });
+    let r = s.run(&["render"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("Deployment istio-ingressgateway already runs revision 1-23-1: the canary would be the version the gateway runs"),
+        "{}",
+        r.stderr
+    );
+    s.write(
+        "istio-system/gateway.yaml",
+        &s.read("istio-system/gateway.yaml")
+            .replace("istio.io/rev: 1-23-1", "istio.io/rev: 1-22-1"),
+    );
     s.run(&["render"]).ok();
     s.edit_plan(|p| {
         p.replace(

@@ -5,6 +5,7 @@
 //! with tags, `promote-tags` points the stable tag's webhook at the new revision and restarts
 //! the namespaces still on it. `done` needs the end state in base. Going back is the rollback.
 
+pub mod init;
 pub mod injection;
 pub mod plan;
 
