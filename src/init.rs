@@ -98,6 +98,14 @@ impl Target {
 pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String> {
     let root = crate::fsio::Root::of_sources(base_dir)?;
     let base = base::load(base_dir, &root)?;
+    // An Istio gateway or a cluster with revision tags is upgraded with a mesh upgrade kind.
+    if pick.service.is_none()
+        && pick.workload.is_none()
+        && let Some(t) =
+            crate::kinds::gateway_upgrade::init::mesh_starter(&base, base_dir, plan_path)
+    {
+        return Ok(t);
+    }
     let pairs: Vec<(&BaseObject, &BaseObject)> = base
         .of_kind("Service")
         .filter(|s| pick.service.as_ref().is_none_or(|n| *n == s.name))

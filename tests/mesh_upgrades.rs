@@ -78,13 +78,26 @@ fn a_gateway_upgrade_walks_canary_upgrade_cleanup() {
         !s.read("canary/production/kustomization.yaml")
             .contains("patches:")
     );
-    // Skipping a stage is refused; going back is the rollback.
+    // Skipping a stage is refused; going back is the rollback (with the base's upgrade
+    // reverted: a canary of the version the gateway already runs is refused).
     s.edit_plan(|p| {
         p.replace(
             "    production:\n      stage: done",
             "    production:\n      stage: canary",
         )
     });
+    let r = s.run(&["render"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("Deployment istio-ingressgateway already runs revision 1-23-1: the canary would be the version the gateway runs"),
+        "{}",
+        r.stderr
+    );
+    s.write(
+        "istio-system/gateway.yaml",
+        &s.read("istio-system/gateway.yaml")
+            .replace("istio.io/rev: 1-23-1", "istio.io/rev: 1-22-1"),
+    );
     s.run(&["render"]).ok();
     s.edit_plan(|p| {
         p.replace(
@@ -253,7 +266,7 @@ fn a_revision_upgrade_moves_namespaces_wave_by_wave_then_the_tag() {
     r.fails();
     assert!(
         r.stderr
-            .contains("at done the base alone would move namespaces back to revision 1-22-1"),
+            .contains("at done the base alone would leave pods on revision 1-22-1"),
         "{}",
         r.stderr
     );
@@ -269,20 +282,29 @@ fn a_revision_upgrade_moves_namespaces_wave_by_wave_then_the_tag() {
                 "    istio.io/rev: prod-canary",
             ),
     );
-    let tags = s.read("cluster/tags.yaml");
-    let (stable, canary) = tags.split_at(tags.find("---\n").unwrap());
+    // Every tag on the old revision moves in base: prod-stable and default.
     s.write(
         "cluster/tags.yaml",
-        &format!("{}{canary}", stable.replace("1-22-1", "1-23-1")),
+        &s.read("cluster/tags.yaml").replace("1-22-1", "1-23-1"),
     );
     s.run(&["advance", "--env", "production", "--render"]).ok();
+    // Only the restart annotations stay in the overlay, so that done restarts nothing.
+    let kustomization = s.read("canary/production/kustomization.yaml");
     assert!(
-        !s.read("canary/production/kustomization.yaml")
-            .contains("patches:")
+        !kustomization.contains("patch-namespace"),
+        "{kustomization}"
+    );
+    assert!(
+        !kustomization.contains("mutatingwebhook"),
+        "{kustomization}"
+    );
+    assert!(
+        s.read("canary/production/patch-deployment-app-ns-2-sleep.yaml")
+            .contains("keeps its restart annotation (no second restart)")
     );
     let status = s.run(&["status"]).ok().stdout.clone();
     assert!(
-        status.contains("no namespace uses revision 1-22-1 any more: it can be uninstalled"),
+        status.contains("nothing in the rendered stream resolves to revision 1-22-1 (no namespace, tag webhook or pod template): it can be uninstalled once the cluster agrees"),
         "{status}"
     );
 }
@@ -395,29 +417,45 @@ fn the_readme_examples_are_plans_that_validate() {
 
 #[test]
 fn without_tags_a_wave_relabels_namespaces_to_the_revision() {
+    // A mesh without tags on the old revision: namespaces name it, the new revision is served
+    // by its own istiod (its tag prod-canary in base).
     let s = Scratch::fixture("revision-upgrade");
     s.edit_plan(|p| {
         let start = p.find("  tags:\n").unwrap();
         let end = p.find("  environments:").unwrap();
         format!("{}{}", &p[..start], &p[end..])
+            .replace("  - [app-ns-1]\n", "  - [app-ns-1, app-ns-2]\n")
     });
+    s.write(
+        "cluster/namespaces.yaml",
+        &s.read("cluster/namespaces.yaml")
+            .replace("istio.io/rev: prod-stable", "istio.io/rev: 1-22-1"),
+    );
+    let tags = s.read("cluster/tags.yaml");
+    let canary_start = tags.find("---\n").unwrap();
+    let default_start = canary_start + 4 + tags[canary_start + 4..].find("---\n").unwrap();
+    s.write("cluster/tags.yaml", &tags[canary_start..default_start]);
     let out = stream(&s, "production");
     assert_eq!(
         ns_labels(&out, "app-ns-3"),
         serde_json::json!({"istio.io/rev": "1-23-1"})
     );
     assert!(restarted(&out, "Deployment", "app-ns-3", "sleep"));
-    // The tag webhooks are left alone: no tag moves.
+    // The canary tag is left alone: no tag moves.
     let hook = named(
         &out,
         "MutatingWebhookConfiguration",
-        "istio-revision-tag-prod-stable",
+        "istio-revision-tag-prod-canary",
     )
     .unwrap();
-    assert_eq!(hook["metadata"]["labels"]["istio.io/rev"], "1-22-1");
+    assert_eq!(hook["metadata"]["labels"]["istio.io/rev"], "1-23-1");
     let status = s.run(&["status"]).ok().stdout.clone();
     assert!(
-        status.contains("namespace app-ns-3: revision 1-23-1\n"),
+        status.contains("namespace app-ns-3: revision 1-23-1 (namespace label istio.io/rev=1-23-1; no tag webhook 1-23-1 in the stream)\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("namespace app-ns-1: revision 1-22-1 (namespace label istio.io/rev=1-22-1"),
         "{status}"
     );
 }

@@ -166,6 +166,18 @@ impl Schemas {
             schema["$defs"] = defs.clone();
             by_gvk.insert(gvk.to_string(), jsonschema::validator_for(&schema).unwrap());
         }
+        // Kinds published only as definitions (the gateway chart's ServiceAccount and RBAC).
+        for (def, gvk) in [
+            ("io.k8s.api.core.v1.ServiceAccount", "/v1/ServiceAccount"),
+            ("io.k8s.api.rbac.v1.Role", "rbac.authorization.k8s.io/v1/Role"),
+            (
+                "io.k8s.api.rbac.v1.RoleBinding",
+                "rbac.authorization.k8s.io/v1/RoleBinding",
+            ),
+        ] {
+            let schema = json!({"$ref": format!("#/$defs/{def}"), "$defs": defs.clone()});
+            by_gvk.insert(gvk.to_string(), jsonschema::validator_for(&schema).unwrap());
+        }
         Some(Schemas {
             by_gvk,
             crd: crd_schemas,

@@ -70,6 +70,12 @@ impl Plan for CheckedGatewayUpgrade {
     fn explain(&self, env: &str, _: &Templates) -> Result<Explained> {
         let renders = super::render_plan(self, &[env.to_string()], Mode::Stream)?;
         let base = crate::base::load(&self.dir.join(&self.base.value), &self.root)?;
-        Ok(crate::kinds::explain_routes(renders, &base))
+        let mut e = crate::kinds::explain_routes(renders, &base);
+        // A gateway canary is a pod share behind the gateway's Service, not a route weight.
+        for line in super::explain_lines(self, Some(env))? {
+            e.text.push_str(&line);
+            e.text.push('\n');
+        }
+        Ok(e)
     }
 }

@@ -234,15 +234,9 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedGa
         d.push(err(Pos::of(&spec.gateway), "`to` names neither a revision nor an image".into()).hint("set `to: {revision: 1-23-1}` (injected gateways), `to: {image: ...}` (the proxy image), or both"));
     }
     if let Some(r) = &spec.to.revision
-        && !names::is_label_value(&r.value)
+        && let Some(diag) = crate::kinds::revision_upgrade::plan::revision_name_error(&source, r)
     {
-        d.push(
-            err(
-                Pos::of(r),
-                format!("revision `{}` is not a valid label value", r.value),
-            )
-            .hint("Istio revisions look like `1-23-1` or `canary`"),
-        );
+        d.push(diag);
     }
     let replicas = match &spec.replicas {
         None => 1,

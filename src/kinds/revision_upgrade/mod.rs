@@ -5,6 +5,8 @@
 //! with tags, `promote-tags` points the stable tag's webhook at the new revision and restarts
 //! the namespaces still on it. `done` needs the end state in base. Going back is the rollback.
 
+pub mod init;
+pub mod injection;
 pub mod kind;
 pub mod plan;
 
@@ -20,14 +22,13 @@ use crate::rendered::{Patch, PatchBody, Rendered, Target};
 
 pub use plan::CheckedRevisionUpgrade;
 
+use injection::{INJECTION, Injected, Injection, REV};
+
 /// The pod-template annotation whose change re-creates the pods (and so re-injects them).
 pub const RESTART_ANNOTATION: &str = "canaryplan.io/istio-revision";
-const REV: &str = "istio.io/rev";
-const INJECTION: &str = "istio-injection";
-const WORKLOADS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 
 fn tag_webhook(tag: &str) -> String {
-    format!("istio-revision-tag-{tag}")
+    format!("{}{tag}", injection::TAG_WEBHOOK_PREFIX)
 }
 
 fn labels(o: &BaseObject) -> Map<String, Value> {
@@ -41,13 +42,58 @@ fn labels(o: &BaseObject) -> Map<String, Value> {
 /// The label value a moved namespace gets: the new revision, or the canary tag.
 fn new_label(plan: &CheckedRevisionUpgrade) -> String {
     match &plan.tags {
-        Some((_, canary)) => canary.value.clone(),
-        None => plan.to.value.clone(),
+        Some((_, Some(canary))) => canary.value.clone(),
+        _ => plan.to.value.clone(),
     }
 }
 
-/// Checks what the plan names against the base: every namespace there, the tag webhooks.
-fn check_base(plan: &CheckedRevisionUpgrade, base: &Base, stage: &str) -> Result<()> {
+fn base_values(base: &Base) -> Vec<Value> {
+    base.objects.iter().map(|o| o.value.clone()).collect()
+}
+
+fn moved_in_waves(plan: &CheckedRevisionUpgrade, ns: &str) -> bool {
+    plan.waves.iter().flatten().any(|n| n.value == ns)
+}
+
+/// The tags `promote-tags` points at the new revision: every tag of the base whose webhooks or
+/// label are on the old revision (the stable tag, `default`, any other), but the canary tag.
+fn tags_to_move<'a>(
+    plan: &CheckedRevisionUpgrade,
+    model: &'a Injection,
+) -> Vec<&'a injection::TagRoute> {
+    let canary = plan.tags.as_ref().and_then(|(_, c)| c.as_ref());
+    model
+        .tags
+        .iter()
+        .filter(|t| t.touches(&plan.from.value))
+        .filter(|t| canary.is_none_or(|c| c.value != t.tag))
+        .collect()
+}
+
+/// Whether some object of the base serves `revision`: its istiod Service, or a webhook
+/// configuration (a tag, or the revision's own injector) reaching it.
+fn served(base: &Base, model: &Injection, revision: &str) -> bool {
+    let service = if revision == injection::DEFAULT_REVISION {
+        "istiod".to_string()
+    } else {
+        format!("istiod-{revision}")
+    };
+    base.of_kind("Service").any(|s| s.name == service)
+        || model.tags.iter().any(|t| t.revision() == Some(revision))
+        || base.of_kind("MutatingWebhookConfiguration").any(|w| {
+            injection::tag_of(&w.value).is_none()
+                && labels(w).get(REV).and_then(Value::as_str) == Some(revision)
+        })
+}
+
+/// Checks what the plan names against the base: every namespace there, the new revision
+/// served, the tag webhooks, and nothing on the old revision that no stage moves.
+fn check_base(
+    plan: &CheckedRevisionUpgrade,
+    base: &Base,
+    model: &Injection,
+    stage: &str,
+) -> Result<()> {
     let mut d = Diagnostics::default();
     for ns in plan.waves.iter().flatten() {
         if base.find("Namespace", &ns.value).is_none() {
@@ -65,168 +111,318 @@ fn check_base(plan: &CheckedRevisionUpgrade, base: &Base, stage: &str) -> Result
             );
         }
     }
-    if let Some((stable, canary)) = &plan.tags {
-        for (tag, want, role) in [(stable, &plan.from, "stable"), (canary, &plan.to, "canary")] {
-            match base.find("MutatingWebhookConfiguration", &tag_webhook(&tag.value)) {
-                None => d.push(
-                    plan.diag(tag.pos, format!("the base has no MutatingWebhookConfiguration `{}` for the {role} tag", tag_webhook(&tag.value)))
-                        .hint("add the tag webhooks as the istiod chart's revision-tags template renders them (`istioctl tag generate`)"),
-                ),
-                Some(w) => {
-                    let rev = labels(w).get(REV).and_then(Value::as_str).map(str::to_string);
-                    // At done the base holds the end state: the stable tag is on the new revision.
-                    if rev.as_deref() != Some(want.value.as_str()) && stage != "done" {
-                        d.push(
-                            w.error(&["metadata", "labels"], format!("tag {} points at revision {}, not {}", tag.value, rev.unwrap_or_else(|| "none".into()), want.value))
-                                .hint(format!("the {role} tag must point at `{}` when the upgrade starts", want.value)),
-                        );
+    if !served(base, model, &plan.to.value) {
+        let known: Vec<String> = base
+            .of_kind("Service")
+            .filter_map(|s| injection::revision_of_service(&s.name))
+            .chain(
+                model
+                    .tags
+                    .iter()
+                    .flat_map(|t| t.revisions())
+                    .map(str::to_string),
+            )
+            .collect();
+        let hint = match crate::names::did_you_mean(
+            &plan.to.value,
+            known.iter().map(String::as_str),
+        ) {
+            Some(s) => format!("did you mean `{s}`? the base serves {}", known.join(", ")),
+            None => format!(
+                "add the new revision's Service `istiod-{}` (istio-discovery chart, `revision: {}`) or a tag webhook reaching it to the base, so pods moved to it find an injector",
+                plan.to.value, plan.to.value
+            ),
+        };
+        d.push(
+            plan.diag(plan.to.pos, format!("no injector in the base serves revision {}: no Service istiod-{} and no webhook reaching it", plan.to.value, plan.to.value))
+                .hint(hint),
+        );
+    }
+    match &plan.tags {
+        Some((stable, canary)) => {
+            let roles = std::iter::once((stable, &plan.from, "stable"))
+                .chain(canary.iter().map(|c| (c, &plan.to, "canary")));
+            for (tag, want, role) in roles {
+                match base.find("MutatingWebhookConfiguration", &tag_webhook(&tag.value)) {
+                    None => d.push(
+                        plan.diag(tag.pos, format!("the base has no MutatingWebhookConfiguration `{}` for the {role} tag", tag_webhook(&tag.value)))
+                            .hint("add the tag webhooks as the istiod chart's revision-tags template renders them (`istioctl tag generate`)"),
+                    ),
+                    Some(w) => {
+                        let route = model.tag(&tag.value);
+                        let rev = route.and_then(|t| t.revision()).map(str::to_string);
+                        // At done the base holds the end state: the stable tag is on the new revision.
+                        if rev.as_deref() != Some(want.value.as_str()) && stage != "done" {
+                            let on = route.map(|t| t.revisions().join(" and ")).filter(|r| !r.is_empty()).unwrap_or_else(|| "no known revision".into());
+                            d.push(
+                                w.error(&["metadata", "labels"], format!("tag {} sends to {on} (label {REV}: {}), not to revision {}", tag.value, route.and_then(|t| t.label.clone()).unwrap_or_else(|| "none".into()), want.value))
+                                    .hint(format!("the {role} tag must point at `{}` when the upgrade starts, with its label and every webhook's istiod", want.value)),
+                            );
+                        }
                     }
                 }
+            }
+        }
+        None => {
+            for t in model.tags.iter().filter(|t| t.touches(&plan.from.value)) {
+                if let Some(w) = base.find("MutatingWebhookConfiguration", &t.object) {
+                    d.push(
+                        w.error(&["webhooks"], format!("tag {} sends pods to revision {}, and this plan moves no tag: after the uninstall every pod it injects is rejected (failurePolicy: Fail)", t.tag, plan.from.value))
+                            .hint(format!("add `tags: {{stable: {}}}` to the plan: its promote-tags stage points the tag at {} (`istioctl tag set {} --revision {}`)", t.tag, plan.to.value, t.tag, plan.to.value)),
+                    );
+                }
+            }
+        }
+    }
+    if stage != "done" {
+        for n in &model.namespaces {
+            let via_moved_tag = plan.tags.is_some()
+                && matches!(&n.injected, Injected::Revision { via, .. } if via.starts_with("tag "));
+            if n.injected.revision() == Some(plan.from.value.as_str())
+                && !moved_in_waves(plan, &n.name)
+                && !via_moved_tag
+                && let Some(o) = base.find("Namespace", &n.name)
+            {
+                d.push(
+                    o.error(&["metadata", "labels"], format!("namespace {} is on revision {} ({}) and in no wave: it would keep the old revision, and block its uninstall", n.name, plan.from.value, match &n.injected { Injected::Revision { via, .. } => via.as_str(), _ => "" }))
+                        .hint(format!("add `{}` to a wave of the plan", n.name)),
+                );
             }
         }
     }
     d.into_result()
 }
 
-/// The patches of one namespace moved to the new revision: its labels, and a restart of each
-/// workload in it.
-fn move_namespace(
+/// The merge patch of one namespace moved to the new revision.
+fn move_namespace(n: &BaseObject, to_label: &str, out: &mut Rendered) {
+    let mut l = Map::new();
+    if labels(n).contains_key(INJECTION) {
+        l.insert(INJECTION.into(), Value::Null);
+    }
+    l.insert(REV.into(), json!(to_label));
+    out.patches.push(Patch::merge(
+        format!("patch-namespace-{}.yaml", n.name),
+        format!("namespace {} on {to_label}", n.name),
+        Target::of(n),
+        json!({"metadata": {"labels": l}}),
+    ));
+}
+
+/// The URL a tag webhook gets on the new revision: the new revision's own injector's URL in
+/// base, else the old URL with `istiod-<from>` in its host renamed.
+fn new_url(plan: &CheckedRevisionUpgrade, base: &Base, old: &str) -> Option<String> {
+    let own = base
+        .of_kind("MutatingWebhookConfiguration")
+        .filter(|w| {
+            injection::tag_of(&w.value).is_none()
+                && labels(w).get(REV).and_then(Value::as_str) == Some(plan.to.value.as_str())
+        })
+        .flat_map(|w| {
+            w.value
+                .get("webhooks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .find_map(|h| {
+            h.pointer("/clientConfig/url")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    if own.is_some() {
+        return own;
+    }
+    let host = injection::url_host(old);
+    let first = host.split('.').next().unwrap_or(host);
+    let old_service = format!("istiod-{}", plan.from.value);
+    (first == old_service).then(|| {
+        let new_host = host.replacen(&old_service, &format!("istiod-{}", plan.to.value), 1);
+        old.replacen(host, &new_host, 1)
+    })
+}
+
+/// The JSON patch pointing one tag at the new revision: its label and every injector
+/// webhook's istiod, by Service name or by URL.
+fn move_tag(
     plan: &CheckedRevisionUpgrade,
     base: &Base,
-    ns: &str,
-    to_label: &str,
-    out: &mut Rendered,
-) {
-    if let Some(n) = base.find("Namespace", ns) {
-        let mut l = Map::new();
-        if labels(n).contains_key(INJECTION) {
-            l.insert(INJECTION.into(), Value::Null);
-        }
-        l.insert(REV.into(), json!(to_label));
-        out.patches.push(Patch::merge(
-            format!("patch-namespace-{ns}.yaml"),
-            format!("namespace {ns} on {to_label}"),
-            Target::of(n),
-            json!({"metadata": {"labels": l}}),
-        ));
+    t: &injection::TagRoute,
+    d: &mut Diagnostics,
+) -> Option<Patch> {
+    let w = base.find("MutatingWebhookConfiguration", &t.object)?;
+    let mut ops = vec![json!({
+        "op": if t.label.is_some() { "replace" } else { "add" },
+        "path": "/metadata/labels/istio.io~1rev",
+        "value": plan.to.value,
+    })];
+    if !w
+        .value
+        .pointer("/metadata/labels")
+        .is_some_and(Value::is_object)
+    {
+        ops.insert(
+            0,
+            json!({"op": "add", "path": "/metadata/labels", "value": {}}),
+        );
     }
-    restart(plan, base, ns, out);
-}
-
-fn restart(plan: &CheckedRevisionUpgrade, base: &Base, ns: &str, out: &mut Rendered) {
-    for kind in WORKLOADS {
-        for w in base.of_kind(kind).filter(|w| w.namespace() == Some(ns)) {
-            out.patches.push(Patch::merge(
-                format!("patch-{}-{}-{}.yaml", kind.to_ascii_lowercase(), ns, w.name),
-                format!("{kind} {} restarted onto revision {}", w.name, plan.to.value),
-                Target::of(w),
-                json!({"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: plan.to.value}}}}}),
-            ));
+    let service = if plan.to.value == injection::DEFAULT_REVISION {
+        "istiod".to_string()
+    } else {
+        format!("istiod-{}", plan.to.value)
+    };
+    for (i, hook) in w
+        .value
+        .get("webhooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let target = t.webhooks.get(i);
+        if target.is_some_and(|h| h.revision.as_deref() == Some(plan.to.value.as_str())) {
+            continue;
         }
-    }
-}
-
-/// Whether the base already holds the end state `done` needs.
-fn end_state_in_base(plan: &CheckedRevisionUpgrade, base: &Base) -> Vec<String> {
-    let mut missing = Vec::new();
-    let want = new_label(plan);
-    for ns in plan.waves.iter().flatten() {
-        if let Some(n) = base.find("Namespace", &ns.value) {
-            let l = labels(n);
-            if l.get(REV).and_then(Value::as_str) != Some(want.as_str())
-                || l.contains_key(INJECTION)
-            {
-                missing.push(format!(
-                    "namespace {} labelled `{REV}: {want}` without `{INJECTION}`",
-                    ns.value
-                ));
+        if hook.pointer("/clientConfig/service/name").is_some() {
+            ops.push(json!({"op": "replace", "path": format!("/webhooks/{i}/clientConfig/service/name"), "value": service}));
+        } else if let Some(u) = hook.pointer("/clientConfig/url").and_then(Value::as_str) {
+            match new_url(plan, base, u) {
+                Some(n) => ops.push(json!({"op": "replace", "path": format!("/webhooks/{i}/clientConfig/url"), "value": n})),
+                None => d.push(
+                    w.error(&["webhooks"], format!("webhook {} of tag {} reaches its istiod by url {u}, and the base does not say the new revision's url", hook.get("name").and_then(Value::as_str).unwrap_or_default(), t.tag))
+                        .hint(format!("add revision {}'s own injector webhook (MutatingWebhookConfiguration `istio-sidecar-injector-{}` with its clientConfig.url) to the base, so the tag can be pointed at that url", plan.to.value, plan.to.value)),
+                ),
             }
         }
     }
-    if let Some((stable, _)) = &plan.tags
-        && let Some(w) = base.find("MutatingWebhookConfiguration", &tag_webhook(&stable.value))
-        && labels(w).get(REV).and_then(Value::as_str) != Some(plan.to.value.as_str())
-    {
-        missing.push(format!(
-            "the {} webhook on revision {} (istiod-{})",
-            stable.value, plan.to.value, plan.to.value
-        ));
-    }
-    missing
+    Some(Patch {
+        file: format!("patch-mutatingwebhookconfiguration-{}.yaml", w.name),
+        from: format!("tag {} moved to revision {}", t.tag, plan.to.value),
+        target: Target::of(w),
+        body: PatchBody::Json(ops),
+    })
 }
 
+/// The restart of one workload: the pod-template annotation, what `kubectl rollout restart`
+/// does (Argo Rollouts' pods are re-created by the same template change).
+fn restart(plan: &CheckedRevisionUpgrade, w: &BaseObject, why: &str) -> Patch {
+    let template = if w.kind == "CronJob" {
+        json!({"spec": {"jobTemplate": {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: plan.to.value}}}}}}})
+    } else {
+        json!({"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: plan.to.value}}}}})
+    };
+    Patch::merge(
+        format!(
+            "patch-{}-{}-{}.yaml",
+            w.kind.to_ascii_lowercase(),
+            w.namespace().unwrap_or("default"),
+            w.name
+        ),
+        format!("{} {} {why}", w.kind, w.name),
+        Target::of(w),
+        template,
+    )
+}
+
+fn base_workload<'a>(base: &'a Base, w: &injection::WorkloadInjection) -> Option<&'a BaseObject> {
+    base.objects.iter().find(|o| {
+        o.kind == w.kind && o.name == w.name && o.namespace().unwrap_or("default") == w.namespace
+    })
+}
+
+fn annotated(o: &BaseObject, value: &str) -> bool {
+    let path = if o.kind == "CronJob" {
+        "/spec/jobTemplate/spec/template/metadata/annotations"
+    } else {
+        "/spec/template/metadata/annotations"
+    };
+    o.value
+        .pointer(path)
+        .and_then(|a| a.get(RESTART_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some(value)
+}
+
+/// What a stage renders, and the injection model of the base it was rendered from.
 pub fn render(plan: &CheckedRevisionUpgrade, env: &Env, base: &Base) -> Result<Rendered> {
-    check_base(plan, base, &env.stage.value)?;
-    let mut out = Rendered::default();
+    let before = Injection::of(&base_values(base));
     let stage = env.stage.value.as_str();
+    check_base(plan, base, &before, stage)?;
+    let mut out = Rendered::default();
     if stage == "done" {
-        let missing = end_state_in_base(plan, base);
-        if !missing.is_empty() {
+        let left = before.on_revision(&plan.from.value);
+        if !left.is_empty() {
             return Err(plan
                 .diag(
                     env.stage.pos,
                     format!(
-                        "at done the base alone would move namespaces back to revision {}",
+                        "at done the base alone would leave pods on revision {}",
                         plan.from.value
                     ),
                 )
                 .hint(format!(
-                    "commit the end state to the base `{}` first: {}",
+                    "commit the end state to the base `{}` first (namespaces on {}, every tag webhook sending to istiod-{}); still on {}: {}",
                     plan.base.value,
-                    missing.join("; ")
+                    new_label(plan),
+                    plan.to.value,
+                    plan.from.value,
+                    left.join("; ")
                 ))
                 .into());
+        }
+        // The restart annotation stays on what the waves restarted: its removal would roll
+        // every workload once more on a commit that changes nothing else.
+        for w in before
+            .workloads
+            .iter()
+            .filter(|w| w.injected.revision() == Some(plan.to.value.as_str()))
+        {
+            if let Some(o) = base_workload(base, w)
+                && !annotated(o, &plan.to.value)
+            {
+                out.patches.push(restart(
+                    plan,
+                    o,
+                    "keeps its restart annotation (no second restart)",
+                ));
+            }
         }
         return Ok(out);
     }
     let label = new_label(plan);
     for ns in plan.waves.iter().take(plan.waves_at(stage)).flatten() {
-        move_namespace(plan, base, &ns.value, &label, &mut out);
+        if let Some(n) = base.find("Namespace", &ns.value) {
+            move_namespace(n, &label, &mut out);
+        }
     }
-    if stage == "promote-tags"
-        && let Some((stable, _)) = &plan.tags
-        && let Some(w) = base.find("MutatingWebhookConfiguration", &tag_webhook(&stable.value))
-    {
-        let mut ops = vec![
-            json!({"op": "replace", "path": "/metadata/labels/istio.io~1rev", "value": plan.to.value}),
-        ];
-        for (i, hook) in w
-            .value
-            .get("webhooks")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
+    if stage == "promote-tags" {
+        let mut d = Diagnostics::default();
+        for t in tags_to_move(plan, &before) {
+            if let Some(p) = move_tag(plan, base, t, &mut d) {
+                out.patches.push(p);
+            }
+        }
+        d.into_result()?;
+    }
+    // Restart exactly the workloads whose injecting revision this stage changes (Rollouts
+    // included); what the injector skips is left alone.
+    let after = Injection::of(&crate::output::stream::final_objects(base, &out)?);
+    let mut restarts = Vec::new();
+    for w in &after.workloads {
+        let was = before
+            .workload(&w.kind, &w.namespace, &w.name)
+            .map(|b| &b.injected);
+        if let (Some(now), Some(was)) = (w.injected.revision(), was)
+            && was.revision() != Some(now)
+            && let Some(o) = base_workload(base, w)
         {
-            if hook.pointer("/clientConfig/service/name").is_some() {
-                ops.push(json!({"op": "replace", "path": format!("/webhooks/{i}/clientConfig/service/name"), "value": format!("istiod-{}", plan.to.value)}));
-            }
-        }
-        out.patches.push(Patch {
-            file: format!("patch-mutatingwebhookconfiguration-{}.yaml", w.name),
-            from: format!("tag {} moved to revision {}", stable.value, plan.to.value),
-            target: Target::of(w),
-            body: PatchBody::Json(ops),
-        });
-        // Namespaces still on the stable tag are re-injected by the new revision on restart.
-        let moved: Vec<&str> = plan
-            .waves
-            .iter()
-            .flatten()
-            .map(|n| n.value.as_str())
-            .collect();
-        for n in base.of_kind("Namespace") {
-            if !moved.contains(&n.name.as_str())
-                && labels(n).get(REV).and_then(Value::as_str) == Some(stable.value.as_str())
-            {
-                restart(plan, base, &n.name, &mut out);
-            }
+            restarts.push(restart(plan, o, &format!("restarted onto revision {now}")));
         }
     }
+    out.patches.extend(restarts);
     Ok(out)
 }
 
-/// A namespace labelled both ways: `istio-injection` wins, the revision label is ignored.
+/// The checks on the final objects: a namespace labelled both ways, a tag half-moved.
 fn check(plan: &CheckedRevisionUpgrade, env: &Env, base: &Base, objects: &[Value]) -> Result<()> {
     let mut d = Diagnostics::default();
     for o in objects
@@ -246,49 +442,36 @@ fn check(plan: &CheckedRevisionUpgrade, env: &Env, base: &Base, objects: &[Value
             d.push(diag.hint(format!("remove `{INJECTION}` from it in base (a wave removes it from the namespaces it moves)")));
         }
     }
+    for t in &Injection::of(objects).tags {
+        let label = t.label.as_deref().unwrap_or("none");
+        if t.revisions().iter().any(|r| *r != label) || t.revisions().len() > 1 {
+            let diag = match base.find("MutatingWebhookConfiguration", &t.object) {
+                Some(w) => w.error(&["webhooks"], String::new()),
+                None => plan.diag(env.stage.pos, String::new()),
+            };
+            let mut diag = diag;
+            diag.message = format!(
+                "tag {} is half-moved: its label {REV} says {label}, its webhooks reach {}",
+                t.tag,
+                t.webhooks
+                    .iter()
+                    .map(|w| format!("{} ({})", w.revision.as_deref().unwrap_or("unknown"), w.by))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            d.push(diag.hint("point the label and every webhook (clientConfig.service.name or clientConfig.url) at one revision"));
+        }
+    }
     d.into_result()
 }
 
 /// The revision each namespace's pods get on their next injection, read from the final objects.
-pub fn revisions(plan: &CheckedRevisionUpgrade, objects: &[Value]) -> Vec<(String, String)> {
-    let tag_rev = |tag: &str| {
-        objects
-            .iter()
-            .find(|o| {
-                o.get("kind").and_then(Value::as_str) == Some("MutatingWebhookConfiguration")
-                    && o.pointer("/metadata/name").and_then(Value::as_str)
-                        == Some(&tag_webhook(tag))
-            })
-            .and_then(|w| {
-                w.pointer("/metadata/labels/istio.io~1rev")
-                    .and_then(Value::as_str)
-            })
-            .map(str::to_string)
-    };
-    objects
-        .iter()
-        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
-        .filter_map(|n| {
-            let name = n
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)?
-                .to_string();
-            let l = n.pointer("/metadata/labels").and_then(Value::as_object);
-            let rev = match (
-                l.and_then(|l| l.get(INJECTION)).and_then(Value::as_str),
-                l.and_then(|l| l.get(REV)).and_then(Value::as_str),
-            ) {
-                (Some("enabled"), _) => {
-                    format!("{} (the default revision, `{INJECTION}`)", plan.from.value)
-                }
-                (_, Some(r)) => match tag_rev(r) {
-                    Some(t) => format!("{t} (tag {r})"),
-                    None => r.to_string(),
-                },
-                _ => return None,
-            };
-            Some((name, rev))
-        })
+pub fn revisions(objects: &[Value]) -> Vec<(String, String)> {
+    Injection::of(objects)
+        .namespaces
+        .into_iter()
+        .filter(|n| !matches!(n.injected, Injected::Not { .. }))
+        .map(|n| (n.name, n.injected.text()))
         .collect()
 }
 
@@ -353,20 +536,119 @@ fn render_environment(
 pub fn summary(stage: &str) -> &'static str {
     match stage {
         s if s.starts_with("wave-") => {
-            "this wave's namespaces move to the new revision and their workloads restart"
+            "this wave's namespaces move to the new revision and the workloads it re-injects restart"
         }
         "promote-tags" => {
-            "the stable tag points at the new revision; namespaces still on it restart"
+            "every tag still on the old revision (the stable one, `default`) points at the new one; what it re-injects restarts"
         }
         "done" => {
-            "nothing beyond the base (which must hold the end state); the old revision can be uninstalled"
+            "nothing beyond the base (which must hold the end state) but the restart annotations, kept so nothing restarts again"
         }
         _ => "checks only",
     }
 }
 
+/// The notes of one environment's final stream: the revision of each namespace, what the
+/// stage restarts and skips, and whether anything still needs the old revision.
+pub fn notes(plan: &CheckedRevisionUpgrade, base: &Base, objects: &[Value]) -> Vec<String> {
+    let model = Injection::of(objects);
+    let before = Injection::of(&base_values(base));
+    let mut notes: Vec<String> = revisions(objects)
+        .into_iter()
+        .map(|(ns, rev)| format!("namespace {ns}: revision {rev}"))
+        .collect();
+    for t in &model.tags {
+        let hooks: Vec<&str> = t.revisions();
+        notes.push(format!(
+            "tag {}: revision {} ({} webhook(s))",
+            t.tag,
+            if hooks.is_empty() {
+                "unknown".to_string()
+            } else {
+                hooks.join(" and ")
+            },
+            t.webhooks.len()
+        ));
+    }
+    let restart_of = |kind: &str, ns: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| {
+                o.get("kind").and_then(Value::as_str) == Some(kind)
+                    && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+                    && o.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("default")
+                        == ns
+            })
+            .and_then(|o| {
+                o.pointer("/spec/template/metadata/annotations")
+                    .or_else(|| o.pointer("/spec/jobTemplate/spec/template/metadata/annotations"))
+            })
+            .and_then(|a| a.get(RESTART_ANNOTATION))
+            .is_some()
+    };
+    let touched: Vec<&str> = plan
+        .waves
+        .iter()
+        .flatten()
+        .map(|n| n.value.as_str())
+        .collect();
+    let mut restarted = Vec::new();
+    let mut skipped = Vec::new();
+    for w in &model.workloads {
+        let was = before.workload(&w.kind, &w.namespace, &w.name);
+        if restart_of(&w.kind, &w.namespace, &w.name) {
+            restarted.push(format!(
+                "{} (revision {})",
+                w.id(),
+                w.injected.revision().unwrap_or("none")
+            ));
+        } else if let Injected::Not { why } = &w.injected
+            && (touched.contains(&w.namespace.as_str())
+                || was.is_some_and(|b| b.injected != w.injected))
+        {
+            skipped.push(format!("{} ({why})", w.id()));
+        }
+    }
+    if !restarted.is_empty() {
+        notes.push(format!("restart annotation on: {}", restarted.join(", ")));
+    }
+    if !skipped.is_empty() {
+        notes.push(format!(
+            "not restarted, the injector skips them: {}",
+            skipped.join(", ")
+        ));
+    }
+    let left = model.on_revision(&plan.from.value);
+    if left.is_empty() {
+        notes.push(format!(
+            "nothing in the rendered stream resolves to revision {} (no namespace, tag webhook or pod template): it can be uninstalled once the cluster agrees",
+            plan.from.value
+        ));
+        notes.push(format!(
+            "check the cluster too: run `istioctl proxy-status` and see that no proxy's ISTIOD is istiod-{}-… (a pod not restarted since, or created outside git, still runs the old sidecar)",
+            plan.from.value
+        ));
+    } else {
+        notes.push(format!(
+            "revision {} cannot be uninstalled yet, still needed by: {}",
+            plan.from.value,
+            left.join("; ")
+        ));
+    }
+    notes
+}
+
 /// `status`: per namespace, the revision its workloads run after the sync.
 pub fn status(plan: &CheckedRevisionUpgrade) -> Vec<crate::status::EnvironmentStatus> {
+    let base = super::load_base(
+        &plan.dir,
+        &plan.base,
+        &plan.root,
+        plan.diag(plan.base.pos, String::new()),
+    )
+    .ok();
     plan.environments
         .iter()
         .map(|e| {
@@ -375,32 +657,15 @@ pub fn status(plan: &CheckedRevisionUpgrade) -> Vec<crate::status::EnvironmentSt
             let objects = render_plan(plan, std::slice::from_ref(&name), Mode::Stream)
                 .ok()
                 .and_then(|r| r.into_iter().next())
-                .map(|r| r.objects)
-                .unwrap_or_default();
-            let mut notes: Vec<String> = revisions(plan, &objects)
-                .into_iter()
-                .map(|(ns, rev)| format!("namespace {ns}: revision {rev}"))
-                .collect();
-            if e.stage.value == "done" {
-                let on_old = revisions(plan, &objects)
-                    .iter()
-                    .any(|(_, r)| r.starts_with(&plan.from.value));
-                notes.push(if on_old {
-                    format!(
-                        "some namespaces still use revision {}: keep it installed until they move",
-                        plan.from.value
-                    )
-                } else {
-                    format!(
-                        "no namespace uses revision {} any more: it can be uninstalled",
-                        plan.from.value
-                    )
-                });
-            }
+                .map(|r| r.objects);
+            let notes = match (&base, &objects) {
+                (Some(b), Some(o)) => notes(plan, b, o),
+                _ => Vec::new(),
+            };
             let ladder = plan.ladder();
             let next = match super::next_stage(&ladder, &e.stage.value) {
                 Some(n) => format!("{n}: {}", summary(n)),
-                None => "done: the plan can be deleted".into(),
+                None => "done: the plan can be deleted once the restart annotations are in base (or one more restart is accepted)".into(),
             };
             crate::status::EnvironmentStatus {
                 environment: name.clone(),

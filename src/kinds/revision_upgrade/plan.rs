@@ -65,9 +65,11 @@ pub struct Tags {
     /// The tag namespaces use today (it points at `from` until `promote-tags`).
     #[schemars(with = "String")]
     pub stable: Spanned<String>,
-    /// The tag that points at `to`: waves move namespaces to it.
-    #[schemars(with = "String")]
-    pub canary: Spanned<String>,
+    /// The tag that points at `to`: waves move namespaces to it (absent: waves label
+    /// namespaces with the revision `to` itself).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub canary: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -81,7 +83,8 @@ pub struct CheckedRevisionUpgrade {
     pub from: At<String>,
     pub to: At<String>,
     pub waves: Vec<Vec<At<String>>>,
-    pub tags: Option<(At<String>, At<String>)>,
+    /// The stable tag, and the canary tag if waves move namespaces to one.
+    pub tags: Option<(At<String>, Option<At<String>>)>,
     pub output: PathBuf,
     /// The stages: prepare, wave-1 … wave-N, promote-tags (with tags), done.
     pub stages: Vec<String>,
@@ -111,6 +114,36 @@ impl CheckedRevisionUpgrade {
     }
 }
 
+/// A revision names istiod's Service (`istiod-<revision>`) and its webhooks: a DNS-1123 label.
+/// `1.23.1` is the version, not a revision: pods would find no injector.
+pub fn revision_name_error(source: &Source, r: &Spanned<String>) -> Option<Diagnostic> {
+    if names::is_dns_label(&r.value) {
+        return None;
+    }
+    let fixed: String = r
+        .value
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let fixed = fixed.trim_matches('-').to_string();
+    let hint = if names::is_dns_label(&fixed) {
+        format!(
+            "did you mean `{fixed}`? a revision is a DNS label (istiod's Service is `istiod-<revision>`), like `1-23-1` for version 1.23.1"
+        )
+    } else {
+        "a revision is a DNS label (istiod's Service is `istiod-<revision>`), like `1-23-1` for version 1.23.1".to_string()
+    };
+    Some(
+        source
+            .error(
+                Pos::of(r),
+                format!("revision `{}` is not a DNS label", r.value),
+            )
+            .hint(hint),
+    )
+}
+
 pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedRevisionUpgrade> {
     let file = yaml::parse_one::<RevisionUpgradeFile>(&source)?;
     let mut d = Diagnostics::default();
@@ -118,14 +151,8 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedRe
     check_header(&source, &mut d, &file.api_version, &file.spec.base);
     let spec = &file.spec;
     for r in [&spec.from, &spec.to] {
-        if !names::is_label_value(&r.value) || r.value.is_empty() {
-            d.push(
-                err(
-                    Pos::of(r),
-                    format!("revision `{}` is not a valid label value", r.value),
-                )
-                .hint("Istio revisions look like `1-23-1`"),
-            );
+        if let Some(diag) = revision_name_error(&source, r) {
+            d.push(diag);
         }
     }
     if spec.from.value == spec.to.value {
@@ -188,15 +215,17 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedRe
         waves.push(out);
     }
     let tags = spec.tags.as_ref().map(|t| {
-        for v in [&t.stable, &t.canary] {
+        for v in std::iter::once(&t.stable).chain(t.canary.as_ref()) {
             if !names::is_dns_label(&v.value) {
                 d.push(err(Pos::of(v), format!("`{}` is not a valid tag name", v.value)).hint("revision tags are DNS-1123 labels, e.g. `prod-stable`"));
             }
         }
-        if t.stable.value == t.canary.value {
-            d.push(err(Pos::of(&t.canary), "the stable and canary tags are the same".into()).hint("name two tags: the one namespaces use today, and the one pointing at the new revision"));
+        if let Some(c) = &t.canary
+            && t.stable.value == c.value
+        {
+            d.push(err(Pos::of(c), "the stable and canary tags are the same".into()).hint("name two tags: the one namespaces use today, and the one pointing at the new revision"));
         }
-        (At::of(&t.stable), At::of(&t.canary))
+        (At::of(&t.stable), t.canary.as_ref().map(At::of))
     });
     let mut stages = vec!["prepare".to_string()];
     stages.extend((1..=waves.len()).map(|i| format!("wave-{i}")));
