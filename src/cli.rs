@@ -48,6 +48,9 @@ enum Command {
     Abort(EditArgs),
     /// Move an environment to the next stage.
     Advance(EditArgs),
+    /// Print the base edit that finishes a release at cleanup-3 as a patch to review
+    /// (--write applies it): the end state moves from the overlay into the base.
+    Finish(FinishArgs),
     /// Write a starter canaryplan.yaml from a base directory.
     Init(InitArgs),
     /// Print the JSON Schema of the plan file, for editors.
@@ -176,6 +179,23 @@ struct EditArgs {
 }
 
 #[derive(Args)]
+struct FinishArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// The environment at cleanup-3 whose base receives the end state.
+    #[arg(long = "env", value_name = "E")]
+    env: String,
+    /// Apply the edit to the base files (and the plan), then check that `done` equals
+    /// cleanup-3; nothing stays changed when it does not.
+    #[arg(long)]
+    write: bool,
+    /// A directory with your own copies of canaryplan's templates.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct InitArgs {
     /// The directory with the app's manifests.
     #[arg(long, value_name = "DIR", default_value = "base")]
@@ -292,6 +312,7 @@ pub fn main() -> ExitCode {
         Command::Advance(a) => {
             edit(&a, canaryplan::edit::Action::Advance).map_err(anyhow::Error::from)
         }
+        Command::Finish(a) => finish(&a).map_err(anyhow::Error::from),
         Command::Init(a) => init(&a).map_err(anyhow::Error::from),
         Command::Schema => schema(),
         Command::Completions { shell } => {
@@ -1016,6 +1037,44 @@ fn warn_left_behind(report: &canaryplan::WriteReport) {
             diff::shown(p)
         );
     }
+}
+
+fn finish(a: &FinishArgs) -> Result<ExitCode, Error> {
+    let templates = templates(a.templates.as_deref())?;
+    let plan = canaryplan::check::load(&plan_path(a.plan.as_ref()))?;
+    let f = canaryplan::finish::finish(&plan, &a.env, &templates)?;
+    if f.files.is_empty() {
+        eprintln!(
+            "{}: the base already holds the end state; advance `{}` to done",
+            diff::shown(&plan.path),
+            a.env
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.write {
+        canaryplan::finish::write_checked(&plan, &a.env, &f, &templates)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for file in &f.files {
+            let _ = write!(out, "{}", file.unified());
+        }
+    }
+    eprintln!("the base edit that finishes the release of `{}`:", a.env);
+    for s in &f.steps {
+        eprintln!("  - {s}");
+    }
+    if a.write {
+        eprintln!(
+            "written, and checked: at done the base alone renders what cleanup-3 did. Commit it, then `canaryplan advance --env {} --render`",
+            a.env
+        );
+    } else {
+        eprintln!(
+            "review the patch above; `canaryplan finish --env {} --write` applies it (or `git apply`)",
+            a.env
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(a: &InitArgs) -> Result<ExitCode, Error> {
