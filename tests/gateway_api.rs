@@ -435,12 +435,15 @@ fn versioned_release_with_a_service_per_version_in_base() {
     assert_eq!(d, ["reviews-v2", "reviews-v3", "reviews-v4"]);
     let r = s.run(&["advance", "--env", "staging"]);
     r.fails();
-    assert!(
-        r.stderr
-            .contains("the HTTPRoute rules naming Service reviews-v4"),
-        "{}",
-        r.stderr
-    );
+    // One refusal lists every remaining edit, and names the command that makes it.
+    for step in [
+        "base/reviews.yaml: replace Deployment reviews-v1 with Deployment reviews-v4",
+        "base/httproute.yaml: change HTTPRoute reviews",
+        "base/services-by-version.yaml: replace Service reviews-v1 with Service reviews-v4",
+        "`canaryplan finish --env staging` prints them as a patch",
+    ] {
+        assert!(r.stderr.contains(step), "{step}: {}", r.stderr);
+    }
 
     // The base edit: the canary Deployment in, reviews-v1 out, the route and the version
     // Service to v4 (canaryplan reuses it at cleanup-3, then done renders nothing beyond it).

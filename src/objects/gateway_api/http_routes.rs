@@ -165,11 +165,39 @@ fn refuse_virtual_services(cx: &Context<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Routes of base that name another version's Service (`reviews-v1` while stable.version
+/// says v9): said as that, not as "no HTTPRoute sends to the Service". Where the stable
+/// Deployment's pods do not carry stable.version either, the workload's error says it all.
+fn routes_to_another_version(cx: &Context<'_>) -> Option<Result<()>> {
+    let prefix = format!("{}-", cx.service.name);
+    let named = cx.base.of_kind("HTTPRoute").find_map(|hr| {
+        rules(hr).iter().flat_map(refs).find_map(|b| {
+            let n = b.get("name").and_then(Value::as_str)?;
+            (n.starts_with(&prefix) && cx.base.find("Service", n).is_some())
+                .then(|| (hr.name.clone(), n.to_string()))
+        })
+    })?;
+    let labelled =
+        cx.original_pod_labels.get(&cx.plan.version_label) == Some(&cx.plan.stable.version.value);
+    if !labelled {
+        return Some(Ok(()));
+    }
+    let (route, svc) = named;
+    Some(Err(cx
+        .plan
+        .diag(cx.plan.stable.version.pos, format!("HTTPRoute {route} names Service {svc}, a version's Service, but not {} (stable.version) or {} (canary.version)", version_service(cx, &cx.plan.stable.version.value), version_service(cx, &cx.plan.canary.version.value)))
+        .hint(format!("set stable.version to the version whose Service the routes name (`{}`), or route to Service {}", svc.trim_start_matches(&prefix), cx.service.name))
+        .into()))
+}
+
 impl Component for HttpRoutes {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
         refuse_virtual_services(cx)?;
         let routes = in_base(cx)?;
         if routes.is_empty() && cx.plan.mesh_route.is_none() {
+            if let Some(e) = routes_to_another_version(cx) {
+                return e;
+            }
             return Err(cx
                 .plan
                 .diag(cx.plan.service.pos, format!("no HTTPRoute in the base sends to Service {}", cx.service.name))
