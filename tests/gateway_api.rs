@@ -161,10 +161,11 @@ fn other_backends_keep_their_share_and_other_rules_are_untouched() {
         json!([{"name": "legacy", "port": 8080}])
     );
     // search 9 : experiment 1, search split 90 : 10 → 810 : 90 : 100 (the experiment keeps 10%).
+    // (Staging's mirror copies only search-v1's requests: tests/gateway_finish.rs.)
     assert_eq!(
         rules[2]["backendRefs"],
         json!([
-            {"name": "search-v1", "port": 8080, "weight": 810},
+            {"name": "search-v1", "port": 8080, "weight": 810, "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "search-v2", "port": 8080}, "percent": 5}}]},
             {"name": "search-v2", "port": 8080, "weight": 90},
             {"name": "search-experiment", "port": 8080, "weight": 100}
         ])
@@ -206,7 +207,7 @@ fn a_test_rule_that_would_take_another_rules_requests_is_refused() {
     let r = s.run(&["validate"]);
     r.fails();
     assert!(
-        r.stderr.contains("canaryplan.yaml:22:9: error: the test rule before HTTPRoute search, rules[3] (path prefix / and header x-canary=true and header x-tester=qa) would be more specific than HTTPRoute search, rules[2] (header x-beta=1 and path prefix /), and take requests that rule sends elsewhere today"),
+        r.stderr.contains("canaryplan.yaml:23:9: error: the test rule before HTTPRoute search, rules[3] (path prefix / and header x-canary=true and header x-tester=qa) would be more specific than HTTPRoute search, rules[2] (header x-beta=1 and path prefix /), and take requests that rule sends elsewhere today"),
         "{}",
         r.stderr
     );

@@ -468,7 +468,7 @@ fn gateway_api_words_and_refusals() {
     );
     let r = g.run(&["validate"]);
     r.fails();
-    assert!(r.stderr.contains("base/gateway.yaml:23:5: error: HTTPRoute helloworld has a Gateway parent (hello-gateway) and a Service parent"), "{}", r.stderr);
+    assert!(r.stderr.contains("base/gateway.yaml:10:5: error: HTTPRoute helloworld has a Gateway parent (hello-gateway) and a Service parent"), "{}", r.stderr);
 }
 
 #[test]
