@@ -2,6 +2,7 @@
 //! returns, and maps errors to exit codes. Nothing else in canaryplan prints or exits.
 
 mod args;
+mod finish;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
         }
         Command::Abort(a) => edit(&a, Action::Abort).map_err(anyhow::Error::from),
         Command::Advance(a) => edit(&a, Action::Advance).map_err(anyhow::Error::from),
+        Command::Finish(a) => finish::finish(&a).map_err(anyhow::Error::from),
         Command::Init(a) => init(&a).map_err(anyhow::Error::from),
         Command::Schema => schema(),
         Command::Completions { shell } => {

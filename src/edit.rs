@@ -32,6 +32,11 @@ pub fn restore(edit: &Edit) -> Result<()> {
     replace(&edit.path, &edit.old_text)
 }
 
+/// Replaces a file inside the repository atomically (a link is replaced where it points).
+pub fn replace_file(path: &Path, text: &str) -> Result<()> {
+    replace(path, text)
+}
+
 fn replace(path: &Path, text: &str) -> Result<()> {
     let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
     let root = crate::fsio::Root::discover(&parent(path))?;

@@ -18,8 +18,15 @@ pub struct Row {
     pub position: String,
     /// `VirtualService` or `HTTPRoute`.
     pub object: String,
-    /// The routing object's name.
+    /// The routing object's name (in JSON under its kind: `virtualService` or `httpRoute`).
+    #[serde(skip)]
     pub virtual_service: String,
+    /// The VirtualService's name, for an Istio route.
+    #[serde(rename = "virtualService", skip_serializing_if = "Option::is_none")]
+    pub virtual_service_name: Option<String>,
+    /// The HTTPRoute's name, for a Gateway API rule.
+    #[serde(rename = "httpRoute", skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<String>,
     pub hosts: Vec<String>,
     /// Empty: the mesh (sidecars).
     pub gateways: Vec<String>,
@@ -326,6 +333,8 @@ pub fn table(mesh: &Mesh<'_>, base: &Mesh<'_>) -> (Vec<Row>, Vec<String>) {
             position: r.position(),
             object: r.object.to_string(),
             virtual_service: r.virtual_service.clone(),
+            virtual_service_name: (r.object != "HTTPRoute").then(|| r.virtual_service.clone()),
+            http_route: (r.object == "HTTPRoute").then(|| r.virtual_service.clone()),
             hosts: r.hosts.clone(),
             gateways: r.gateways.clone(),
             kind: r.kind.to_string(),
@@ -412,7 +421,7 @@ pub fn to_text(e: &Explanation) -> String {
         out.push_str(&line);
     }
     if e.routes.is_empty() {
-        out.push_str("no VirtualService routes: callers reach every pod each Service selects\n");
+        out.push_str("no routes (VirtualService or HTTPRoute): callers reach every pod each Service selects\n");
     }
     for p in &e.problems {
         out.push_str(&format!("error: {p}\n"));

@@ -272,12 +272,13 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     // One Deployment per version (the version label in its selector): the canary is a new
     // Deployment beside it, and the Service already selects both.
     if let Some(stable) = selector_labels.get("version") {
+        // Versions of this app only: other apps' Deployments (bookinfo's reviews-v3 beside
+        // productpage-v1) do not take a version name from it.
         let taken = |v: &str| {
             base.of_kind("Deployment").any(|d| {
-                selector::labels_of(d.value.pointer("/spec/template/metadata/labels"))
-                    .get("version")
-                    .map(String::as_str)
-                    == Some(v)
+                let pods = selector::labels_of(d.value.pointer("/spec/template/metadata/labels"));
+                selector::map_matches(&service_selector, &pods)
+                    && pods.get("version").map(String::as_str) == Some(v)
             })
         };
         let canary = (2..100)
@@ -317,10 +318,14 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
         .get("applicationName")
         .cloned()
         .unwrap_or_else(|| name.clone());
-    t.push_str(&format!(
-        "  podLabels: {{canary: enabled, applicationName: {}}}   # on the pods of both versions\n",
-        q(&app_label)
-    ));
+    // Only the Istio backend's Service selector patch selects by them; Gateway API routes
+    // name a Service per version instead.
+    if !gateway_api {
+        t.push_str(&format!(
+            "  podLabels: {{canary: enabled, applicationName: {}}}   # on the pods of both versions\n",
+            q(&app_label)
+        ));
+    }
     t.push_str("  stable:\n    version: v1\n");
     t.push_str(
         "    # FILL IN: the image stable runs today, pinned by digest (registry/app@sha256:...).\n",

@@ -23,6 +23,7 @@ pub mod edit;
 pub mod error;
 pub mod explain;
 pub mod export;
+pub mod finish;
 pub mod from_rollout;
 pub mod fsio;
 pub mod gate;

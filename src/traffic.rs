@@ -628,13 +628,28 @@ impl<'a> Mesh<'a> {
                         backend(b, p)
                     })
                     .collect();
-                let mirrors = rule
+                // Mirrors of the rule copy all its requests; a backendRef's mirror only the
+                // requests sent to that backend (its share of the rule).
+                let share = |b: &Value| {
+                    if total > 0.0 { weight(b) / total } else { 0.0 }
+                };
+                let rule_filters = rule
                     .get("filters")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .filter(|f| s(f, "/type") == Some("RequestMirror"))
-                    .filter_map(|f| {
+                    .map(|f| (f, 1.0));
+                let backend_filters = refs.iter().flat_map(|b| {
+                    b.get("filters")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(move |f| (f, share(b)))
+                });
+                let mirrors = rule_filters
+                    .chain(backend_filters)
+                    .filter(|(f, _)| s(f, "/type") == Some("RequestMirror"))
+                    .filter_map(|(f, of)| {
                         let m = f.get("requestMirror")?;
                         let percent = m
                             .get("percent")
@@ -648,6 +663,9 @@ impl<'a> Mesh<'a> {
                                 (d > 0.0).then(|| n * 100.0 / d)
                             })
                             .unwrap_or(100.0);
+                        // Rounded to a millionth of a percent: 5% of 81% is 4.05%, not
+                        // 4.050000000000001%.
+                        let percent = (percent * of * 1e6).round() / 1e6;
                         Some(backend(m.get("backendRef")?, percent))
                     })
                     .collect();

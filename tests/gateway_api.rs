@@ -161,10 +161,11 @@ fn other_backends_keep_their_share_and_other_rules_are_untouched() {
         json!([{"name": "legacy", "port": 8080}])
     );
     // search 9 : experiment 1, search split 90 : 10 → 810 : 90 : 100 (the experiment keeps 10%).
+    // (Staging's mirror copies only search-v1's requests: tests/gateway_finish.rs.)
     assert_eq!(
         rules[2]["backendRefs"],
         json!([
-            {"name": "search-v1", "port": 8080, "weight": 810},
+            {"name": "search-v1", "port": 8080, "weight": 810, "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "search-v2", "port": 8080}, "percent": 5}}]},
             {"name": "search-v2", "port": 8080, "weight": 90},
             {"name": "search-experiment", "port": 8080, "weight": 100}
         ])
@@ -206,7 +207,7 @@ fn a_test_rule_that_would_take_another_rules_requests_is_refused() {
     let r = s.run(&["validate"]);
     r.fails();
     assert!(
-        r.stderr.contains("canaryplan.yaml:22:9: error: the test rule before HTTPRoute search, rules[3] (path prefix / and header x-canary=true and header x-tester=qa) would be more specific than HTTPRoute search, rules[2] (header x-beta=1 and path prefix /), and take requests that rule sends elsewhere today"),
+        r.stderr.contains("canaryplan.yaml:23:9: error: the test rule before HTTPRoute search, rules[3] (path prefix / and header x-canary=true and header x-tester=qa) would be more specific than HTTPRoute search, rules[2] (header x-beta=1 and path prefix /), and take requests that rule sends elsewhere today"),
         "{}",
         r.stderr
     );
@@ -435,12 +436,15 @@ fn versioned_release_with_a_service_per_version_in_base() {
     assert_eq!(d, ["reviews-v2", "reviews-v3", "reviews-v4"]);
     let r = s.run(&["advance", "--env", "staging"]);
     r.fails();
-    assert!(
-        r.stderr
-            .contains("the HTTPRoute rules naming Service reviews-v4"),
-        "{}",
-        r.stderr
-    );
+    // One refusal lists every remaining edit, and names the command that makes it.
+    for step in [
+        "base/reviews.yaml: replace Deployment reviews-v1 with Deployment reviews-v4",
+        "base/httproute.yaml: change HTTPRoute reviews",
+        "base/services-by-version.yaml: replace Service reviews-v1 with Service reviews-v4",
+        "`canaryplan finish --env staging` prints them as a patch",
+    ] {
+        assert!(r.stderr.contains(step), "{step}: {}", r.stderr);
+    }
 
     // The base edit: the canary Deployment in, reviews-v1 out, the route and the version
     // Service to v4 (canaryplan reuses it at cleanup-3, then done renders nothing beyond it).

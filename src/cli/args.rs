@@ -42,6 +42,9 @@ pub(crate) enum Command {
     Abort(EditArgs),
     /// Move an environment to the next stage.
     Advance(EditArgs),
+    /// Print the base edit that finishes a release at cleanup-3 as a patch to review
+    /// (--write applies it): the end state moves from the overlay into the base.
+    Finish(FinishArgs),
     /// Write a starter canaryplan.yaml from a base directory.
     Init(InitArgs),
     /// Print the JSON Schema of the plan file, for editors.
@@ -171,6 +174,23 @@ pub(crate) struct EditArgs {
     /// as a commit). Without it a failing gate changes nothing.
     #[arg(long, value_enum, value_name = "ACTION", requires = "gate")]
     pub(crate) on_fail: Option<OnFail>,
+}
+
+#[derive(Args)]
+pub(crate) struct FinishArgs {
+    /// The plan file [default: ./canaryplan.yaml].
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: Option<PathBuf>,
+    /// The environment at cleanup-3 whose base receives the end state.
+    #[arg(long = "env", value_name = "E")]
+    pub(crate) env: String,
+    /// Apply the edit to the base files (and the plan), then check that `done` equals
+    /// cleanup-3; nothing stays changed when it does not.
+    #[arg(long)]
+    pub(crate) write: bool,
+    /// A directory with your own copies of canaryplan's templates.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) templates: Option<PathBuf>,
 }
 
 #[derive(Args)]

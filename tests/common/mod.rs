@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 21] = [
+pub const FIXTURES: [&str; 22] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -23,18 +23,20 @@ pub const FIXTURES: [&str; 21] = [
     "gateway-mesh-route",
     "gateway-two-rules",
     "gateway-versioned",
+    "gateway-helloworld",
     "lanes",
     "argo-walkthrough",
     "gateway-upgrade",
     "revision-upgrade",
 ];
 /// Fixtures whose `done` needs a change to the base first (tests/layouts.rs makes it).
-pub const DONE_AFTER_BASE_EDIT: [&str; 7] = [
+pub const DONE_AFTER_BASE_EDIT: [&str; 8] = [
     "coexistence",
     "bookinfo-reviews",
     "bookinfo-productpage",
     "gateway-mesh-route",
     "gateway-versioned",
+    "gateway-helloworld",
     "gateway-upgrade",
     "revision-upgrade",
 ];

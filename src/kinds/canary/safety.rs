@@ -168,7 +168,12 @@ fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     let Some(service) = f.find("Service", &cx.service.name) else {
         return out;
     };
-    let sel = selector::labels_of(service.pointer("/spec/selector"));
+    // Versioned: the base's selector must take in every version (Gateway API narrows the
+    // Service to one version while the release runs; see gateway_api::base_service).
+    let sel = match plan.method {
+        Method::Versioned => selector::labels_of(cx.service.value.pointer("/spec/selector")),
+        _ => selector::labels_of(service.pointer("/spec/selector")),
+    };
     let new_name = plan.new_deployment_name();
     let (canary_name, stable_name) = match plan.method {
         Method::Versioned => (new_name.clone(), cx.workload.name.clone()),
@@ -400,7 +405,7 @@ fn version_services(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
                 out.push(
                     cx.plan
                         .diag(cx.env.stage.pos, format!("{}: the {what} names Service {}, which stage {} does not render; its requests would be answered 500", r.position(), d.host, cx.model.stage))
-                        .hint("a version Service exists from prepare to cleanup-2: move the stage back, or remove the reference from the base"),
+                        .hint(format!("Service {} is rendered {}: move the stage back, or remove the reference from the base", d.host, crate::kinds::canary::objects::gateway_api::stages_rendering(cx.plan.method, k == 1))),
                 );
                 continue;
             };
@@ -531,11 +536,14 @@ fn canary_only_through_its_subset(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagno
         return out;
     };
     if mesh.endpoints(&service, None).iter().any(is_canary) && !mesh.mesh_routed(&service) {
-        out.push(
-            cx.plan
+        out.push(match cx.plan.traffic {
+            Traffic::Istio => cx.plan
                 .diag(cx.env.stage.pos, format!("mesh callers of Service {} are not routed by any VirtualService: they would reach the pods of Deployment {canary} by pod count", cx.service.name))
                 .hint(format!("add a VirtualService for the mesh host (`hosts: [{}]`, no `gateways`) routing to the Service to the base; canaryplan then pins and splits it too", cx.service.name)),
-        );
+            Traffic::GatewayApi => cx.plan
+                .diag(cx.env.stage.pos, format!("mesh callers of Service {} are not routed by any HTTPRoute whose parent is the Service (GAMMA): they would reach the pods of Deployment {canary} by pod count", cx.service.name))
+                .hint(format!("set `meshRoute: generate` in the plan, or add to the base an HTTPRoute with `parentRefs: [{{group: \"\", kind: Service, name: {}}}]` routing to it; canaryplan then pins and splits it too", cx.service.name)),
+        });
     }
     out
 }
@@ -685,19 +693,27 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     if differences.is_empty() {
         return Vec::new();
     }
+    let steps = crate::finish::remaining_steps(cx.plan, cx.base, &before);
     let edit = match (cx.plan.method, cx.plan.traffic) {
+        _ if !steps.is_empty() => format!(
+            "commit the end state to the base `{}` first ({} edit(s), in one commit):\n    - {}\n  `canaryplan finish --env {}` prints them as a patch to review, `--write` applies it; see the README's \"Finishing a versioned release\"",
+            cx.env.base.value,
+            steps.len(),
+            steps.join("\n    - "),
+            cx.env.name.value
+        ),
         (Method::Versioned, Traffic::GatewayApi) => format!(
             "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, and the HTTPRoute rules naming Service {} (canaryplan then keeps it: a base Service of that name selecting the version is reused); see the README's \"Finishing a versioned release\"",
             cx.env.base.value,
             cx.plan.new_deployment_name(),
-            cx.workload.name,
+            cx.plan.workload.value,
             format_args!("{}-{}", cx.service.name, cx.plan.canary.version.value)
         ),
         (Method::Versioned, Traffic::Istio) => format!(
             "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, routes to subset `{}`, the subset in its DestinationRule; see the README's \"Finishing a versioned release\"",
             cx.env.base.value,
             cx.plan.new_deployment_name(),
-            cx.workload.name,
+            cx.plan.workload.value,
             cx.plan.canary.subset.value
         ),
         _ => {

@@ -270,6 +270,25 @@ fn notes(
             }
         ));
     }
+    // Gateway API, versioned: callers no HTTPRoute weights reach what the Service selects.
+    if plan.traffic == crate::kinds::canary::plan::Traffic::GatewayApi
+        && plan.method == crate::kinds::canary::plan::Method::Versioned
+        && let Some(svc) = mesh.service_for_host(&plan.service.value, service_ns)
+    {
+        let canary = plan.new_deployment_name();
+        let selected: Vec<String> = mesh
+            .endpoints(&svc, None)
+            .iter()
+            .map(|w| w.name.clone())
+            .collect();
+        if selected.contains(&plan.workload.value) && selected.contains(&canary) {
+            notes.push(format!(
+                "callers that no HTTPRoute weights (without a sidecar, or ambient without a waypoint) reach Deployment {canary} by pod count: Service {} selects {}",
+                plan.service.value,
+                selected.join(", ")
+            ));
+        }
+    }
     if routes.len() > 1 {
         notes.push(format!(
             "{} routes reach the Service; the main one is shown (`canaryplan explain` shows all): {}",

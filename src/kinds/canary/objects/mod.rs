@@ -3,7 +3,7 @@
 //! (header routes, Gateway API, an export) means adding a module to `COMPONENTS`, nothing else.
 
 mod authorization;
-mod gateway_api;
+pub(crate) mod gateway_api;
 mod istio;
 mod workload;
 

@@ -160,12 +160,29 @@ fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
             .pointer(&format!("/spec/template/spec/containers/{main}/image"))
             .and_then(Value::as_str);
         let canary_image = cx.plan.canary.image.as_ref().map(|i| i.value.as_str());
-        if labels.get(vl) != Some(&cx.plan.canary.version.value) || image != canary_image {
+        let canary = &cx.plan.canary.version.value;
+        if labels.get(vl) == Some(canary) && image != canary_image {
+            // The version already runs (Istio's helloworld: v1 and v2 side by side): the
+            // release can shift to it as it is, or bring a new image under a new version.
+            let at = cx
+                .plan
+                .canary
+                .image
+                .as_ref()
+                .map(|i| i.pos)
+                .unwrap_or(cx.plan.canary.version.pos);
+            return Err(cx
+                .plan
+                .diag(at, format!("the base already runs Deployment {name} of version {canary}, with image {}, not canary.image", image.unwrap_or("(none)")))
+                .hint(format!("to shift traffic to the {name} that runs, set canary.image to {} (canaryplan then adds no Deployment and routes to it); to release another image, choose a canary.version no Deployment in base uses", image.unwrap_or("its image")))
+                .into());
+        }
+        if labels.get(vl) != Some(canary) {
             return Err(cx
                 .plan
                 .diag(
                     cx.plan.canary.version.pos,
-                    format!("the canary Deployment would be {name}, but the base already has a Deployment {name} of another version"),
+                    format!("the canary Deployment would be {name}, but the base already has a Deployment {name} whose pods are labelled {}", labels.get(vl).map(|v| format!("`{vl}: {v}`")).unwrap_or_else(|| format!("without `{vl}`"))),
                 )
                 .hint("choose a canary.version no Deployment in base uses")
                 .into());

@@ -166,16 +166,71 @@ fn refuse_virtual_services(cx: &Context<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A route with both a Gateway and a Service (GAMMA) parent: Gateway API leaves how mesh and
+/// gateway routing combine undefined (GEP-1426 keeps it out of scope), and meshes ignore the
+/// route's hostnames, so one route would mean different requests for its two kinds of caller.
+fn refuse_gateway_and_service_parents(hr: &BaseObject) -> Result<()> {
+    let parents = hr
+        .value
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    fn kind(p: &Value) -> &str {
+        p.get("kind").and_then(Value::as_str).unwrap_or("Gateway")
+    }
+    let gateway = parents.iter().find(|p| kind(p) == "Gateway");
+    let service = parents.iter().position(|p| kind(p) == "Service");
+    if let (Some(g), Some(k)) = (gateway, service) {
+        return Err(hr
+            .error(&["spec", "parentRefs", &k.to_string()], format!("HTTPRoute {} has a Gateway parent ({}) and a Service parent: Gateway API does not define how one route serves both, and mesh implementations ignore its hostnames", hr.name, g.get("name").and_then(Value::as_str).unwrap_or_default()))
+            .hint("split it in base: one HTTPRoute for the Gateway, one whose only parent is the Service (or `meshRoute: generate` for the latter)")
+            .into());
+    }
+    Ok(())
+}
+
+/// Routes of base that name another version's Service (`reviews-v1` while stable.version
+/// says v9): said as that, not as "no HTTPRoute sends to the Service". Where the stable
+/// Deployment's pods do not carry stable.version either, the workload's error says it all.
+fn routes_to_another_version(cx: &Context<'_>) -> Option<Result<()>> {
+    let prefix = format!("{}-", cx.service.name);
+    let named = cx.base.of_kind("HTTPRoute").find_map(|hr| {
+        rules(hr).iter().flat_map(refs).find_map(|b| {
+            let n = b.get("name").and_then(Value::as_str)?;
+            (n.starts_with(&prefix) && cx.base.find("Service", n).is_some())
+                .then(|| (hr.name.clone(), n.to_string()))
+        })
+    })?;
+    let labelled =
+        cx.original_pod_labels.get(&cx.plan.version_label) == Some(&cx.plan.stable.version.value);
+    if !labelled {
+        return Some(Ok(()));
+    }
+    let (route, svc) = named;
+    Some(Err(cx
+        .plan
+        .diag(cx.plan.stable.version.pos, format!("HTTPRoute {route} names Service {svc}, a version's Service, but not {} (stable.version) or {} (canary.version)", version_service(cx, &cx.plan.stable.version.value), version_service(cx, &cx.plan.canary.version.value)))
+        .hint(format!("set stable.version to the version whose Service the routes name (`{}`), or route to Service {}", svc.trim_start_matches(&prefix), cx.service.name))
+        .into()))
+}
+
 impl Component for HttpRoutes {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
         refuse_virtual_services(cx)?;
         let routes = in_base(cx)?;
         if routes.is_empty() && cx.plan.mesh_route.is_none() {
+            if let Some(e) = routes_to_another_version(cx) {
+                return e;
+            }
             return Err(cx
                 .plan
                 .diag(cx.plan.service.pos, format!("no HTTPRoute in the base sends to Service {}", cx.service.name))
                 .hint("add the HTTPRoute that routes to it to the base, or set `meshRoute: generate` to weight mesh callers with a GAMMA route")
                 .into());
+        }
+        for hr in &routes {
+            refuse_gateway_and_service_parents(hr)?;
         }
         mesh_route::refuse_a_second_mesh_route(cx)?;
         let Some(routing) = cx.model.routing else {
@@ -189,12 +244,32 @@ impl Component for HttpRoutes {
                 if !rule_sends_to_service(cx, hr, rule) {
                     continue;
                 }
-                let new = backends(cx, refs(rule), hr.namespace(), routing, Some((hr, i)))?;
+                let mut new = backends(cx, refs(rule), hr.namespace(), routing, Some((hr, i)))?;
+                let mirror = mirror::filter(cx, hr, i, rule)?;
+                // A rule shared with other backends: a filter of the rule would copy their
+                // requests too, so the mirror goes on the stable version's backendRef.
+                let shared = refs(rule)
+                    .iter()
+                    .any(|b| !names_service(cx, b, hr.namespace()));
+                if let (Some(f), true) = (&mirror, shared) {
+                    mirror::refuse_where_unsupported(cx, hr, i)?;
+                    let stable = version_service(cx, &cx.plan.stable.version.value);
+                    for b in new.iter_mut() {
+                        if b.get("name").and_then(Value::as_str) == Some(stable.as_str())
+                            && let Some(o) = b.as_object_mut()
+                        {
+                            let filters = o.entry("filters").or_insert_with(|| json!([]));
+                            if let Some(a) = filters.as_array_mut() {
+                                a.push(f.clone());
+                            }
+                        }
+                    }
+                }
                 // A rule that already is what the stage needs is left as it is.
                 if rule.get("backendRefs") != Some(&Value::Array(new.clone())) {
                     ops.push(json!({"op": "replace", "path": format!("/spec/rules/{i}/backendRefs"), "value": new}));
                 }
-                if let Some(f) = mirror::filter(cx, hr, i, rule)? {
+                if let (Some(f), false) = (mirror, shared) {
                     match rule.get("filters") {
                         Some(_) => ops.push(json!({"op": "add", "path": format!("/spec/rules/{i}/filters/-"), "value": f})),
                         None => ops.push(json!({"op": "add", "path": format!("/spec/rules/{i}/filters"), "value": [f]})),

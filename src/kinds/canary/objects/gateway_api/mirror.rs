@@ -61,6 +61,40 @@ pub fn filter(cx: &Context<'_>, hr: &BaseObject, i: usize, rule: &Value) -> Resu
     Ok(Some(mirror_filter(cx, p, port)))
 }
 
+/// On a rule shared with other backends the mirror is a filter of the stable version's
+/// backendRef (Gateway API: "executed if and only if the request is being forwarded to the
+/// backend defined here"; support is implementation-specific). Istio's translation accepts
+/// only header modifiers there and rejects the route otherwise: refused where the route's
+/// Gateway in base is of class `istio`.
+pub fn refuse_where_unsupported(cx: &Context<'_>, hr: &BaseObject, i: usize) -> Result<()> {
+    let parents = hr
+        .value
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for p in parents {
+        let s = |k: &str| p.get(k).and_then(Value::as_str);
+        if s("kind").is_some_and(|k| k != "Gateway") {
+            continue;
+        }
+        let Some(gw) = s("name").and_then(|n| cx.base.find("Gateway", n)) else {
+            continue;
+        };
+        let class = gw
+            .value
+            .pointer("/spec/gatewayClassName")
+            .and_then(Value::as_str);
+        if class == Some("istio") {
+            return Err(hr
+                .error(&["spec", "rules", &i.to_string(), "backendRefs"], format!("HTTPRoute {}, rules[{i}] sends to other backends besides Service {}: to mirror only its requests canaryplan puts the RequestMirror filter on the backendRef of {}, and Gateway {} (class istio) rejects mirror filters on a backendRef", hr.name, cx.service.name, version_service(cx, &cx.plan.stable.version.value), gw.name))
+                .hint("give the Service a rule of its own in base (a match that tells its requests apart), or set `mirror: 0` on this environment")
+                .into());
+        }
+    }
+    Ok(())
+}
+
 /// A RequestMirror filter to the canary's Service on `port`.
 pub fn mirror_filter(cx: &Context<'_>, p: f64, port: Option<Value>) -> Value {
     let mut backend = json!({"name": version_service(cx, &cx.plan.canary.version.value)});

@@ -5,10 +5,13 @@
 //! (`mirror:`) and `mesh_route` (`meshRoute: generate`) are the routing features, one module
 //! each, as in the Istio backend.
 
+mod base_service;
 mod http_routes;
 mod mesh_route;
 mod mirror;
 mod services;
+
+pub use services::stages_rendering;
 mod test_rules;
 
 use serde_json::Value;
@@ -16,7 +19,11 @@ use serde_json::Value;
 use super::{Component, Context};
 
 /// The Gateway API components, in the order their files are listed in the overlay.
-pub const COMPONENTS: &[&dyn Component] = &[&services::VersionServices, &http_routes::HttpRoutes];
+pub const COMPONENTS: &[&dyn Component] = &[
+    &services::VersionServices,
+    &http_routes::HttpRoutes,
+    &base_service::BaseService,
+];
 
 /// Gateway API weights are relative; canaryplan writes them as percents (0..100), and scales
 /// the other backends of a rule by 100 where the Service shares a rule with them. Beyond

@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 use super::version_service;
 use crate::error::{Diagnostics, Result};
 use crate::kinds::canary::objects::{Component, Context, Rendered, SYNC_WAVE};
-use crate::kinds::canary::stage::{Stage, Subsets};
+use crate::kinds::canary::plan::Method;
+use crate::kinds::canary::stage::{Stage, StageModel, Subsets};
 use crate::plan_file::Labels;
 use crate::selector;
 
@@ -18,14 +19,44 @@ pub struct VersionServices;
 pub fn versions<'a>(cx: &'a Context<'_>) -> Vec<(&'a str, &'a Labels)> {
     let stable = (cx.plan.stable.version.value.as_str(), &cx.stable_pod_labels);
     let canary = (cx.plan.canary.version.value.as_str(), &cx.canary_pod_labels);
+    let (s, c) = rendered_at(&cx.model);
+    let mut out = Vec::new();
+    if s {
+        out.push(stable);
+    }
+    if c {
+        out.push(canary);
+    }
+    out
+}
+
+/// Whether the stage renders the stable and the canary version's Service.
+pub fn rendered_at(model: &StageModel) -> (bool, bool) {
     // A stage earlier than Istio's subsets: a Service's endpoints take a sync to appear (a
     // subset is only a label filter), so they exist from prepare, before `route` names them.
-    let prepared = cx.model.stage == Stage::Prepare && cx.model.new_deployment;
-    match cx.model.subsets {
-        Some(Subsets::Both) => vec![stable, canary],
-        Some(Subsets::CanaryOnly) => vec![canary],
-        None if prepared => vec![stable, canary],
-        None => Vec::new(),
+    let prepared = model.stage == Stage::Prepare && model.new_deployment;
+    match model.subsets {
+        Some(Subsets::Both) => (true, true),
+        Some(Subsets::CanaryOnly) => (false, true),
+        None if prepared => (true, true),
+        None => (false, false),
+    }
+}
+
+/// The stages that render a version's Service (the stable one, or the canary's), in words:
+/// `prepare to cleanup-3`.
+pub fn stages_rendering(method: Method, canary: bool) -> String {
+    let at: Vec<Stage> = Stage::ALL
+        .into_iter()
+        .filter(|s| {
+            let (st, ca) = rendered_at(&StageModel::new(method, *s, Some(100)));
+            if canary { ca } else { st }
+        })
+        .collect();
+    match (at.first(), at.last()) {
+        (Some(a), Some(b)) if a == b => format!("at {a}"),
+        (Some(a), Some(b)) => format!("from {a} to {b}"),
+        _ => "at no stage".to_string(),
     }
 }
 
