@@ -128,6 +128,10 @@ struct ExportArgs {
     /// Refuse (exit 2) when the target cannot express part of the plan.
     #[arg(long)]
     strict: bool,
+    /// asm, kruise of a LanePlan: the namespace of services whose base names none
+    /// [default: default].
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
     /// argo-rollouts with Istio: weight DestinationRule subsets (default) or two Services.
     #[arg(long, value_enum, default_value_t = ExportRouting::Subset)]
     routing: ExportRouting,
@@ -717,7 +721,7 @@ fn export(a: &ExportArgs) -> Result<ExitCode, Error> {
     };
     let path = plan_path(a.plan.as_ref());
     let plan = canaryplan::load_any(&path)?;
-    let e = canaryplan::export::export(&plan, a.env.as_deref(), target)?;
+    let e = canaryplan::export::export(&plan, a.env.as_deref(), target, a.namespace.as_deref())?;
     if a.strict && !e.notes.is_empty() {
         let mut err = Error::one(
             Diagnostic::new(format!(

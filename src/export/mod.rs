@@ -58,8 +58,21 @@ pub struct Exported {
     pub notes: Vec<String>,
 }
 
-/// The objects of `target` for environment `env` of `plan`.
-pub fn export(plan: &AnyPlan, env: Option<&str>, target: Target) -> Result<Exported> {
+/// The objects of `target` for environment `env` of `plan`; `namespace`: where a LanePlan's
+/// services without one in base run.
+pub fn export(
+    plan: &AnyPlan,
+    env: Option<&str>,
+    target: Target,
+    namespace: Option<&str>,
+) -> Result<Exported> {
+    if namespace.is_some() && !matches!(plan, AnyPlan::Lanes(_)) {
+        return Err(
+            Diagnostic::new("--namespace goes with `export asm|kruise` of a LanePlan")
+                .hint("a CanaryPlan's objects take the namespace of its base")
+                .into(),
+        );
+    }
     match plan {
         AnyPlan::Lanes(p) => {
             let e = match env {
@@ -76,8 +89,8 @@ pub fn export(plan: &AnyPlan, env: Option<&str>, target: Target) -> Result<Expor
                 None => None,
             };
             match target {
-                Target::Asm => crate::kinds::lanes::export::asm(p, e),
-                Target::Kruise => crate::kinds::lanes::export::kruise(p),
+                Target::Asm => crate::kinds::lanes::export::asm(p, e, namespace),
+                Target::Kruise => crate::kinds::lanes::export::kruise(p, namespace),
                 Target::ArgoRollouts(_) => Err(Diagnostic::new(format!(
                     "`export argo-rollouts` reads a CanaryPlan, and {} is a LanePlan",
                     p.path.display()
