@@ -161,6 +161,13 @@ struct EditArgs {
     /// promote: this weight instead of the next step.
     #[arg(long, value_name = "N")]
     to: Option<u8>,
+    /// promote, a LanePlan: this lane's ingress weight (or, with --service, one service of it).
+    #[arg(long, value_name = "LANE")]
+    lane: Option<String>,
+    /// promote --lane: this service of the lane (its lane requests go to the baseline, which
+    /// runs the lane's image in base).
+    #[arg(long, value_name = "SERVICE", requires = "lane")]
+    service: Option<String>,
     /// Also re-render the environment's overlay.
     #[arg(long)]
     render: bool,
@@ -925,6 +932,11 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
             .hint("abort always sets weight 0; advance moves the stage")
             .into());
     }
+    if a.lane.is_some() && !matches!(action, canaryplan::edit::Action::Promote { .. }) {
+        return Err(Diagnostic::new("--lane goes with promote")
+            .hint("abort sets every lane's weight to 0; advance moves the stage")
+            .into());
+    }
     if a.gate && !matches!(action, canaryplan::edit::Action::Promote { .. }) {
         return Err(Diagnostic::new("--gate goes with promote")
             .hint("run `canaryplan gate` to measure without promoting")
@@ -959,7 +971,12 @@ fn edit_plan(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode,
     let path = plan_path(a.plan.as_ref());
     // Read, edit and write under one lock: concurrent steps take turns.
     let _lock = canaryplan::edit::lock(&path)?;
-    let edit = canaryplan::edit::plan_edit(&path, &a.env, action, &templates)?;
+    let edit = match (&a.lane, action) {
+        (Some(lane), canaryplan::edit::Action::Promote { to }) => {
+            canaryplan::kinds::lanes::edit::promote(&path, &a.env, lane, a.service.as_deref(), to)?
+        }
+        _ => canaryplan::edit::plan_edit(&path, &a.env, action, &templates)?,
+    };
     let renders = if a.render {
         let r = canaryplan::render_any(
             &edit.plan,

@@ -387,7 +387,7 @@ fn lanes_edit(
                     "a LanePlan has no single weight to promote: each lane has its own",
                 )
                 .hint(format!(
-                    "set `lanes: {{<lane>: {{weight: N}}}}` under environment `{env}`, then render"
+                    "promote one lane: `promote --env {env} --lane <lane> [--to N]`, or one service of it: `--lane <lane> --service <service>`"
                 ))
                 .into());
         }
@@ -504,7 +504,7 @@ fn reparse_unchecked(path: &Path, text: String) -> Result<Plan> {
 }
 
 /// The byte range of the scalar starting at `pos`.
-fn scalar_range(text: &str, pos: Pos) -> Option<(usize, usize)> {
+pub(crate) fn scalar_range(text: &str, pos: Pos) -> Option<(usize, usize)> {
     let line_start = text
         .split_inclusive('\n')
         .take(pos.line.saturating_sub(1) as usize)

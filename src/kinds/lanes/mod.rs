@@ -4,6 +4,7 @@
 //! chain, `export` writes the objects of controllers that do the same in the cluster.
 
 pub mod checks;
+pub mod edit;
 pub mod explain;
 pub mod export;
 pub mod plan;
