@@ -392,7 +392,7 @@ fn promote_one_service_of_a_lane_at_a_time() {
     ]);
     r.fails();
     assert!(
-        r.stderr.contains("error: `mockb` is promoted in lane `canary`, but Deployment mockb-v1 in base still runs registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample:1.0"),
+        r.stderr.contains("canaryplan.yaml:27:24: error: promoting `mockb` in lane `canary` sends its lane requests to Deployment mockb-v1, which still runs registry.cn-beijing.aliyuncs.com/aliacs-app-catalog/go-http-sample:1.0 in base"),
         "{}",
         r.stderr
     );
@@ -441,6 +441,18 @@ fn promote_one_service_of_a_lane_at_a_time() {
     // mockb's copy idles until cleanup (no route names it): no sync takes pods from a route.
     let out = stream(&s, "production");
     assert!(named(&out, "Deployment", "mockb-v1-canary").is_some());
+    // For ASM, mockb has left the lane (as the approval takes its canary pods away).
+    let (asm, _, _) = export(&s, &["asm", "--env", "production"]);
+    assert_eq!(
+        by_name(&asm, "ASMSwimLane", "canary")["spec"]["services"],
+        json!([{"name": "mocka", "namespace": "default"}, {"name": "mockc", "namespace": "default"}])
+    );
+    // A plan whose list is written as a block gets the next service as a block item.
+    let block = s.read("canaryplan.yaml").replace(
+        "      lanes: {canary: {promoted: [mockb]}}\n",
+        "      lanes:\n        canary:\n          promoted:\n          - mockb\n",
+    );
+    s.write("canaryplan.yaml", &block);
     new_image(&s, "mocka-v1");
     new_image(&s, "mockc-v1");
     for svc in ["mocka", "mockc"] {
@@ -456,8 +468,9 @@ fn promote_one_service_of_a_lane_at_a_time() {
         .ok();
     }
     assert!(
-        s.read("canaryplan.yaml")
-            .contains("      lanes: {canary: {promoted: [mockc, mocka, mockb]}}\n"),
+        s.read("canaryplan.yaml").contains(
+            "      lanes:\n        canary:\n          promoted:\n          - mockb\n          - mocka\n          - mockc\n"
+        ),
         "{}",
         s.read("canaryplan.yaml")
     );

@@ -73,6 +73,26 @@ pub fn promote(
                     .hint("advance to route first; past shift, end the whole lane with `end: promote`")
                     .into());
             }
+            // Checked here, before the edit, so the error points at the plan on disk.
+            let bases = super::bases(&p)?;
+            let found = super::render::find(&p, &bases)?;
+            if let (Some(f), Some(image)) = (
+                found.iter().find(|f| f.service.name == svc),
+                l.image_of(svc),
+            ) {
+                let base_image = f
+                    .workload
+                    .value
+                    .pointer("/spec/template/spec/containers/0/image")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                if base_image != image.value {
+                    return Err(p
+                        .diag(image.pos, format!("promoting `{svc}` in lane `{lane}` sends its lane requests to Deployment {}, which still runs {base_image} in base, not the lane's {}", f.workload.name, image.value))
+                        .hint(format!("put {} into Deployment {}'s base first (commit both together), then promote", image.value, f.workload.name))
+                        .into());
+                }
+            }
             if e.promoted(lane, svc) {
                 return Err(p
                     .diag(
@@ -272,16 +292,18 @@ fn add_promoted(text: &str, e: &LaneEnv, lane: &str, service: &str) -> Option<St
     let Some(list) = e.promoted.iter().find(|p| p.lane == lane) else {
         return add_to_lane(text, e, lane, &format!("promoted: [{service}]"));
     };
-    match list.services.first() {
-        Some(first) => {
-            let at = offset(text, first.pos)?;
-            let (start, _) = line_bounds(text, at);
+    // After the last service, so the list reads in the order of the promotions.
+    match list.services.last() {
+        Some(last) => {
+            let at = offset(text, last.pos)?;
+            let (start, end) = line_bounds(text, at);
             let before = text.get(start..at)?;
             if before.trim() == "-" {
                 let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
-                splice(text, start, &format!("{before}{service}{newline}"))
+                splice(text, end, &format!("{newline}{before}{service}"))
             } else {
-                splice(text, at, &format!("{service}, "))
+                let (_, value_end) = scalar_range(text, last.pos)?;
+                splice(text, value_end, &format!(", {service}"))
             }
         }
         None => {

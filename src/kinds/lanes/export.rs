@@ -138,9 +138,15 @@ pub fn asm(
     )];
     let lanes: Vec<(String, Vec<Value>)> = std::iter::once((baseline.clone(), all.clone()))
         .chain(plan.lanes.iter().map(|l| {
+            // A service promoted in this environment runs the lane's version as the baseline:
+            // it has left the lane (as Kruise's approval takes its canary pods away).
             (
                 l.name.value.clone(),
-                l.images.iter().map(|(s, _)| svc(s)).collect(),
+                l.images
+                    .iter()
+                    .filter(|(s, _)| env.is_none_or(|e| !e.promoted(&l.name.value, s)))
+                    .map(|(s, _)| svc(s))
+                    .collect(),
             )
         }))
         .collect();
