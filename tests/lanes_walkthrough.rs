@@ -350,6 +350,20 @@ fn a_lane_copy_has_its_own_version_and_a_subset_one_image() {
         &by_name(&out, "Deployment", "mockc-v1-canary")["spec"]["template"]["metadata"]["labels"];
     assert_eq!(labels["track"], "canary");
     assert_eq!(labels["version"], "v1");
+    // Istio's telemetry reads the canonical revision first: the copy's says its lane too.
+    s.write(
+        "mockc/app.yaml",
+        &s.read("mockc/app.yaml").replace(
+            "      labels: {app: mockc, version: v1}",
+            "      labels: {app: mockc, version: v1, app.kubernetes.io/version: \"1.0\"}",
+        ),
+    );
+    let out = stream(&s, "staging");
+    let labels =
+        &by_name(&out, "Deployment", "mockc-v1-canary")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/version"], "canary");
+    let labels = &by_name(&out, "Deployment", "mockc-v1")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/version"], "1.0");
 }
 
 /// Item 10: the lane route split from a mirrored route mirrors as it did.
@@ -582,6 +596,22 @@ fn empty_labels_stay_empty_and_headers_are_lower_case() {
         r.stderr.contains(
             "canaryplan.yaml:10:16: error: header `My-Request-Id` has upper-case letters"
         ),
+        "{}",
+        r.stderr
+    );
+    // The ingress match's header names too.
+    let s = Scratch::fixture("lanes-walkthrough");
+    s.edit_plan(|p| {
+        p.replace(
+            "    match: [{uri: {exact: /mock}}]\n",
+            "    match: [{uri: {exact: /mock}, headers: {X-Beta: {exact: \"1\"}}}]\n",
+        )
+    });
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("canaryplan.yaml:20:45: error: header `X-Beta` has upper-case letters"),
         "{}",
         r.stderr
     );

@@ -517,7 +517,25 @@ fn check(
         for m in i.match_.iter().flat_map(|m| m.value.iter()) {
             match &m.kind {
                 Kind::Map(entries) if !entries.is_empty() => {
-                    for (k, _) in entries {
+                    for (k, v) in entries {
+                        if let ("headers" | "withoutHeaders", Kind::Map(headers)) =
+                            (k.value.as_str(), &v.kind)
+                        {
+                            for (h, _) in headers {
+                                if h.value.chars().any(|c| c.is_ascii_uppercase()) {
+                                    d.push(
+                                        err(
+                                            Pos::of(h),
+                                            format!("header `{}` has upper-case letters", h.value),
+                                        )
+                                        .hint(format!(
+                                            "Istio matches header names in lower case: write `{}`",
+                                            h.value.to_ascii_lowercase()
+                                        )),
+                                    );
+                                }
+                            }
+                        }
                         if !crate::check::HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
                             d.push(
                                 err(

@@ -118,6 +118,12 @@ pub fn find<'a>(plan: &'a CheckedLanePlan, bases: &'a [Base]) -> Result<Vec<Foun
     Ok(out)
 }
 
+/// Pod labels Istio reads a workload's version (canonical revision) from, in its order.
+const TELEMETRY_VERSION_LABELS: [&str; 2] = [
+    "service.istio.io/canonical-revision",
+    "app.kubernetes.io/version",
+];
+
 /// Labels as Kubernetes reads them: a label written without a value (`version:`) is the
 /// empty string, not `null`.
 pub fn labels_of(v: Option<&Value>) -> Labels {
@@ -191,6 +197,13 @@ fn copy(plan: &CheckedLanePlan, f: &Found<'_>, lane: &str) -> Resource {
     let key = plan.version_label.clone();
     pod_labels.insert(key.clone(), version.clone());
     meta_labels.insert(key.clone(), version.clone());
+    // Istio's telemetry takes a workload's revision from these before `version`: a copy that
+    // kept the baseline's would be reported as the baseline.
+    for k in TELEMETRY_VERSION_LABELS {
+        if pod_labels.contains_key(k) && !match_labels.contains_key(k) {
+            pod_labels.insert(k.to_string(), version.clone());
+        }
+    }
     if match_labels.contains_key(&key) {
         match_labels.insert(key, version);
     }
