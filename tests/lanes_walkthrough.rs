@@ -533,6 +533,35 @@ fn promote_one_service_of_a_lane_at_a_time() {
         s.read("canaryplan.yaml"),
         before.replace("          weight: 10\n", "          weight: 50\n")
     );
+    // A lane not yet written under the environment gets its setting; a block one its line.
+    let w = Scratch::fixture("lanes-walkthrough");
+    w.edit_plan(|p| p.replace("      stage: route\n", "      stage: shift\n"));
+    w.run(&["promote", "--env", "production", "--lane", "canary"])
+        .ok();
+    assert!(
+        w.read("canaryplan.yaml").ends_with(
+            "    production:\n      lanes: {canary: {weight: 10}}\n      stage: shift\n"
+        )
+    );
+    w.edit_plan(|p| {
+        p.replace(
+            "      lanes: {canary: {weight: 10}}\n",
+            "      lanes:\n        canary:\n          end: remove # how it ends\n",
+        )
+    });
+    w.run(&[
+        "promote",
+        "--env",
+        "production",
+        "--lane",
+        "canary",
+        "--to",
+        "5",
+    ])
+    .ok();
+    assert!(w.read("canaryplan.yaml").ends_with(
+        "      lanes:\n        canary:\n          weight: 5\n          end: remove # how it ends\n      stage: shift\n"
+    ));
     let r = s.run(&["promote", "--env", "staging", "--lane", "nope"]);
     r.fails();
     assert!(
