@@ -32,8 +32,12 @@ pub fn main() -> ExitCode {
         Command::Export(a) => export(&a).map_err(anyhow::Error::from),
         Command::Gate(a) => gate(&a).map_err(anyhow::Error::from),
         Command::Promote(a) => {
-            let to = a.to;
-            edit(&a, Action::Promote { to }).map_err(anyhow::Error::from)
+            let (to, service) = (a.to, a.service.clone());
+            let action = match a.lane.clone() {
+                Some(lane) => Action::PromoteLane { lane, service, to },
+                None => Action::Promote { to },
+            };
+            edit(&a, action).map_err(anyhow::Error::from)
         }
         Command::Abort(a) => edit(&a, Action::Abort).map_err(anyhow::Error::from),
         Command::Advance(a) => edit(&a, Action::Advance).map_err(anyhow::Error::from),
@@ -238,7 +242,11 @@ fn export(a: &ExportArgs) -> Result<ExitCode, Error> {
         ExportTarget::Kruise => Target::Kruise,
     };
     let path = plan_path(a.plan.as_ref());
-    let e = canaryplan::load_any(&path)?.export(a.env.as_deref(), target)?;
+    let e = canaryplan::load_any(&path)?.export(
+        a.env.as_deref(),
+        target,
+        a.namespace.as_deref(),
+    )?;
     if a.strict && !e.notes.is_empty() {
         let mut err = Error::one(
             Diagnostic::new(format!(
@@ -303,10 +311,10 @@ fn gate(a: &GateArgs) -> Result<ExitCode, Error> {
 }
 
 fn edit(a: &EditArgs, action: Action) -> Result<ExitCode, Error> {
-    let promote = matches!(action, Action::Promote { .. });
-    if a.to.is_some() && !promote {
-        return Err(Diagnostic::new("--to goes with promote")
-            .hint("abort always sets weight 0; advance moves the stage")
+    let promote = matches!(action, Action::Promote { .. } | Action::PromoteLane { .. });
+    if (a.to.is_some() || a.lane.is_some()) && !promote {
+        return Err(Diagnostic::new("--to and --lane go with promote")
+            .hint("abort always sets every weight to 0; advance moves the stage")
             .into());
     }
     if a.gate && !promote {

@@ -120,3 +120,6 @@ impl fmt::Display for Stage {
         f.write_str(self.name())
     }
 }
+
+/// The default weight ladder for `promote`.
+pub const DEFAULT_STEPS: [u8; 4] = [10, 25, 50, 100];

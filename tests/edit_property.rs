@@ -164,7 +164,7 @@ pub fn property(text: &str, env: &str, action: Action) -> Result<bool, String> {
     let Ok(before) = checked(text) else {
         return Ok(false);
     };
-    let Ok(edit) = edit_text(&before, env, action) else {
+    let Ok(edit) = edit_text(&before, env, action.clone()) else {
         return Ok(false); // refused: nothing to check
     };
     let after = match checked(&edit.new_text) {
@@ -194,7 +194,8 @@ pub fn property(text: &str, env: &str, action: Action) -> Result<bool, String> {
             ));
         }
         if name == env {
-            let ok = match action {
+            let ok = match &action {
+                Action::PromoteLane { .. } => false,
                 Action::Promote { to } => {
                     *s1 == Stage::Shift
                         && Some(to.unwrap_or_else(|| {

@@ -345,7 +345,7 @@ fn export_for_asm_follows_the_lane_group_shapes() {
     let group = &objects[0]["spec"];
     assert_eq!(
         group["permissiveModeConfiguration"],
-        json!({"fallbackTarget": "base", "routeHeader": "x-asm-prefer-tag"})
+        json!({"fallbackTarget": "base", "routeHeader": "x-asm-prefer-tag", "traceHeader": "x-asm-prefer-tag"})
     );
     assert_eq!(group["isPermissive"], true);
     assert_eq!(
@@ -411,12 +411,17 @@ fn export_for_kruise_writes_a_rollout_per_lane_service() {
     let r = s.run(&["export", "kruise", "--output", "kruise"]);
     r.ok();
     assert!(
-        r.stdout
-            .contains("kruise/rollout-mocka-canary.yaml: written"),
+        r.stdout.contains("kruise/rollout-mocka.yaml: written"),
         "{}",
         r.stdout
     );
-    let rollout = parse_stream(&s.read("kruise/rollout-mockc-canary.yaml"));
+    let rollout = parse_stream(&s.read("kruise/rollout-mockc.yaml"));
+    // Named as `kubectl kruise rollout approve rollout/rollouts-mockc` expects, in mockc's
+    // namespace.
+    assert_eq!(
+        rollout[0]["metadata"],
+        json!({"name": "rollouts-mockc", "namespace": "mock"})
+    );
     assert_eq!(
         rollout[0]["spec"],
         json!({
@@ -428,20 +433,19 @@ fn export_for_kruise_writes_a_rollout_per_lane_service() {
             }},
         })
     );
-    assert!(!s.path().join("kruise/rollout-mockb-canary.yaml").exists());
+    assert!(!s.path().join("kruise/rollout-mockb.yaml").exists());
     // Exporting again replaces its own files; a file of the user's is never overwritten.
     s.run(&["export", "kruise", "--output", "kruise"]).ok();
-    s.write("kruise/rollout-mocka-canary.yaml", "# mine\n");
+    s.write("kruise/rollout-mocka.yaml", "# mine\n");
     let r = s.run(&["export", "kruise", "--output", "kruise"]);
     r.fails();
     assert!(
-        r.stderr.contains(
-            "rollout-mocka-canary.yaml: error: exists and was not exported by canaryplan"
-        ),
+        r.stderr
+            .contains("rollout-mocka.yaml: error: exists and was not exported by canaryplan"),
         "{}",
         r.stderr
     );
-    assert_eq!(s.read("kruise/rollout-mocka-canary.yaml"), "# mine\n");
+    assert_eq!(s.read("kruise/rollout-mocka.yaml"), "# mine\n");
     // A CanaryPlan is not a LanePlan.
     let c = Scratch::fixture("runbook");
     let r = c.run(&["export", "asm"]);

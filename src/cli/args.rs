@@ -129,6 +129,10 @@ pub(crate) struct ExportArgs {
     /// Refuse (exit 2) when the target cannot express part of the plan.
     #[arg(long)]
     pub(crate) strict: bool,
+    /// asm, kruise of a LanePlan: the namespace of services whose base names none
+    /// [default: default].
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
     /// argo-rollouts with Istio: weight DestinationRule subsets (default) or two Services.
     #[arg(long, value_enum, default_value_t = ExportRouting::Subset)]
     pub(crate) routing: ExportRouting,
@@ -158,6 +162,13 @@ pub(crate) struct EditArgs {
     /// promote: this weight instead of the next step.
     #[arg(long, value_name = "N")]
     pub(crate) to: Option<u8>,
+    /// promote, a LanePlan: this lane's ingress weight (or, with --service, one service of it).
+    #[arg(long, value_name = "LANE")]
+    pub(crate) lane: Option<String>,
+    /// promote --lane: this service of the lane (its lane requests go to the baseline, which
+    /// runs the lane's image in base).
+    #[arg(long, value_name = "SERVICE", requires = "lane")]
+    pub(crate) service: Option<String>,
     /// Also re-render the environment's overlay.
     #[arg(long)]
     pub(crate) render: bool,

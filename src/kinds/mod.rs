@@ -34,10 +34,17 @@ pub struct Registration {
     pub schema: fn() -> schemars::Schema,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// The next weight in `steps`, or `to`.
     Promote { to: Option<u8> },
+    /// A LanePlan: one lane's ingress weight (the next step, or `to`), or with `service` one
+    /// service of the lane (its lane requests go to the baseline, which runs the lane's image).
+    PromoteLane {
+        lane: String,
+        service: Option<String>,
+        to: Option<u8>,
+    },
     /// Weight 0: all traffic back on the stable copy.
     Abort,
     /// The next stage.
@@ -85,8 +92,14 @@ pub trait Plan: std::fmt::Debug + Send + Sync {
     /// Where requests go in environment `env`, read from its final manifests.
     fn explain(&self, env: &str, templates: &Templates) -> Result<Explained>;
     /// The objects of an in-cluster controller that does what the plan does.
-    fn export(&self, env: Option<&str>, target: Target) -> Result<Exported> {
-        let _ = env;
+    /// `namespace`: where services whose base names none run (a LanePlan's `asm`, `kruise`).
+    fn export(
+        &self,
+        env: Option<&str>,
+        target: Target,
+        namespace: Option<&str>,
+    ) -> Result<Exported> {
+        let _ = (env, namespace);
         Err(Diagnostic::new(format!(
             "`export {}` has no counterpart for this kind of plan",
             target.name()

@@ -31,7 +31,12 @@ pub fn final_objects(base: &Base, rendered: &Rendered) -> Result<Vec<Value>> {
             .into());
         };
         match &patch.body {
-            PatchBody::Merge(m) => json_patch::merge(target, m),
+            PatchBody::Merge(m) => {
+                json_patch::merge(target, m);
+                // kustomize's strategic merge clears every null field of the object it patches
+                // (a label written without a value, `version:`), not only the patch's.
+                drop_nulls(target);
+            }
             PatchBody::Delete => {}
             PatchBody::Json(ops) => {
                 let p: json_patch::Patch = serde_json::from_value(Value::Array(ops.clone()))
@@ -50,6 +55,17 @@ pub fn final_objects(base: &Base, rendered: &Rendered) -> Result<Vec<Value>> {
     objects.extend(rendered.resources.iter().map(|r| r.object.clone()));
     sort_like_kustomize(&mut objects);
     Ok(objects)
+}
+
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// Kinds kustomize's legacy order puts first, in order; `LAST` go last; all others between.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const FIXTURES: [&str; 22] = [
+pub const FIXTURES: [&str; 23] = [
     "runbook",
     "multi-route",
     "no-virtualservice",
@@ -25,6 +25,7 @@ pub const FIXTURES: [&str; 22] = [
     "gateway-versioned",
     "gateway-helloworld",
     "lanes",
+    "lanes-walkthrough",
     "argo-walkthrough",
     "gateway-upgrade",
     "revision-upgrade",
@@ -53,7 +54,7 @@ pub fn stages_of(fixture: &str) -> Vec<&'static str> {
 }
 
 /// Every `canaryplan export` the tests and the schema test look at: (fixture, arguments).
-pub const EXPORTS: [(&str, &[&str]); 9] = [
+pub const EXPORTS: [(&str, &[&str]); 11] = [
     ("runbook", &["argo-rollouts", "--env", "production"]),
     ("runbook", &["kruise", "--env", "production"]),
     ("test-routes", &["argo-rollouts", "--env", "production"]),
@@ -66,6 +67,8 @@ pub const EXPORTS: [(&str, &[&str]); 9] = [
     ("gateway-north-south", &["kruise", "--env", "production"]),
     ("lanes", &["kruise"]),
     ("lanes", &["asm", "--env", "staging"]),
+    ("lanes-walkthrough", &["kruise"]),
+    ("lanes-walkthrough", &["asm", "--env", "production"]),
 ];
 pub const STAGES: [&str; 7] = [
     "prepare",

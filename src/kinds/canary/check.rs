@@ -15,8 +15,7 @@ use crate::yaml::{Kind, Node, Pos, Source};
 
 pub use crate::yaml::At;
 
-/// The default weight ladder for `promote`.
-pub const DEFAULT_STEPS: [u8; 4] = [10, 25, 50, 100];
+pub use crate::ladder::DEFAULT_STEPS;
 pub use crate::plan_file::DEFAULT_OUTPUT;
 
 #[derive(Debug)]

@@ -32,6 +32,12 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
             .into()
     };
     let (new_text, change, message) = match action {
+        Action::PromoteLane { .. } => {
+            return Err(refuse(
+                "--lane promotes a lane of a LanePlan, and this is a CanaryPlan".to_string(),
+                "leave out --lane (and --service)",
+            ));
+        }
         Action::Promote { to } => {
             if stage != Stage::Shift {
                 return Err(refuse(
@@ -168,7 +174,7 @@ pub fn edit(plan: &CheckedPlan, env: &str, action: Action, templates: &Templates
         new_text,
         change,
         commit_message: message,
-    } = edit_text(plan, env, action)?;
+    } = edit_text(plan, env, action.clone())?;
     let edited = reparse(path, new_text.clone(), &plan.root)?;
     let after = super::render::render_plan(&edited, &[env.to_string()], templates, Mode::Overlay)?;
     let after_objects = after
@@ -195,7 +201,7 @@ pub fn edit(plan: &CheckedPlan, env: &str, action: Action, templates: &Templates
                 );
             }
         }
-        Action::Promote { .. } => {
+        Action::Promote { .. } | Action::PromoteLane { .. } => {
             if let Some(w) = canary_on_stable_image(&edited, after_objects) {
                 notes.push(format!(
                     "warning: Deployment {w} still runs stable.image: this promotion moves traffic between two copies of the stable code; put the new image into the base to test it"

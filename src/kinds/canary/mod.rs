@@ -91,7 +91,20 @@ impl Plan for CheckedPlan {
         })
     }
 
-    fn export(&self, env: Option<&str>, target: Target) -> Result<Exported> {
+    fn export(
+        &self,
+        env: Option<&str>,
+        target: Target,
+        namespace: Option<&str>,
+    ) -> Result<Exported> {
+        if namespace.is_some() {
+            return Err(
+                Diagnostic::new("--namespace goes with `export asm|kruise` of a LanePlan")
+                    .in_file(&self.path)
+                    .hint("a CanaryPlan's objects take the namespace of its base")
+                    .into(),
+            );
+        }
         match target {
             Target::ArgoRollouts(routing) => export::argo_rollouts::export(self, env, routing),
             Target::Kruise => export::kruise::export(self, env),

@@ -26,6 +26,11 @@ pub const CHECKS: &[(&str, Check)] = &[
         copies_only_through_their_subset,
     ),
     ("a promoted lane's versions are in base", promoted_in_base),
+    (
+        "a service promoted in a lane runs its version in base",
+        promoted_services_in_base,
+    ),
+    ("a subset selects one image", subsets_select_one_image),
 ];
 
 pub fn check(
@@ -263,6 +268,94 @@ fn copies_only_through_their_subset(
                             .hint("canaryplan splits every VirtualService of the services' bases by header; a route from elsewhere (another base, another namespace) must name the baseline subset"),
                     );
                 }
+            }
+        }
+    }
+    out
+}
+
+/// The images of a workload's pod template, in container order.
+fn images(objects: &[Value], w: &crate::traffic::Workload) -> Vec<String> {
+    objects
+        .iter()
+        .find(|o| {
+            o.get("kind").and_then(Value::as_str) == Some(w.kind.as_str())
+                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(w.name.as_str())
+                && o.pointer("/metadata/namespace").and_then(Value::as_str)
+                    == w.namespace.as_deref()
+        })
+        .and_then(|o| o.pointer("/spec/template/spec/containers"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("image").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// A subset is one version: the pods it selects behind the Service all run the same images.
+/// (A lane copy that kept the baseline's `version` label would put two images in `v1`.)
+fn subsets_select_one_image(
+    plan: &CheckedLanePlan,
+    env: &LaneEnv,
+    found: &[Found<'_>],
+    objects: &[Value],
+) -> Vec<Diagnostic> {
+    let mesh = Mesh::new(objects);
+    let mut out = Vec::new();
+    for f in found {
+        let Some(svc) = mesh.service_for_host(&f.service.name, f.namespace.as_deref()) else {
+            continue;
+        };
+        for (subset, labels) in mesh.subsets(&svc) {
+            let mut seen: Vec<(Vec<String>, String)> = Vec::new();
+            for w in mesh.endpoints(&svc, Some(&labels)) {
+                let imgs = images(objects, &w);
+                if !seen.iter().any(|(i, _)| *i == imgs) {
+                    seen.push((imgs, w.name.clone()));
+                }
+            }
+            if let [(a, wa), (b, wb), ..] = seen.as_slice() {
+                out.push(
+                    plan.diag(env.stage.pos, format!("subset `{subset}` of {} ({}) selects the pods of {wa} ({}) and of {wb} ({}): a subset must be one version", f.host, show(&labels), a.join(", "), b.join(", ")))
+                        .hint(format!("lane copies carry `{}: <lane version>`; give the subset labels that only one version's pods have", plan.version_label)),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `promoted: [service]`: the lane's requests to that service go to its baseline, which must
+/// therefore run the lane's image already.
+fn promoted_services_in_base(
+    plan: &CheckedLanePlan,
+    env: &LaneEnv,
+    found: &[Found<'_>],
+    _objects: &[Value],
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for p in &env.promoted {
+        let Some(l) = plan.lanes.iter().find(|x| x.name.value == p.lane) else {
+            continue;
+        };
+        for svc in &p.services {
+            let (Some(f), Some(image)) = (
+                found.iter().find(|f| f.service.name == svc.value),
+                l.image_of(&svc.value),
+            ) else {
+                continue;
+            };
+            let base_image = f
+                .workload
+                .value
+                .pointer("/spec/template/spec/containers/0/image")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if base_image != image.value {
+                out.push(
+                    plan.diag(svc.pos, format!("`{}` is promoted in lane `{}`, but Deployment {} in base still runs {base_image}, not the lane's {}", svc.value, p.lane, f.workload.name, image.value))
+                        .hint(format!("put {} into Deployment {}'s base in the same commit (the lane's requests then reach it there), or take `{}` out of `promoted`", image.value, f.workload.name, svc.value)),
+                );
             }
         }
     }

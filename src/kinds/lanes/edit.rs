@@ -29,6 +29,9 @@ pub fn edit(
     };
     let stage = e.stage.value;
     let (new_text, change, message) = match action {
+        Action::PromoteLane { lane, service, to } => {
+            return super::promote::promote(plan, env, &lane, service.as_deref(), to);
+        }
         Action::Advance => {
             let Some(next) = stage.next() else {
                 return Err(plan
@@ -89,7 +92,7 @@ pub fn edit(
                     "a LanePlan has no single weight to promote: each lane has its own",
                 )
                 .hint(format!(
-                    "set `lanes: {{<lane>: {{weight: N}}}}` under environment `{env}`, then render"
+                    "promote one lane: `promote --env {env} --lane <lane> [--to N]`, or one service of it: `--lane <lane> --service <service>`"
                 ))
                 .into());
         }

@@ -6,21 +6,37 @@
 use serde_json::{Value, json};
 
 use super::plan::CheckedLanePlan;
-use super::render::find;
-use crate::error::Result;
+use super::render::{Found, find};
+use crate::error::{Diagnostics, Result};
 use crate::export::{Exported, Object};
 
-/// ASMSwimLaneGroup `<plan>` and an ASMSwimLane per lane and for the baseline.
-pub fn asm(plan: &CheckedLanePlan, env: Option<&super::plan::LaneEnv>) -> Result<Exported> {
+/// The namespace a service runs in: its base's, else `--namespace`, else `default` (where
+/// objects without one land). ASM reads names from `istio-system`, so it is always written.
+fn namespace_of(f: &Found<'_>, namespace: Option<&str>) -> String {
+    f.namespace
+        .clone()
+        .or_else(|| namespace.map(str::to_string))
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// ASMSwimLaneGroup `<plan>` and an ASMSwimLane per lane and for the baseline. Every service
+/// is named with its namespace and every host in full (`<svc>.<ns>.svc.cluster.local`): ASM
+/// writes the ingress VirtualService into `istio-system`, where a short name means another
+/// namespace.
+pub fn asm(
+    plan: &CheckedLanePlan,
+    env: Option<&super::plan::LaneEnv>,
+    namespace: Option<&str>,
+) -> Result<Exported> {
     let bases = super::bases(plan)?;
     let found = find(plan, &bases)?;
+    let of = |name: &str| found.iter().find(|f| f.service.name == name);
     let svc = |name: &str| {
-        let f = found.iter().find(|f| f.service.name == name);
-        let mut v = json!({"name": name});
-        if let (Some(ns), Some(o)) = (f.and_then(|f| f.namespace.clone()), v.as_object_mut()) {
-            o.insert("namespace".into(), json!(ns));
-        }
-        v
+        let ns = of(name).map_or_else(
+            || namespace.unwrap_or("default").to_string(),
+            |f| namespace_of(f, namespace),
+        );
+        json!({"name": name, "namespace": ns})
     };
     let all: Vec<Value> = plan
         .services
@@ -30,12 +46,51 @@ pub fn asm(plan: &CheckedLanePlan, env: Option<&super::plan::LaneEnv>) -> Result
     let mut notes = vec![
         "ASM lists each service with the `cluster` (id, name) it runs in; canaryplan does not know them: ASM uses the mesh's cluster where they are absent, add them for several clusters".to_string(),
     ];
-    let entry = plan
-        .ingress
-        .as_ref()
-        .and_then(|i| found.iter().find(|f| f.service.name == i.service.value));
+    let entry = plan.ingress.as_ref().and_then(|i| of(&i.service.value));
+    let entry_host = entry.map(|f| {
+        format!(
+            "{}.{}.svc.cluster.local",
+            f.service.name,
+            namespace_of(f, namespace)
+        )
+    });
     let weight = |lane: &str| env.map_or(0, |e| if e.model.weighted { e.weight(lane) } else { 0 });
-    let weighted = plan.lanes.iter().any(|l| weight(&l.name.value) > 0);
+    let shares: Vec<(String, u8)> = plan
+        .lanes
+        .iter()
+        .map(|l| (l.name.value.clone(), weight(&l.name.value)))
+        .collect();
+    let taken: u8 = shares.iter().map(|(_, w)| *w).sum();
+    let weighted = taken > 0;
+    let baseline = &plan.baseline.value;
+    // Why this strategy: computed from the environment's stage and weights.
+    let why = match env {
+        None => {
+            "rule_based: no --env given, so no lane has a share of the requests without the header"
+                .to_string()
+        }
+        Some(e) if !e.model.weighted => format!(
+            "rule_based: environment `{}` is at {}, where only requests naming a lane by `{}` enter it",
+            e.name.value, e.stage.value, plan.header.value
+        ),
+        Some(e) if !weighted => format!(
+            "rule_based: environment `{}` is at shift with every lane at weight 0",
+            e.name.value
+        ),
+        Some(e) => format!(
+            "weighted: environment `{}` is at shift, splitting requests {}",
+            e.name.value,
+            std::iter::once(format!("{baseline} {}%", 100 - taken))
+                .chain(
+                    shares
+                        .iter()
+                        .filter(|(_, w)| *w > 0)
+                        .map(|(l, w)| format!("{l} {w}%"))
+                )
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let mut group = json!({
         "apiVersion": "istio.alibabacloud.com/v1",
         "kind": "ASMSwimLaneGroup",
@@ -43,13 +98,16 @@ pub fn asm(plan: &CheckedLanePlan, env: Option<&super::plan::LaneEnv>) -> Result
         "spec": {
             "isPermissive": true,
             "permissiveModeConfiguration": {
-                "fallbackTarget": plan.baseline.value,
+                "fallbackTarget": baseline,
                 "routeHeader": plan.header.value,
+                "traceHeader": plan.trace_header,
             },
             "autoUpdate": true,
             "services": all,
         },
     });
+    let mut about =
+        "the lane group: its services, the header and the baseline to fall back to".to_string();
     if let (Some(ing), Some(spec)) = (
         &plan.ingress,
         group.get_mut("spec").and_then(Value::as_object_mut),
@@ -69,26 +127,32 @@ pub fn asm(plan: &CheckedLanePlan, env: Option<&super::plan::LaneEnv>) -> Result
                 },
             }),
         );
+        about.push_str(&format!("; ingress routing {why}"));
     } else {
         notes.push("the plan has no `ingress`: the lane group has none, and requests enter the lanes only with the header set by their callers".to_string());
     }
     let mut objects = vec![Object::new(
         format!("asmswimlanegroup-{}.yaml", plan.name),
-        "the lane group: its services, the header and the baseline to fall back to",
+        &about,
         group,
     )];
-    let lanes: Vec<(String, Vec<Value>)> =
-        std::iter::once((plan.baseline.value.clone(), all.clone()))
-            .chain(plan.lanes.iter().map(|l| {
-                (
-                    l.name.value.clone(),
-                    l.images.iter().map(|(s, _)| svc(s)).collect(),
-                )
-            }))
-            .collect();
+    let lanes: Vec<(String, Vec<Value>)> = std::iter::once((baseline.clone(), all.clone()))
+        .chain(plan.lanes.iter().map(|l| {
+            // A service promoted in this environment runs the lane's version as the baseline:
+            // it has left the lane (as Kruise's approval takes its canary pods away).
+            (
+                l.name.value.clone(),
+                l.images
+                    .iter()
+                    .filter(|(s, _)| env.is_none_or(|e| !e.promoted(&l.name.value, s)))
+                    .map(|(s, _)| svc(s))
+                    .collect(),
+            )
+        }))
+        .collect();
     for (lane, services) in lanes {
         let mut spec = serde_json::Map::new();
-        if let (Some(ing), Some(entry)) = (&plan.ingress, entry) {
+        if let (Some(ing), Some(host)) = (&plan.ingress, &entry_host) {
             let base_match = ing.matches.first().cloned().unwrap_or_else(|| json!({}));
             let mut m = base_match.as_object().cloned().unwrap_or_default();
             m.insert(
@@ -102,18 +166,24 @@ pub fn asm(plan: &CheckedLanePlan, env: Option<&super::plan::LaneEnv>) -> Result
                     "match": m,
                     "name": lane,
                     "online": true,
-                    "route": {"destination": {"host": entry.host}},
+                    "route": {"destination": {"host": host}},
                 }]),
             );
-            let w = weight(&lane);
-            spec.insert(
-                "ingressWeight".into(),
-                if lane == plan.baseline.value || w == 0 {
-                    json!({"destination": {}})
+            // Weighted: every lane's share is written, the baseline's too (what is left).
+            // Rule-based: as ASM writes it, the baseline with an empty weight, lanes with none.
+            if weighted {
+                let w = if lane == *baseline {
+                    100 - taken
                 } else {
-                    json!({"destination": {"host": entry.host}, "weight": w})
-                },
-            );
+                    weight(&lane)
+                };
+                spec.insert(
+                    "ingressWeight".into(),
+                    json!({"destination": {"host": host}, "weight": w}),
+                );
+            } else if lane == *baseline {
+                spec.insert("ingressWeight".into(), json!({"destination": {}}));
+            }
             if ing.matches.len() > 1 {
                 notes.push(format!("ASM lane `{lane}`: its ingress rule takes the first of the plan's {} ingress matches", ing.matches.len()));
             }
@@ -137,29 +207,43 @@ pub fn asm(plan: &CheckedLanePlan, env: Option<&super::plan::LaneEnv>) -> Result
     Ok(Exported { objects, notes })
 }
 
-/// A Kruise Rollout per service of each lane: the lane's version runs as an extra Deployment
-/// whose pods carry the lane label, beside the baseline's.
-pub fn kruise(plan: &CheckedLanePlan) -> Result<Exported> {
+/// A Kruise Rollout per lane service: the lane's version runs as an extra Deployment whose
+/// pods carry the lane label, beside the baseline's. Kruise takes one Rollout per workload,
+/// which has one canary: a service in two lanes is refused (merging them would run one
+/// version for both). Named `rollouts-<service>`, as `kubectl kruise rollout approve
+/// rollout/rollouts-<service>` expects, in the workload's namespace.
+pub fn kruise(plan: &CheckedLanePlan, namespace: Option<&str>) -> Result<Exported> {
     let bases = super::bases(plan)?;
     let found = find(plan, &bases)?;
+    let mut d = Diagnostics::default();
+    let mut owner: Vec<(&str, &str)> = Vec::new();
+    for lane in &plan.lanes {
+        for (service, image) in &lane.images {
+            match owner.iter().find(|(s, _)| s == service) {
+                Some((_, first)) => d.push(
+                    plan.diag(image.pos, format!("`{service}` runs a version in lanes `{first}` and `{}`: Kruise allows one Rollout per Deployment, with one canary", lane.name.value))
+                        .hint(format!("export one lane at a time (keep `{service}` in one lane), or route the lanes with canaryplan's own render, which runs a copy per lane")),
+                ),
+                None => owner.push((service, &lane.name.value)),
+            }
+        }
+    }
+    d.into_result()?;
     let mut objects = Vec::new();
-    let mut notes = Vec::new();
     for lane in &plan.lanes {
         for (service, image) in &lane.images {
             let Some(f) = found.iter().find(|f| f.service.name == *service) else {
                 continue;
             };
-            let mut meta = json!({"name": format!("rollouts-{service}-{}", lane.name.value)});
-            if let (Some(ns), Some(o)) = (&f.namespace, meta.as_object_mut()) {
-                o.insert("namespace".into(), json!(ns));
-            }
+            let ns = namespace_of(f, namespace);
+            let name = format!("rollouts-{service}");
             objects.push(Object::new(
-                format!("rollout-{service}-{}.yaml", lane.name.value),
-                &format!("lane {} of {service}: Kruise starts it when Deployment {}'s image becomes {}", lane.name.value, f.workload.name, image.value),
+                format!("rollout-{service}.yaml"),
+                &format!("lane {} of {service}: Kruise starts it when Deployment {}'s image becomes {}; `kubectl kruise rollout approve rollout/{name} -n {ns}` promotes it", lane.name.value, f.workload.name, image.value),
                 json!({
                     "apiVersion": "rollouts.kruise.io/v1beta1",
                     "kind": "Rollout",
-                    "metadata": meta,
+                    "metadata": {"name": name, "namespace": ns},
                     "spec": {
                         "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f.workload.name},
                         "strategy": {"canary": {
@@ -172,9 +256,9 @@ pub fn kruise(plan: &CheckedLanePlan) -> Result<Exported> {
             ));
         }
     }
-    notes.push(format!(
+    let notes = vec![format!(
         "Kruise runs a lane's version when the baseline Deployment's image changes in the cluster: set the lane's image on each Deployment to start it (canaryplan pins it on a copy instead); routing by `{}` is left to the mesh (ASM lanes, or canaryplan's own routes)",
         plan.header.value
-    ));
+    )];
     Ok(Exported { objects, notes })
 }

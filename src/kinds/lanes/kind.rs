@@ -64,7 +64,12 @@ impl Plan for CheckedLanePlan {
         })
     }
 
-    fn export(&self, env: Option<&str>, target: Target) -> Result<Exported> {
+    fn export(
+        &self,
+        env: Option<&str>,
+        target: Target,
+        namespace: Option<&str>,
+    ) -> Result<Exported> {
         let e = match env {
             Some(name) => match self.environments.iter().find(|e| e.name.value == name) {
                 Some(e) => Some(e),
@@ -79,8 +84,8 @@ impl Plan for CheckedLanePlan {
             None => None,
         };
         match target {
-            Target::Asm => super::export::asm(self, e),
-            Target::Kruise => super::export::kruise(self),
+            Target::Asm => super::export::asm(self, e, namespace),
+            Target::Kruise => super::export::kruise(self, namespace),
             Target::ArgoRollouts(_) => Err(Diagnostic::new(format!(
                 "`export argo-rollouts` reads a CanaryPlan, and {} is a LanePlan",
                 self.path.display()

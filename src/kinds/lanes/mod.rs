@@ -9,6 +9,7 @@ pub mod explain;
 pub mod export;
 pub mod kind;
 pub mod plan;
+pub mod promote;
 pub mod render;
 pub mod stage;
 

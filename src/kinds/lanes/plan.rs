@@ -40,9 +40,20 @@ pub struct LanePlanFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LaneSpec {
-    /// The request header that names a lane; every service must propagate it.
+    /// The request header that names a lane; every service must propagate it. Lower case:
+    /// Istio matches header names in lower case.
     #[schemars(with = "String")]
     pub header: Spanned<String>,
+    /// The header every service passes on along the call chain (ASM's end-to-end pass-through
+    /// header, e.g. `my-request-id`); default: `header` itself.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub trace_header: Option<Spanned<String>>,
+    /// The pod label telemetry and version subsets read (default `version`): a lane copy
+    /// carries its lane's `version` in it, never the baseline's.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub version_label: Option<Spanned<String>>,
     /// The pod label that tells lanes apart (its value is the lane's name).
     #[schemars(with = "String")]
     pub label: Spanned<String>,
@@ -102,6 +113,10 @@ pub struct Ingress {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lane {
+    /// The value of `versionLabel` on this lane's copies (default: the lane's name).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub version: Option<Spanned<String>>,
     /// The services this lane runs a version of, and what it is.
     #[schemars(with = "IndexMap<String, LaneService>")]
     pub services: Spanned<IndexMap<Spanned<String>, LaneService>>,
@@ -139,6 +154,12 @@ pub struct LaneSetting {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub end: Option<Spanned<String>>,
+    /// Services of this lane promoted one by one (Kruise's `rollout approve`): base runs the
+    /// lane's image for them, so the lane's requests go to their baseline; their copies idle
+    /// until cleanup.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub promoted: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One service of the chain, checked.
@@ -153,6 +174,8 @@ pub struct Member {
 #[derive(Debug, Clone)]
 pub struct CheckedLane {
     pub name: At<String>,
+    /// The value of the version label on the lane's copies.
+    pub version: String,
     pub images: Vec<(String, At<String>)>,
 }
 
@@ -179,9 +202,29 @@ pub struct LaneEnv {
     pub model: LaneModel,
     /// Per lane (in plan order): its ingress weight and how it ends.
     pub lanes: Vec<(String, Option<At<u8>>, End)>,
+    /// Where the environment's name, and each lane's setting, are in the file (for edits).
+    pub lane_keys: Vec<(String, Pos)>,
+    /// Per lane: the services promoted one by one in this environment, and where the list is.
+    pub promoted: Vec<Promoted>,
+}
+
+/// The services of a lane promoted one by one in an environment (`promoted:`).
+#[derive(Debug, Clone)]
+pub struct Promoted {
+    pub lane: String,
+    /// The list itself, and each service named in it.
+    pub pos: Pos,
+    pub services: Vec<At<String>>,
 }
 
 impl LaneEnv {
+    /// Whether `service` of `lane` is promoted here: the lane's requests go to its baseline.
+    pub fn promoted(&self, lane: &str, service: &str) -> bool {
+        self.promoted
+            .iter()
+            .any(|p| p.lane == lane && p.services.iter().any(|s| s.value == service))
+    }
+
     pub fn weight(&self, lane: &str) -> u8 {
         self.lanes
             .iter()
@@ -207,7 +250,10 @@ pub struct CheckedLanePlan {
     pub dir: PathBuf,
     pub name: String,
     pub header: At<String>,
+    /// The end-to-end pass-through header (`traceHeader`, else `header`).
+    pub trace_header: String,
     pub label: At<String>,
+    pub version_label: String,
     pub baseline: At<String>,
     pub services: Vec<Member>,
     pub ingress: Option<CheckedIngress>,
@@ -277,19 +323,41 @@ fn check(
                 .hint("a label key is an optional DNS prefix and `/`, then up to 63 of letters, digits, `-`, `_`, `.`"),
         );
     }
-    let header_ok = !spec.header.value.is_empty()
-        && spec
-            .header
-            .value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !header_ok {
+    for h in std::iter::once(&spec.header).chain(spec.trace_header.as_ref()) {
+        let ok = !h.value.is_empty()
+            && h.value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            d.push(
+                err(
+                    Pos::of(h),
+                    format!("`{}` is not a valid header name", h.value),
+                )
+                .hint("use letters, digits and `-`, e.g. `x-lane`"),
+            );
+        } else if h.value.chars().any(|c| c.is_ascii_uppercase()) {
+            d.push(
+                err(
+                    Pos::of(h),
+                    format!("header `{}` has upper-case letters", h.value),
+                )
+                .hint(format!(
+                    "Istio matches header names in lower case (HTTP/2 sends them so): write `{}`",
+                    h.value.to_ascii_lowercase()
+                )),
+            );
+        }
+    }
+    if let Some(v) = &spec.version_label
+        && !names::is_label_key(&v.value)
+    {
         d.push(
             err(
-                Pos::of(&spec.header),
-                format!("`{}` is not a valid header name", spec.header.value),
+                Pos::of(v),
+                format!("`{}` is not a valid label key", v.value),
             )
-            .hint("use letters, digits and `-`, e.g. `x-lane`"),
+            .hint("the version label is a pod label key, e.g. `version`"),
         );
     }
     let lane_value = |n: &Spanned<String>, d: &mut Diagnostics| {
@@ -406,8 +474,20 @@ fn check(
         }
         // In chain order, whatever order the lane lists them in.
         images.sort_by_key(|(s, _)| services.iter().position(|m| m.service.value == *s));
+        if let Some(v) = &lane.version
+            && !names::is_label_value(&v.value)
+        {
+            d.push(
+                err(Pos::of(v), format!("`{}` is not a valid label value", v.value))
+                    .hint("a lane's version is a pod label value: up to 63 letters, digits, `-`, `_`, `.`"),
+            );
+        }
         lanes.push(CheckedLane {
             name: At::of(lane_name),
+            version: lane
+                .version
+                .as_ref()
+                .map_or_else(|| lane_name.value.clone(), |v| v.value.clone()),
             images,
         });
     }
@@ -440,7 +520,25 @@ fn check(
         for m in i.match_.iter().flat_map(|m| m.value.iter()) {
             match &m.kind {
                 Kind::Map(entries) if !entries.is_empty() => {
-                    for (k, _) in entries {
+                    for (k, v) in entries {
+                        if let ("headers" | "withoutHeaders", Kind::Map(headers)) =
+                            (k.value.as_str(), &v.kind)
+                        {
+                            for (h, _) in headers {
+                                if h.value.chars().any(|c| c.is_ascii_uppercase()) {
+                                    d.push(
+                                        err(
+                                            Pos::of(h),
+                                            format!("header `{}` has upper-case letters", h.value),
+                                        )
+                                        .hint(format!(
+                                            "Istio matches header names in lower case: write `{}`",
+                                            h.value.to_ascii_lowercase()
+                                        )),
+                                    );
+                                }
+                            }
+                        }
                         if !crate::plan_file::HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
                             d.push(
                                 err(
@@ -500,7 +598,15 @@ fn check(
     Ok(CheckedLanePlan {
         name: name.value.clone(),
         header: At::of(&spec.header),
+        trace_header: spec
+            .trace_header
+            .as_ref()
+            .map_or_else(|| spec.header.value.clone(), |h| h.value.clone()),
         label: At::of(&spec.label),
+        version_label: spec
+            .version_label
+            .as_ref()
+            .map_or_else(|| "version".to_string(), |v| v.value.clone()),
         baseline: At::of(&spec.baseline),
         services,
         ingress,
@@ -545,6 +651,8 @@ fn environment(
         return None;
     };
     let mut settings = Vec::new();
+    let mut lane_keys = vec![(String::new(), Pos::of(name))];
+    let mut promoted = Vec::new();
     for (lane, s) in e.lanes.iter().flatten() {
         if !lanes.iter().any(|l| l.name.value == lane.value) {
             let known: Vec<&str> = lanes.iter().map(|l| l.name.value.as_str()).collect();
@@ -588,6 +696,41 @@ fn environment(
                     .hint("a removed lane goes only once no request is sent into it: set its weight to 0 at shift first (or `end: promote` once its versions are in base)"),
             );
         }
+        lane_keys.push((lane.value.clone(), Pos::of(lane)));
+        if let Some(list) = &s.promoted {
+            let of_lane = lanes.iter().find(|l| l.name.value == lane.value);
+            let mut services: Vec<At<String>> = Vec::new();
+            for svc in &list.value {
+                if of_lane.is_some_and(|l| l.image_of(&svc.value).is_none()) {
+                    let has: Vec<&str> = of_lane
+                        .into_iter()
+                        .flat_map(|l| l.images.iter().map(|(s, _)| s.as_str()))
+                        .collect();
+                    d.push(
+                        err(
+                            Pos::of(svc),
+                            format!(
+                                "lane `{}` has no version of `{}` to promote",
+                                lane.value, svc.value
+                            ),
+                        )
+                        .hint(format!("the lane runs versions of {}", has.join(", "))),
+                    );
+                } else if services.iter().any(|s| s.value == svc.value) {
+                    d.push(
+                        err(Pos::of(svc), format!("`{}` is promoted twice", svc.value))
+                            .hint("name each service once"),
+                    );
+                } else {
+                    services.push(At::of(svc));
+                }
+            }
+            promoted.push(Promoted {
+                lane: lane.value.clone(),
+                pos: Pos::of(list),
+                services,
+            });
+        }
         settings.push((lane.value.clone(), weight, end));
     }
     let total: u32 = settings
@@ -614,6 +757,8 @@ fn environment(
         },
         model: LaneModel::new(stage),
         lanes: settings,
+        lane_keys,
+        promoted,
     })
 }
 

@@ -118,14 +118,38 @@ pub fn find<'a>(plan: &'a CheckedLanePlan, bases: &'a [Base]) -> Result<Vec<Foun
     Ok(out)
 }
 
+/// Pod labels Istio reads a workload's version (canonical revision) from, in its order.
+const TELEMETRY_VERSION_LABELS: [&str; 2] = [
+    "service.istio.io/canonical-revision",
+    "app.kubernetes.io/version",
+];
+
+/// Labels as Kubernetes reads them: a label written without a value (`version:`) is the
+/// empty string, not `null`.
+pub fn labels_of(v: Option<&Value>) -> Labels {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::Null => String::new(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The keys a lane copy's labels change: its Deployment's selector keys and its Service's
 /// (so neither the baseline's Deployment nor the Service selects the copy by itself).
 fn overridden(f: &Found<'_>) -> Vec<String> {
-    let mut keys: Vec<String> =
-        selector::labels_of(f.workload.value.pointer("/spec/selector/matchLabels"))
-            .keys()
-            .cloned()
-            .collect();
+    let mut keys: Vec<String> = labels_of(f.workload.value.pointer("/spec/selector/matchLabels"))
+        .keys()
+        .cloned()
+        .collect();
     for k in selector::labels_of(f.service.value.pointer("/spec/selector")).keys() {
         if !keys.contains(k) {
             keys.push(k.clone());
@@ -158,11 +182,31 @@ fn copy(plan: &CheckedLanePlan, f: &Found<'_>, lane: &str) -> Resource {
     let name = CheckedLanePlan::copy_name(&f.workload.name, lane);
     let mut d = f.workload.value.clone();
     strip_server_fields(&mut d);
-    let labels = |p: &str, d: &Value| selector::labels_of(d.pointer(p));
-    let meta_labels = for_lane(plan, f, &labels("/metadata/labels", &d), lane);
-    let match_labels = for_lane(plan, f, &labels("/spec/selector/matchLabels", &d), lane);
+    let labels = |p: &str, d: &Value| labels_of(d.pointer(p));
+    let mut meta_labels = for_lane(plan, f, &labels("/metadata/labels", &d), lane);
+    let mut match_labels = for_lane(plan, f, &labels("/spec/selector/matchLabels", &d), lane);
     let mut pod_labels = for_lane(plan, f, &labels("/spec/template/metadata/labels", &d), lane);
     pod_labels.insert(SERVICE_LABEL.into(), f.service.name.clone());
+    // A subset (and telemetry) reads the version label: the copy runs the lane's image, so it
+    // carries the lane's version, never the baseline's.
+    let version = plan
+        .lanes
+        .iter()
+        .find(|l| l.name.value == lane)
+        .map_or_else(|| lane.to_string(), |l| l.version.clone());
+    let key = plan.version_label.clone();
+    pod_labels.insert(key.clone(), version.clone());
+    meta_labels.insert(key.clone(), version.clone());
+    // Istio's telemetry takes a workload's revision from these before `version`: a copy that
+    // kept the baseline's would be reported as the baseline.
+    for k in TELEMETRY_VERSION_LABELS {
+        if pod_labels.contains_key(k) && !match_labels.contains_key(k) {
+            pod_labels.insert(k.to_string(), version.clone());
+        }
+    }
+    if match_labels.contains_key(&key) {
+        match_labels.insert(key, version);
+    }
     if let Some(m) = d.get_mut("metadata").and_then(Value::as_object_mut) {
         m.insert("name".into(), Value::String(name.clone()));
         m.insert("labels".into(), selector::to_value(&meta_labels));
@@ -214,13 +258,60 @@ fn subsets(plan: &CheckedLanePlan, f: &Found<'_>) -> Vec<Value> {
         .collect()
 }
 
+/// The `trafficPolicy` of the base subsets that the service's routes name: the baseline and
+/// lane subsets replace them in those routes, so they carry it (a LEAST_REQUEST, a connection
+/// pool). Two named subsets with different policies cannot both be carried: refused.
+fn replaced_policy(f: &Found<'_>, base: &Base, dr: &BaseObject) -> Result<Option<Value>> {
+    let mut named: Vec<String> = Vec::new();
+    for vs in base.of_kind("VirtualService") {
+        for (kind, i) in crate::kinds::canary::objects::routes_to(&vs.value, |h| is_host_of(f.service, h)) {
+            let dests = vs
+                .value
+                .pointer(&format!("/spec/{kind}/{i}/route"))
+                .and_then(Value::as_array);
+            for d in dests.into_iter().flatten() {
+                if let Some(s) = d.pointer("/destination/subset").and_then(Value::as_str)
+                    && !named.iter().any(|n| n == s)
+                {
+                    named.push(s.to_string());
+                }
+            }
+        }
+    }
+    let mut found: Option<(String, Value)> = None;
+    for s in dr
+        .value
+        .pointer("/spec/subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !named.iter().any(|n| n == name) {
+            continue;
+        }
+        let policy = s.get("trafficPolicy").cloned().unwrap_or(Value::Null);
+        match &found {
+            Some((other, p)) if *p != policy => {
+                return Err(dr
+                    .error(&["spec", "subsets"], format!("the routes to {} name subsets `{other}` and `{name}` of DestinationRule {} with different trafficPolicy; the baseline and lane subsets that replace them can carry only one", f.host, dr.name))
+                    .hint("give those subsets the same trafficPolicy, or move it to the DestinationRule's own `trafficPolicy`")
+                    .into());
+            }
+            Some(_) => {}
+            None => found = Some((name.to_string(), policy)),
+        }
+    }
+    Ok(found.map(|(_, p)| p).filter(|p| !p.is_null()))
+}
+
 fn destination_rule(
     plan: &CheckedLanePlan,
     f: &Found<'_>,
     base: &Base,
     out: &mut Rendered,
 ) -> Result<()> {
-    let wanted = subsets(plan, f);
+    let mut wanted = subsets(plan, f);
     let in_base = base.of_kind("DestinationRule").find(|dr| {
         dr.value
             .pointer("/spec/host")
@@ -230,6 +321,13 @@ fn destination_rule(
     let from = format!("a subset per lane of {}, and the baseline's", f.host);
     match in_base {
         Some(dr) => {
+            if let Some(policy) = replaced_policy(f, base, dr)? {
+                for s in &mut wanted {
+                    if let Some(o) = s.as_object_mut() {
+                        o.insert("trafficPolicy".into(), policy.clone());
+                    }
+                }
+            }
             let existing = dr.value.pointer("/spec/subsets").and_then(Value::as_array);
             let mut ops = Vec::new();
             for s in &wanted {
@@ -325,15 +423,10 @@ fn to_subset(dest_host: &str, port: Option<&Value>, subset: &str) -> Value {
     json!({ "destination": d })
 }
 
-/// Route fields a lane's route keeps from the route it is made from.
-const KEPT: [&str; 6] = [
-    "timeout",
-    "retries",
-    "corsPolicy",
-    "headers",
-    "fault",
-    "rewrite",
-];
+/// Route fields a lane's route does not take from the route it is made from: its own name,
+/// match and destinations. Every other field (timeout, retries, mirror, fault, headers, CORS,
+/// rewrite...) is kept, so a lane request is treated as the route treated it.
+const OWN: [&str; 3] = ["name", "match", "route"];
 
 fn virtual_service(
     plan: &CheckedLanePlan,
@@ -343,7 +436,15 @@ fn virtual_service(
     out: &mut Rendered,
 ) -> Result<()> {
     let baseline = &plan.baseline.value;
-    let lanes: &[String] = if env.model.lane_routes { &f.lanes } else { &[] };
+    // A service promoted one by one in a lane (its version is the baseline's now) takes that
+    // lane's requests on its baseline subset: no lane route of its own.
+    let routed: Vec<String> = f
+        .lanes
+        .iter()
+        .filter(|l| !env.promoted(l, &f.member.service.value))
+        .cloned()
+        .collect();
+    let lanes: &[String] = if env.model.lane_routes { &routed } else { &[] };
     let mesh = |vs: &BaseObject| {
         vs.value
             .pointer("/spec/gateways")
@@ -418,9 +519,9 @@ fn virtual_service(
                 );
                 r.insert("match".into(), with_header(plan, route.get("match"), l));
                 r.insert("route".into(), json!([to_subset(dest_host, port, l)]));
-                for k in KEPT {
-                    if let Some(v) = route.get(k) {
-                        r.insert(k.into(), v.clone());
+                for (k, v) in route.as_object().into_iter().flatten() {
+                    if !OWN.contains(&k.as_str()) {
+                        r.insert(k.clone(), v.clone());
                     }
                 }
                 inserts.push(json!({"op": "add", "path": format!("/spec/http/{i}"), "value": r}));
@@ -487,7 +588,10 @@ fn ingress(plan: &CheckedLanePlan, env: &LaneEnv, entry: &Found<'_>, out: &mut R
     let h = &plan.header.value;
     let baseline = &plan.baseline.value;
     let subset_for = |lane: &str| {
-        if env.model.lane_routes && entry.lanes.iter().any(|l| l == lane) {
+        if env.model.lane_routes
+            && entry.lanes.iter().any(|l| l == lane)
+            && !env.promoted(lane, &entry.member.service.value)
+        {
             lane.to_string()
         } else {
             baseline.clone()
