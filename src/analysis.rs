@@ -38,13 +38,46 @@ pub struct Analysis {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
+    /// How many samples `gate` takes, `interval` apart (default 1, as Argo Rollouts); across a
+    /// step's pause when the plan's git history shows when its weight was set.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub count: Option<Node>,
+    /// How many failed samples a metric may have and still pass (default 0, as Argo Rollouts).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub failure_limit: Option<Node>,
+    /// How many inconclusive samples (no data, too little traffic) a metric may have before
+    /// the gate is inconclusive (default 0).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub inconclusive_limit: Option<Node>,
+    /// How many errors in a row (no answer, a query error) fail a metric (default 4, as Argo
+    /// Rollouts).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub consecutive_error_limit: Option<Node>,
+    /// A query for the canary's request count in the window; with `minRequests`, a sample with
+    /// fewer requests is inconclusive (a quiet night neither promotes nor aborts).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub requests: Option<Spanned<String>>,
+    /// The fewest requests (`requests` query) a sample needs to count.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub min_requests: Option<Node>,
+    /// Accept answers Prometheus or Thanos flag with `warnings` (a partial response). Default
+    /// false: such a sample is inconclusive.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub allow_partial: Option<Node>,
     /// The metrics; each must hold.
     #[schemars(with = "Vec<Metric>")]
     pub metrics: Spanned<Vec<Metric>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metric {
     /// A name for the table and the exported metric.
     #[schemars(with = "String")]
@@ -62,6 +95,16 @@ pub struct Metric {
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub max: Option<Node>,
+    /// An expression over `result` (the value) that must hold, e.g. `result >= 0.99 && result
+    /// <= 1` (`and`, `or`, `not` also work).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub success_condition: Option<Spanned<String>>,
+    /// An expression over `result` that fails the sample. With `successCondition`, a value
+    /// that meets neither is inconclusive (a band between pass and fail).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub failure_condition: Option<Spanned<String>>,
 }
 
 /// A checked metric.
@@ -71,6 +114,8 @@ pub struct CheckedMetric {
     pub query: At<String>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    pub success_condition: Option<At<String>>,
+    pub failure_condition: Option<At<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +125,13 @@ pub struct CheckedAnalysis {
     pub initial_delay: Option<String>,
     pub starting_step: Option<u32>,
     pub name: Option<String>,
+    pub count: u32,
+    pub failure_limit: u32,
+    pub inconclusive_limit: u32,
+    pub consecutive_error_limit: u32,
+    pub requests: Option<At<String>>,
+    pub min_requests: Option<f64>,
+    pub allow_partial: bool,
     pub metrics: Vec<CheckedMetric>,
 }
 
@@ -95,11 +147,50 @@ pub struct QueryValues<'a> {
     pub interval: &'a str,
 }
 
-/// Renders a query template; an unknown variable or a syntax error is an error message.
+/// The variables a query may use, for messages.
+pub const VARIABLES: &str =
+    "service, namespace, workload, canary.version, stable.version, interval, environment and plan";
+
+/// `value` as the inside of a PromQL double-quoted string: a value can end up only as the text
+/// of the string it is written in, never as PromQL (`"`, `\` and control characters escaped;
+/// PromQL accepts no other escape in a double-quoted string).
+pub fn promql_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders a query template. Every value is escaped for a PromQL string (automatically, or
+/// with the `promql_string` filter, which is the same), so a value from a plan or a base cannot
+/// change what the query means. An unknown variable or a syntax error is an error message
+/// naming it.
 pub fn render_query(template: &str, v: &QueryValues<'_>) -> std::result::Result<String, String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_fuel(Some(100_000));
+    env.set_formatter(|out, _state, value| {
+        let text = value.to_string();
+        let text = if value.is_safe() {
+            text
+        } else {
+            promql_string(&text)
+        };
+        out.write_str(&text)
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+    });
+    env.add_filter("promql_string", |s: String| {
+        minijinja::Value::from_safe_string(promql_string(&s))
+    });
     let ctx = json!({
         "plan": v.plan,
         "environment": v.environment,
@@ -110,14 +201,77 @@ pub fn render_query(template: &str, v: &QueryValues<'_>) -> std::result::Result<
         "stable": {"version": v.stable_version},
         "interval": v.interval,
     });
-    env.render_str(template, minijinja::value::Serde(&ctx))
-        .map_err(|e| {
-            let mut m = e.kind().to_string();
-            if let Some(d) = e.detail() {
-                m = format!("{m}: {d}");
+    let message = |e: minijinja::Error| {
+        let mut m = e.kind().to_string();
+        if let Some(d) = e.detail() {
+            m = format!("{m}: {d}");
+        }
+        m
+    };
+    let tmpl = env.template_from_str(template).map_err(message)?;
+    // Name the variable a strict render would only call "undefined".
+    let known = [
+        "plan",
+        "environment",
+        "service",
+        "namespace",
+        "workload",
+        "canary",
+        "canary.version",
+        "stable",
+        "stable.version",
+        "interval",
+    ];
+    let mut unknown: Vec<String> = tmpl
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|n| !known.contains(&n.as_str()))
+        .collect();
+    unknown.sort();
+    if let Some(first) = unknown.first() {
+        return Err(format!(
+            "`{first}` is not a variable a query can use{}",
+            if unknown.len() > 1 {
+                format!(" (nor {})", unknown.get(1..).unwrap_or_default().join(", "))
+            } else {
+                String::new()
             }
-            m
-        })
+        ));
+    }
+    tmpl.render(minijinja::value::Serde(&ctx)).map_err(message)
+}
+
+/// Whether `expr` (an Argo-style condition over `result`) holds for `value`. `&&`, `||` and
+/// `!` are read as `and`, `or` and `not`.
+pub fn condition_holds(expr: &str, value: f64) -> std::result::Result<bool, String> {
+    let env = minijinja::Environment::new();
+    let jinja = jinja_condition(expr);
+    let e = env
+        .compile_expression(&jinja)
+        .map_err(|e| e.detail().unwrap_or("not an expression").to_string())?;
+    let v = e
+        .eval(minijinja::context! { result => value })
+        .map_err(|e| {
+            e.detail()
+                .map_or_else(|| e.kind().to_string(), str::to_string)
+        })?;
+    Ok(v.is_true())
+}
+
+fn jinja_condition(expr: &str) -> String {
+    let mut out = expr.replace("&&", " and ").replace("||", " or ");
+    // `!x` but not `!=`.
+    let mut fixed = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '!' && chars.peek() != Some(&'=') {
+            fixed.push_str(" not ");
+        } else {
+            fixed.push(c);
+        }
+    }
+    out = fixed;
+    out
 }
 
 /// A duration as Prometheus and Argo Rollouts write it: digits and a unit (`30s`, `5m`, `1h`).
@@ -171,13 +325,76 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
             }
         },
     };
+    let mut whole = |n: &Option<Node>, field: &str, min: u64, d: &mut Diagnostics| -> Option<u32> {
+        let node = n.as_ref()?;
+        match &node.kind {
+            Kind::Number(x) if x.as_u64().is_some_and(|v| v >= min && v <= 10_000) => {
+                x.as_u64().and_then(|v| u32::try_from(v).ok())
+            }
+            _ => {
+                ok = false;
+                d.push(
+                    err(
+                        node.pos,
+                        format!("analysis.{field} is a whole number from {min}"),
+                    )
+                    .hint("as Argo Rollouts counts it, e.g. `3`"),
+                );
+                None
+            }
+        }
+    };
+    let count = whole(&a.count, "count", 1, d).unwrap_or(1);
+    let failure_limit = whole(&a.failure_limit, "failureLimit", 0, d).unwrap_or(0);
+    let inconclusive_limit = whole(&a.inconclusive_limit, "inconclusiveLimit", 0, d).unwrap_or(0);
+    let consecutive_error_limit =
+        whole(&a.consecutive_error_limit, "consecutiveErrorLimit", 0, d).unwrap_or(4);
+    let min_requests = match number(&a.min_requests) {
+        Some((Some(v), _)) if v.is_finite() && v >= 0.0 => Some(v),
+        Some((_, pos)) => {
+            ok = false;
+            d.push(
+                err(pos, "analysis.minRequests is a number of requests".into())
+                    .hint("e.g. `minRequests: 100`"),
+            );
+            None
+        }
+        None => None,
+    };
+    if min_requests.is_some() != a.requests.is_some() {
+        ok = false;
+        let pos = a
+            .requests
+            .as_ref()
+            .map(Pos::of)
+            .or(a.min_requests.as_ref().map(|n| n.pos))
+            .unwrap_or_default();
+        d.push(
+            err(pos, "analysis.requests and analysis.minRequests go together".into())
+                .hint("`requests:` counts the canary's requests in the window, `minRequests:` is the fewest a sample needs"),
+        );
+    }
+    let allow_partial = match &a.allow_partial {
+        None => false,
+        Some(n) => match &n.kind {
+            Kind::Bool(b) => *b,
+            _ => {
+                ok = false;
+                d.push(
+                    err(n.pos, "analysis.allowPartial is true or false".into())
+                        .hint("e.g. `allowPartial: true` for Thanos with a store down"),
+                );
+                false
+            }
+        },
+    };
     if let Some(p) = &a.prometheus
-        && !(p.value.starts_with("http://") || p.value.starts_with("https://"))
+        && let Err(why) = crate::gate::Endpoint::parse(&p.value)
     {
         ok = false;
         d.push(
-            err(Pos::of(p), format!("`{}` is not an http(s) URL", p.value))
-                .hint("e.g. `http://prometheus.istio-system:9090`"),
+            err(Pos::of(p), format!("analysis.prometheus: {why}"))
+                .hint("e.g. `https://prometheus.istio-system:9090` (credentials go in --prometheus or a token file, not in the plan)"),
         );
     }
     if a.metrics.value.is_empty() {
@@ -197,14 +414,50 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
         stable_version: "v1",
         interval: &interval,
     };
+    if let Some(r) = &a.requests
+        && let Err(why) = render_query(&r.value, &probe)
+    {
+        ok = false;
+        d.push(
+            err(
+                Pos::of(r),
+                format!("the requests query does not render: {why}"),
+            )
+            .hint(format!("queries may use {VARIABLES}")),
+        );
+    }
     let mut metrics = Vec::new();
     for m in &a.metrics.value {
         if let Err(why) = render_query(&m.query.value, &probe) {
             ok = false;
             d.push(
-                err(Pos::of(&m.query), format!("the query of metric `{}` does not render: {why}", m.name.value))
-                    .hint("queries may use service, namespace, workload, canary.version, stable.version, interval, environment and plan"),
+                err(
+                    Pos::of(&m.query),
+                    format!(
+                        "the query of metric `{}` does not render: {why}",
+                        m.name.value
+                    ),
+                )
+                .hint(format!("queries may use {VARIABLES}")),
             );
+        }
+        for c in [&m.success_condition, &m.failure_condition]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(why) = condition_holds(&c.value, 0.5) {
+                ok = false;
+                d.push(
+                    err(
+                        Pos::of(c),
+                        format!(
+                            "the condition `{}` of metric `{}` is not an expression: {why}",
+                            c.value, m.name.value
+                        ),
+                    )
+                    .hint("compare `result`, e.g. `result >= 0.99 && result <= 1`"),
+                );
+            }
         }
         let (min, max) = (number(&m.min), number(&m.max));
         for (v, field) in [(&min, "min"), (&max, "max")] {
@@ -213,12 +466,19 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
                 d.push(err(*pos, format!("`{field}` is a number")).hint("e.g. `min: 0.99`"));
             }
         }
-        if min.is_none() && max.is_none() {
+        if min.is_none()
+            && max.is_none()
+            && m.success_condition.is_none()
+            && m.failure_condition.is_none()
+        {
             ok = false;
             d.push(
                 err(
                     Pos::of(&m.name),
-                    format!("metric `{}` has neither `min` nor `max`", m.name.value),
+                    format!(
+                        "metric `{}` has neither `min` nor `max` nor a condition",
+                        m.name.value
+                    ),
                 )
                 .hint("say what value passes, e.g. `min: 0.99` for a success rate"),
             );
@@ -228,6 +488,8 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
             query: At::of(&m.query),
             min: min.and_then(|(v, _)| v),
             max: max.and_then(|(v, _)| v),
+            success_condition: m.success_condition.as_ref().map(At::of),
+            failure_condition: m.failure_condition.as_ref().map(At::of),
         });
     }
     ok.then(|| CheckedAnalysis {
@@ -236,6 +498,13 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
         initial_delay,
         starting_step,
         name: a.name.as_ref().map(|n| n.value.clone()),
+        count,
+        failure_limit,
+        inconclusive_limit,
+        consecutive_error_limit,
+        requests: a.requests.as_ref().map(At::of),
+        min_requests,
+        allow_partial,
         metrics,
     })
 }
@@ -279,4 +548,100 @@ pub fn pause_of(source: &Source, d: &mut Diagnostics, node: &Node) -> Option<At<
         value: Pause::For(s.clone()),
         pos: p.pos,
     })
+}
+
+/// Seconds in a duration `is_duration` accepts.
+pub fn seconds(s: &str) -> Option<u64> {
+    if !is_duration(s) {
+        return None;
+    }
+    let (digits, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(match unit {
+        "s" => 1,
+        "m" => 60,
+        _ => 3600,
+    })
+}
+
+/// The values a query sees in environment `env`: the plan's, and the namespace the
+/// environment's base gives the Service (`default` when it sets none).
+pub fn values<'a>(
+    plan: &'a crate::check::CheckedPlan,
+    env: &'a crate::check::EnvironmentPlan,
+    interval: &'a str,
+    namespace: &'a str,
+) -> QueryValues<'a> {
+    QueryValues {
+        plan: &plan.name,
+        environment: &env.name.value,
+        service: &plan.service.value,
+        namespace,
+        workload: &plan.workload.value,
+        canary_version: &plan.canary.version.value,
+        stable_version: &plan.stable.version.value,
+        interval,
+    }
+}
+
+/// Checks the queries of `analysis` with the real values of environment `env` (its base's
+/// namespace included): each renders to a non-empty query, and the namespace is a DNS label,
+/// so no base can smuggle PromQL in through it. Called where the environment's base is loaded.
+pub fn check_environment(
+    plan: &crate::check::CheckedPlan,
+    env: &crate::check::EnvironmentPlan,
+    namespace: Option<&str>,
+) -> crate::error::Result<()> {
+    let Some(a) = &plan.analysis else {
+        return Ok(());
+    };
+    let namespace = namespace.unwrap_or("default");
+    if !crate::names::is_dns_label(namespace) {
+        return Err(plan
+            .diag(
+                env.base.pos,
+                format!(
+                    "the base of environment `{}` puts Service {} in namespace `{}`, which is not a DNS-1123 label",
+                    env.name.value,
+                    plan.service.value,
+                    namespace.escape_default()
+                ),
+            )
+            .hint("fix the `namespace:` of the base's kustomization (or the Service's metadata.namespace)")
+            .into());
+    }
+    let values = values(plan, env, &a.interval, namespace);
+    let queries = a
+        .requests
+        .iter()
+        .map(|r| ("the requests query".to_string(), r))
+        .chain(
+            a.metrics
+                .iter()
+                .map(|m| (format!("the query of metric `{}`", m.name.value), &m.query)),
+        );
+    let mut d = Diagnostics::default();
+    for (what, q) in queries {
+        match render_query(&q.value, &values) {
+            Ok(text) if text.trim().is_empty() => d.push(
+                plan.diag(
+                    q.pos,
+                    format!("{what} renders empty for environment `{}`", env.name.value),
+                )
+                .hint("a query must ask Prometheus something in every environment"),
+            ),
+            Ok(_) => {}
+            Err(why) => d.push(
+                plan.diag(
+                    q.pos,
+                    format!(
+                        "{what} does not render for environment `{}`: {why}",
+                        env.name.value
+                    ),
+                )
+                .hint(format!("queries may use {VARIABLES}")),
+            ),
+        }
+    }
+    d.into_result()
 }

@@ -108,6 +108,42 @@ struct GateArgs {
     /// `json` for scripts.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     format: StatusFormat,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// How the gate reaches Prometheus.
+#[derive(Args, Clone, Default)]
+struct ServerArgs {
+    /// The Prometheus (or Thanos, Mimir) base URL, over the plan's; `user:password@` is sent as
+    /// Basic auth and never printed.
+    #[arg(long, value_name = "URL", env = "CANARYPLAN_PROMETHEUS_URL")]
+    prometheus: Option<String>,
+    /// A file holding a bearer token (a mounted service-account token, say).
+    #[arg(long, value_name = "FILE", env = "CANARYPLAN_PROMETHEUS_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// An extra request header, `Name: value` (e.g. `X-Scope-OrgID: team-a` for Mimir or
+    /// Cortex); repeat for several.
+    #[arg(
+        long = "header",
+        value_name = "HEADER",
+        env = "CANARYPLAN_PROMETHEUS_HEADERS",
+        value_delimiter = '\n'
+    )]
+    headers: Vec<String>,
+    /// A PEM file of CAs to trust besides the system's (a private CA in front of Prometheus).
+    #[arg(long, value_name = "FILE", env = "CANARYPLAN_PROMETHEUS_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// One sample now instead of `analysis.count` (for a scheduler that runs the gate again).
+    #[arg(long)]
+    once: bool,
+    /// How long the whole run may wait for Prometheus, beyond the time its samples are spaced
+    /// over (e.g. `90s`, `2m`) [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// Show each metric's query and every sample.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Args)]
@@ -173,6 +209,15 @@ struct EditArgs {
     /// as a commit). Without it a failing gate changes nothing.
     #[arg(long, value_enum, value_name = "ACTION", requires = "gate")]
     on_fail: Option<OnFail>,
+    /// promote: move on from a step with `pause: manual`.
+    #[arg(long)]
+    approve: bool,
+    /// promote: move on although no git history tells when the current weight was set (its
+    /// pause cannot be checked).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -763,7 +808,15 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
     let mut all = Vec::new();
     for path in a.plans.plans()? {
         let mut envs = match canaryplan::load_any(&path)? {
-            canaryplan::AnyPlan::Canary(plan) => canaryplan::status::of(&plan, &templates),
+            canaryplan::AnyPlan::Canary(plan) => {
+                let mut envs = canaryplan::status::of(&plan, &templates);
+                let now = canaryplan::soak::now();
+                for e in &mut envs {
+                    e.notes
+                        .extend(canaryplan::soak::status_note(&plan, &e.environment, now));
+                }
+                envs
+            }
             canaryplan::AnyPlan::Lanes(plan) => canaryplan::kinds::lanes::status(&plan),
             canaryplan::AnyPlan::GatewayUpgrade(plan) => {
                 canaryplan::kinds::gateway_upgrade::status(&plan)
@@ -836,43 +889,133 @@ fn bar(percent: u8) -> String {
     format!("{}{}", "█".repeat(full), "░".repeat(20 - full))
 }
 
-/// The gate's table, for a terminal.
-fn gate_table(r: &canaryplan::gate::Report) -> String {
-    let mut t = format!("prometheus: {}\n", r.prometheus);
+/// The gate's table, for a terminal; with `verbose` each query and sample too.
+fn gate_table(r: &canaryplan::gate::Report, verbose: bool) -> String {
+    let mut t = format!("prometheus: {}  ({})\n", r.prometheus, r.sampling);
     let w = r
         .rows
         .iter()
-        .map(|x| x.metric.len())
+        .map(|x| x.metric.chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
+    let bw = r
+        .rows
+        .iter()
+        .map(|x| x.bound.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 40);
     t.push_str(&format!(
-        "  {:<w$}  {:>12}  {:<20}  result\n",
+        "  {:<w$}  {:>12}  {:<bw$}  result\n",
         "metric", "value", "bound"
     ));
+    let value = |v: Option<f64>| {
+        v.map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "no data".into())
+    };
     for row in &r.rows {
-        let value = row
-            .value
-            .map(|v| format!("{v:.4}"))
-            .unwrap_or_else(|| "no data".into());
         let mut line = format!(
-            "  {:<w$}  {:>12}  {:<20}  {}",
+            "  {:<w$}  {:>12}  {:<bw$}  {}",
             row.metric,
-            value,
+            value(row.value),
             row.bound,
-            if row.pass { "pass" } else { "FAIL" }
+            row.result.word()
         );
         if let Some(n) = &row.note {
             line.push_str(&format!("  ({n})"));
         }
         t.push_str(&line);
         t.push('\n');
+        if verbose {
+            t.push_str(&format!(
+                "      query: {}\n",
+                row.query.trim().replace('\n', "\n             ")
+            ));
+            for s in &row.samples {
+                t.push_str(&format!(
+                    "      sample @{:.0}: {} {}{}\n",
+                    s.time,
+                    value(s.value),
+                    s.result.word(),
+                    s.note
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
     }
+    t.push_str(&format!("verdict: {}\n", r.verdict.word()));
     t
 }
 
+/// The exit code of a gate verdict: 0 pass, 1 fail, 2 error, 3 inconclusive.
+fn gate_code(v: canaryplan::gate::Outcome) -> ExitCode {
+    use canaryplan::gate::Outcome;
+    ExitCode::from(match v {
+        Outcome::Pass => 0,
+        Outcome::Fail => 1,
+        Outcome::Error => 2,
+        Outcome::Inconclusive => 3,
+    })
+}
+
+/// Writes to a stream that may be closed (`| head`): a closed pipe is exit 2, never a panic.
+fn emit(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Diagnostic::new(format!("cannot write the gate's report: {e}")).into())
+}
+
+fn gate_options(
+    s: &ServerArgs,
+    plan: &canaryplan::check::CheckedPlan,
+    env: &str,
+) -> Result<canaryplan::gate::Options, Error> {
+    let bad = |why: String| -> Error {
+        Diagnostic::new(why)
+            .hint("see `canaryplan gate --help`")
+            .into()
+    };
+    let mut access = canaryplan::gate::Access::default();
+    if let Some(f) = &s.token_file {
+        access.token = Some(canaryplan::gate::Access::token_from(f).map_err(bad)?);
+    }
+    for h in s.headers.iter().filter(|h| !h.trim().is_empty()) {
+        access
+            .headers
+            .push(canaryplan::gate::Access::header(h).map_err(bad)?);
+    }
+    access.ca_file = s.ca_file.clone();
+    let timeout = match &s.timeout {
+        None => None,
+        Some(t) => Some(std::time::Duration::from_secs(
+            canaryplan::analysis::seconds(t)
+                .filter(|s| *s > 0)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "--timeout `{}` is not a duration such as `90s` or `2m`",
+                        canaryplan::gate::clean(t)
+                    ))
+                })?,
+        )),
+    };
+    Ok(canaryplan::gate::Options {
+        prometheus: s.prometheus.clone(),
+        access,
+        once: s.once,
+        timeout,
+        since: canaryplan::soak::since(plan, env, canaryplan::soak::now()),
+    })
+}
+
 /// The plan and environment a gate measures.
-fn gate_report(plan_path: &std::path::Path, env: &str) -> Result<canaryplan::gate::Report, Error> {
+fn gate_report(
+    plan_path: &std::path::Path,
+    env: &str,
+    s: &ServerArgs,
+) -> Result<canaryplan::gate::Report, Error> {
     let plan = canaryplan::check::load(plan_path)?;
     let Some(e) = plan.environment(env) else {
         let names: Vec<&str> = plan
@@ -887,32 +1030,46 @@ fn gate_report(plan_path: &std::path::Path, env: &str) -> Result<canaryplan::gat
                 .into(),
         );
     };
-    canaryplan::gate::run(
-        &plan,
-        e,
-        std::env::var(canaryplan::analysis::PROMETHEUS_ENV).ok(),
-    )
+    let opts = gate_options(s, &plan, env)?;
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |p: &canaryplan::gate::Progress| {
+        if tty {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "gate: sample {}/{}{}",
+                p.sample,
+                p.of,
+                if p.wait.is_zero() {
+                    String::new()
+                } else {
+                    format!(" in {}", canaryplan::gate::human(p.wait))
+                }
+            );
+        }
+    };
+    canaryplan::gate::run(&plan, e, &opts, &mut progress)
 }
 
 fn gate(a: &GateArgs) -> Result<ExitCode, Error> {
     let path = plan_path(a.plan.as_ref());
-    let r = gate_report(&path, &a.env)?;
-    let mut out = std::io::stdout().lock();
-    if a.format == StatusFormat::Json {
-        let json = serde_json::json!({"passed": r.passed(), "prometheus": r.prometheus, "metrics": r.rows});
-        let _ = writeln!(
-            out,
-            "{}",
+    let r = gate_report(&path, &a.env, &a.server)?;
+    let text = if a.format == StatusFormat::Json {
+        let json = serde_json::json!({
+            "passed": r.passed(),
+            "verdict": r.verdict,
+            "prometheus": r.prometheus,
+            "sampling": r.sampling,
+            "metrics": r.rows,
+        });
+        format!(
+            "{}\n",
             serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
+        )
     } else {
-        let _ = write!(out, "{}", gate_table(&r));
-    }
-    Ok(if r.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+        gate_table(&r, a.server.verbose)
+    };
+    emit(&mut std::io::stdout().lock(), &text)?;
+    Ok(gate_code(r.verdict))
 }
 
 fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Error> {
@@ -926,28 +1083,69 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
             .hint("run `canaryplan gate` to measure without promoting")
             .into());
     }
+    if (a.approve || a.force) && !matches!(action, canaryplan::edit::Action::Promote { .. }) {
+        return Err(Diagnostic::new("--approve and --force go with promote")
+            .hint("abort and advance do not wait for a pause")
+            .into());
+    }
+    // promote waits out the current step's pause (git says when the weight was set).
+    if let canaryplan::edit::Action::Promote { to } = action {
+        let plan = canaryplan::check::load(&plan_path(a.plan.as_ref()))?;
+        let current = plan
+            .environment(&a.env)
+            .and_then(|e| e.weight.as_ref())
+            .map(|w| w.value);
+        if to.is_none_or(|t| current.is_none_or(|c| t > c))
+            && let Some(note) = canaryplan::soak::check_promote(
+                &plan,
+                &a.env,
+                canaryplan::soak::now(),
+                a.approve,
+                a.force,
+            )?
+        {
+            let _ = writeln!(std::io::stderr().lock(), "{note}");
+        }
+    }
     // promote --gate: measure first; a failing gate edits nothing, or aborts with --on-fail.
     let (action, failed) = if a.gate {
-        let r = gate_report(&plan_path(a.plan.as_ref()), &a.env)?;
-        eprint!("{}", gate_table(&r));
-        match (r.passed(), a.on_fail) {
-            (true, _) => (action, false),
-            (false, Some(OnFail::Abort)) => {
-                eprintln!("the gate failed: aborting (weight 0)");
-                (canaryplan::edit::Action::Abort, true)
+        let r = gate_report(&plan_path(a.plan.as_ref()), &a.env, &a.server)?;
+        let mut err = std::io::stderr().lock();
+        emit(&mut err, &gate_table(&r, a.server.verbose))?;
+        use canaryplan::gate::Outcome;
+        match (r.verdict, a.on_fail) {
+            (Outcome::Pass, _) => (action, None),
+            (Outcome::Fail, Some(OnFail::Abort)) => {
+                emit(&mut err, "the gate failed: aborting (weight 0)\n")?;
+                (canaryplan::edit::Action::Abort, Some(r.verdict))
             }
-            (false, None) => {
-                eprintln!(
-                    "the gate failed: nothing changed (add --on-fail abort to roll back as a commit)"
-                );
-                return Ok(ExitCode::from(1));
+            (Outcome::Fail, None) => {
+                emit(
+                    &mut err,
+                    "the gate failed: nothing changed (add --on-fail abort to roll back as a commit)\n",
+                )?;
+                return Ok(gate_code(r.verdict));
+            }
+            (Outcome::Inconclusive, _) => {
+                emit(
+                    &mut err,
+                    "the gate is inconclusive: nothing changed (neither promote nor abort; run it again later)\n",
+                )?;
+                return Ok(gate_code(r.verdict));
+            }
+            (Outcome::Error, _) => {
+                emit(&mut err, "the gate could not measure: nothing changed\n")?;
+                return Ok(gate_code(r.verdict));
             }
         }
     } else {
-        (action, false)
+        (action, None)
     };
     let code = edit_plan(a, action)?;
-    Ok(if failed { ExitCode::from(1) } else { code })
+    Ok(match failed {
+        Some(v) => gate_code(v),
+        None => code,
+    })
 }
 
 fn edit_plan(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Error> {

@@ -29,6 +29,7 @@ pub mod output;
 pub mod plan;
 pub mod safety;
 pub mod selector;
+pub mod soak;
 pub mod stage;
 pub mod status;
 pub mod templates;
@@ -179,6 +180,7 @@ fn render_environment(
     mode: Mode,
 ) -> Result<EnvironmentRender> {
     let cx = objects::Context::new(plan, env, base, templates)?;
+    analysis::check_environment(plan, env, cx.service.namespace())?;
     let rendered = objects::render(&cx)?;
     let objects = output::stream::final_objects(base, &rendered)?;
     safety::check(&cx, &objects)?;
