@@ -362,8 +362,10 @@ pub fn main() -> ExitCode {
 /// Prints an error at the edge: the library's diagnostics as they are (and as annotations for
 /// GitHub), anything else with its chain of causes.
 fn report(e: &anyhow::Error, github: bool) {
+    // A closed stderr (`2>&1 | head`) must not turn an error into a panic.
+    let mut stderr = std::io::stderr().lock();
     let Some(err) = e.downcast_ref::<Error>() else {
-        eprintln!("error: {e:#}");
+        let _ = writeln!(stderr, "error: {e:#}");
         return;
     };
     if github {
@@ -373,10 +375,10 @@ fn report(e: &anyhow::Error, github: bool) {
                 .as_ref()
                 .map(|l| (l.file.display().to_string(), l.line, l.column))
                 .or_else(|| d.file.as_ref().map(|f| (f.display().to_string(), 0, 0)));
-            println!("{}", annotation(at, &d.message));
+            let _ = writeln!(std::io::stdout().lock(), "{}", annotation(at, &d.message));
         }
     }
-    eprintln!("{err}");
+    let _ = writeln!(stderr, "{err}");
 }
 
 fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
@@ -924,6 +926,9 @@ fn gate_table(r: &canaryplan::gate::Report, verbose: bool) -> String {
         );
         if let Some(n) = &row.note {
             line.push_str(&format!("  ({n})"));
+        }
+        if row.result == canaryplan::gate::Outcome::Error {
+            line.push_str(&format!("  [query at {}]", row.at));
         }
         t.push_str(&line);
         t.push('\n');

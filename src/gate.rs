@@ -58,6 +58,8 @@ pub struct Sample {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub metric: String,
+    /// Where the metric's query is written (`file:line:column`).
+    pub at: String,
     /// The query as sent.
     pub query: String,
     /// The last measured value; `None`: no sample measured one.
@@ -225,7 +227,14 @@ pub fn run(
         .iter()
         .zip(queries)
         .zip(samples)
-        .map(|((m, query), samples)| judge(m, a, query, samples))
+        .map(|((m, query), samples)| {
+            let at = plan
+                .diag(m.query.pos, "")
+                .location
+                .map(|l| l.to_string())
+                .unwrap_or_default();
+            judge(m, a, query, samples, at)
+        })
         .collect();
     let verdict = [Outcome::Fail, Outcome::Error, Outcome::Inconclusive]
         .into_iter()
@@ -418,7 +427,13 @@ fn verdict(m: &CheckedMetric, v: f64) -> std::result::Result<(Outcome, Option<St
 }
 
 /// A metric's result from its samples, as Argo Rollouts counts.
-fn judge(m: &CheckedMetric, a: &CheckedAnalysis, query: String, samples: Vec<Sample>) -> Row {
+fn judge(
+    m: &CheckedMetric,
+    a: &CheckedAnalysis,
+    query: String,
+    samples: Vec<Sample>,
+    at: String,
+) -> Row {
     let n = |o: Outcome| {
         u32::try_from(samples.iter().filter(|s| s.result == o).count()).unwrap_or(u32::MAX)
     };
@@ -490,6 +505,7 @@ fn judge(m: &CheckedMetric, a: &CheckedAnalysis, query: String, samples: Vec<Sam
     }
     Row {
         metric: m.name.value.clone(),
+        at,
         query,
         value: samples.iter().rev().find_map(|s| s.value),
         bound: bound.join(" and "),

@@ -252,8 +252,10 @@ impl Client {
             match self.get_following(&first, params) {
                 Ok((status, body)) => {
                     let prometheus_error = body.contains("\"status\":\"error\"");
+                    // Prometheus answers a bad query with 400 and a failed one with 422, each
+                    // with a JSON error: those are answers. 401/403 come from auth, not queries.
                     if (200..300).contains(&status)
-                        || ((400..500).contains(&status) && prometheus_error)
+                        || (matches!(status, 400 | 422) && prometheus_error)
                     {
                         return Ok((body, t));
                     }
