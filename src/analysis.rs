@@ -52,8 +52,8 @@ pub struct Analysis {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub inconclusive_limit: Option<Node>,
-    /// How many errors in a row (no answer, a query error) fail a metric (default 4, as Argo
-    /// Rollouts).
+    /// More errors in a row than this (no answer, a query error) fail a metric (default 4, as
+    /// Argo Rollouts: the fifth error in a row fails).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub consecutive_error_limit: Option<Node>,
@@ -644,4 +644,164 @@ pub fn check_environment(
         }
     }
     d.into_result()
+}
+
+/// Adds to an exported Argo Rollouts metric what the gate holds it to beyond min/max: the
+/// conditions (`result` becomes Argo's `result[0]`), `count` and the limits.
+pub fn export_metric(a: &CheckedAnalysis, m: &CheckedMetric, metric: &mut serde_json::Value) {
+    let Some(o) = metric.as_object_mut() else {
+        return;
+    };
+    let argo = |c: &str| {
+        let mut out = String::new();
+        let mut rest = c;
+        while let Some(i) = rest.find("result") {
+            let (before, after) = rest.split_at(i);
+            out.push_str(before);
+            out.push_str("result");
+            rest = after.get("result".len()..).unwrap_or_default();
+            if !rest.starts_with('[') {
+                out.push_str("[0]");
+            }
+        }
+        out.push_str(rest);
+        out
+    };
+    if let Some(s) = &m.success_condition {
+        let old = o
+            .get("successCondition")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let new = if old.is_empty() {
+            argo(&s.value)
+        } else {
+            format!("{old} && ({})", argo(&s.value))
+        };
+        o.insert("successCondition".into(), json!(new));
+    }
+    if let Some(f) = &m.failure_condition {
+        o.insert("failureCondition".into(), json!(argo(&f.value)));
+    }
+    if a.count > 1 {
+        o.insert("count".into(), json!(a.count));
+    }
+    // Argo Rollouts' defaults are the gate's: only what differs is written.
+    for (field, value, default) in [
+        ("failureLimit", a.failure_limit, 0),
+        ("inconclusiveLimit", a.inconclusive_limit, 0),
+        ("consecutiveErrorLimit", a.consecutive_error_limit, 4),
+    ] {
+        if value != default {
+            o.insert(field.into(), json!(value));
+        }
+    }
+}
+
+/// What an exported AnalysisTemplate cannot carry of the analysis.
+pub fn export_notes(a: &CheckedAnalysis) -> Vec<String> {
+    let mut notes = Vec::new();
+    if a.requests.is_some() {
+        notes.push("analysis.requests/minRequests (Argo Rollouts has no traffic floor: add it to each metric's successCondition, or a metric whose failure is inconclusive)".into());
+    }
+    if a.allow_partial {
+        notes.push(
+            "analysis.allowPartial (Argo Rollouts reads Prometheus warnings its own way)".into(),
+        );
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn values(namespace: &str) -> QueryValues<'_> {
+        QueryValues {
+            plan: "p",
+            environment: "production",
+            service: "svc",
+            namespace,
+            workload: "w",
+            canary_version: "v2",
+            stable_version: "v1",
+            interval: "5m",
+        }
+    }
+
+    #[test]
+    fn values_land_inside_their_string_escaped() {
+        let q = "up{namespace=\"{{ namespace }}\"}";
+        assert_eq!(
+            render_query(q, &values("a\"}) or vector(1) #\\")).unwrap(),
+            "up{namespace=\"a\\\"}) or vector(1) #\\\\\"}"
+        );
+        // The filter is the same escape, not a second one.
+        assert_eq!(
+            render_query("{{ namespace|promql_string }}", &values("a\"b")).unwrap(),
+            "a\\\"b"
+        );
+        assert_eq!(promql_string("x\ny\u{1b}"), "x\\ny\\u001b");
+    }
+
+    #[test]
+    fn an_unknown_variable_is_named() {
+        let e = render_query("{{ canary.tag }} {{ nope }}", &values("n")).unwrap_err();
+        assert_eq!(
+            e,
+            "`canary.tag` is not a variable a query can use (nor nope)"
+        );
+    }
+
+    #[test]
+    fn exported_metrics_keep_conditions_and_limits() {
+        let at = |s: &str| At {
+            value: s.to_string(),
+            pos: Pos::default(),
+        };
+        let m = CheckedMetric {
+            name: at("m"),
+            query: at("q"),
+            min: Some(0.9),
+            max: None,
+            success_condition: Some(at("result <= 1")),
+            failure_condition: Some(at("result < 0.5 || result[0] > 2")),
+        };
+        let a = CheckedAnalysis {
+            prometheus: None,
+            interval: "1m".into(),
+            initial_delay: None,
+            starting_step: None,
+            name: None,
+            count: 3,
+            failure_limit: 1,
+            inconclusive_limit: 0,
+            consecutive_error_limit: 4,
+            requests: None,
+            min_requests: None,
+            allow_partial: false,
+            metrics: Vec::new(),
+        };
+        let mut metric = json!({"successCondition": "result[0] >= 0.9"});
+        export_metric(&a, &m, &mut metric);
+        assert_eq!(
+            metric,
+            json!({
+                "successCondition": "result[0] >= 0.9 && (result[0] <= 1)",
+                "failureCondition": "result[0] < 0.5 || result[0] > 2",
+                "count": 3,
+                "failureLimit": 1,
+            })
+        );
+    }
+
+    #[test]
+    fn conditions_read_argo_and_jinja_alike() {
+        assert!(condition_holds("result >= 0.99 && result <= 1", 0.995).unwrap());
+        assert!(!condition_holds("result >= 0.99 and result <= 1", 1.5).unwrap());
+        assert!(condition_holds("!(result > 1) || result == 5", 5.0).unwrap());
+        assert!(condition_holds("result != 1", 2.0).unwrap());
+        assert!(condition_holds("result >=", 1.0).is_err());
+    }
 }

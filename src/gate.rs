@@ -619,6 +619,90 @@ fn value_of(body: &str) -> std::result::Result<Option<f64>, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::check::At;
+    use crate::yaml::Pos;
+
+    fn at(s: &str) -> At<String> {
+        At {
+            value: s.to_string(),
+            pos: Pos::default(),
+        }
+    }
+
+    fn analysis(failure_limit: u32, inconclusive_limit: u32, errors: u32) -> CheckedAnalysis {
+        CheckedAnalysis {
+            prometheus: None,
+            interval: "5m".into(),
+            initial_delay: None,
+            starting_step: None,
+            name: None,
+            count: 5,
+            failure_limit,
+            inconclusive_limit,
+            consecutive_error_limit: errors,
+            requests: None,
+            min_requests: None,
+            allow_partial: false,
+            metrics: Vec::new(),
+        }
+    }
+
+    fn metric() -> CheckedMetric {
+        CheckedMetric {
+            name: at("m"),
+            query: at("q"),
+            min: Some(0.99),
+            max: None,
+            success_condition: None,
+            failure_condition: None,
+        }
+    }
+
+    fn samples(outcomes: &[Outcome]) -> Vec<Sample> {
+        outcomes
+            .iter()
+            .map(|o| Sample {
+                time: 0.0,
+                value: Some(1.0),
+                result: *o,
+                note: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn metrics_are_judged_as_argo_rollouts_counts() {
+        use Outcome::{Error as E, Fail as F, Inconclusive as I, Pass as P};
+        let judged = |a: CheckedAnalysis, o: &[Outcome]| {
+            judge(&metric(), &a, "q".into(), samples(o), String::new()).result
+        };
+        assert_eq!(judged(analysis(0, 0, 4), &[P, P, P]), P);
+        assert_eq!(judged(analysis(0, 0, 4), &[P, F, P]), F);
+        assert_eq!(judged(analysis(1, 0, 4), &[P, F, P]), P);
+        assert_eq!(judged(analysis(1, 0, 4), &[F, F, P]), F);
+        // A failure outweighs an inconclusive or an error.
+        assert_eq!(judged(analysis(0, 0, 4), &[I, E, F]), F);
+        assert_eq!(judged(analysis(0, 0, 4), &[P, I, P]), I);
+        assert_eq!(judged(analysis(0, 1, 4), &[P, I, P]), P);
+        // Nothing measured but inconclusive: inconclusive, whatever the limit.
+        assert_eq!(judged(analysis(0, 5, 4), &[I, I]), I);
+        // Errors: more than the limit in a row fail; fewer, with a pass, pass; only errors err.
+        assert_eq!(judged(analysis(0, 0, 4), &[E, E, E, E, E]), F);
+        assert_eq!(judged(analysis(0, 0, 4), &[E, E, E, E, P]), P);
+        assert_eq!(judged(analysis(0, 0, 4), &[E]), E);
+    }
+
+    #[test]
+    fn bounds_and_conditions_decide_a_value() {
+        let mut m = metric();
+        assert_eq!(verdict(&m, 0.995).unwrap().0, Outcome::Pass);
+        assert_eq!(verdict(&m, 0.98).unwrap().0, Outcome::Fail);
+        m.success_condition = Some(at("result >= 0.999"));
+        assert_eq!(verdict(&m, 0.995).unwrap().0, Outcome::Fail);
+        m.failure_condition = Some(at("result < 0.99"));
+        assert_eq!(verdict(&m, 0.995).unwrap().0, Outcome::Inconclusive);
+        assert_eq!(verdict(&m, 0.9995).unwrap().0, Outcome::Pass);
+    }
 
     #[test]
     fn answers_are_read_as_one_number_or_no_data() {
