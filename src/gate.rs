@@ -516,6 +516,16 @@ fn judge(
     }
 }
 
+/// A time left, rounded up to the minute from 5 minutes on (never "0m left" before it is).
+pub fn human_left(d: Duration) -> String {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    human(Duration::from_secs(if s >= 300 {
+        s.div_ceil(60) * 60
+    } else {
+        s
+    }))
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -523,9 +533,10 @@ fn unix_now() -> f64 {
         .unwrap_or_default()
 }
 
-/// `1h20m`, `45s`: a duration for a person.
+/// `1h20m`, `45s`: a duration for a person (whole minutes from 5 minutes on).
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
+    let s = if s >= 300 { s - s % 60 } else { s };
     match (s / 3600, (s % 3600) / 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
         (0, m, 0) => format!("{m}m"),
@@ -690,6 +701,16 @@ mod tests {
         assert_eq!(judged(analysis(0, 0, 4), &[E, E, E, E, E]), F);
         assert_eq!(judged(analysis(0, 0, 4), &[E, E, E, E, P]), P);
         assert_eq!(judged(analysis(0, 0, 4), &[E]), E);
+    }
+
+    #[test]
+    fn durations_read_as_a_person_would() {
+        let d = Duration::from_secs;
+        assert_eq!(human(d(90)), "1m30s");
+        assert_eq!(human(d(601)), "10m");
+        assert_eq!(human(d(3 * 3600 + 61)), "3h1m");
+        assert_eq!(human_left(d(599)), "10m");
+        assert_eq!(human_left(d(45)), "45s");
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub fn check_promote(
                     crate::gate::human(pause),
                     short(&commit),
                     crate::gate::human(Duration::from_secs(u64::try_from(now.saturating_sub(since)).unwrap_or(0))),
-                    crate::gate::human(left)
+                    crate::gate::human_left(left)
                 ),
             )
             .hint("nothing changed; run it again when the pause has passed (`canaryplan status` shows the time left)")
@@ -166,7 +166,7 @@ pub fn status_note(plan: &CheckedPlan, env: &str, now: i64) -> Option<String> {
             ..
         } => Some(format!(
             "soaking: {} of the {} pause left (since commit {})",
-            crate::gate::human(left),
+            crate::gate::human_left(left),
             crate::gate::human(pause),
             short(&commit)
         )),
