@@ -1093,24 +1093,10 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
             .hint("abort and advance do not wait for a pause")
             .into());
     }
-    // promote waits out the current step's pause (git says when the weight was set).
-    if let canaryplan::edit::Action::Promote { to } = action {
-        let plan = canaryplan::check::load(&plan_path(a.plan.as_ref()))?;
-        let current = plan
-            .environment(&a.env)
-            .and_then(|e| e.weight.as_ref())
-            .map(|w| w.value);
-        if to.is_none_or(|t| current.is_none_or(|c| t > c))
-            && let Some(note) = canaryplan::soak::check_promote(
-                &plan,
-                &a.env,
-                canaryplan::soak::now(),
-                a.approve,
-                a.force,
-            )?
-        {
-            let _ = writeln!(std::io::stderr().lock(), "{note}");
-        }
+    // promote waits out the current step's pause (git says when the weight was set); checked
+    // here so a pause refuses before the gate measures, and again under the edit's lock.
+    if a.gate {
+        soak_check(a, action, false)?;
     }
     // promote --gate: measure first; a failing gate edits nothing, or aborts with --on-fail.
     let (action, failed) = if a.gate {
@@ -1153,11 +1139,35 @@ fn edit(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Erro
     })
 }
 
+/// promote refuses before the current step's pause has passed (`canaryplan::soak`).
+fn soak_check(a: &EditArgs, action: canaryplan::edit::Action, say: bool) -> Result<(), Error> {
+    let canaryplan::edit::Action::Promote { to } = action else {
+        return Ok(());
+    };
+    let plan = canaryplan::check::load(&plan_path(a.plan.as_ref()))?;
+    let current = plan
+        .environment(&a.env)
+        .and_then(|e| e.weight.as_ref())
+        .map(|w| w.value);
+    // Back down (`--to` a lower weight) is never held.
+    if to.is_some_and(|t| current.is_some_and(|c| t <= c)) {
+        return Ok(());
+    }
+    if let Some(note) =
+        canaryplan::soak::check_promote(&plan, &a.env, canaryplan::soak::now(), a.approve, a.force)?
+        && say
+    {
+        let _ = writeln!(std::io::stderr().lock(), "{note}");
+    }
+    Ok(())
+}
+
 fn edit_plan(a: &EditArgs, action: canaryplan::edit::Action) -> Result<ExitCode, Error> {
     let templates = templates(a.templates.as_deref())?;
     let path = plan_path(a.plan.as_ref());
     // Read, edit and write under one lock: concurrent steps take turns.
     let _lock = canaryplan::edit::lock(&path)?;
+    soak_check(a, action, true)?;
     let edit = canaryplan::edit::plan_edit(&path, &a.env, action, &templates)?;
     let renders = if a.render {
         let r = canaryplan::render_any(
