@@ -39,12 +39,13 @@ fn time(what: &str, objects: &[Value], runs: usize) {
 
 fn runbook() -> Vec<Value> {
     let plan = canaryplan::load_any(Path::new("fixtures/runbook/canaryplan.yaml")).unwrap();
-    let renders = plan.render(
-        &["production".to_string()],
-        &canaryplan::Templates::builtin(),
-        canaryplan::Mode::Stream,
-    )
-    .unwrap();
+    let renders = plan
+        .render(
+            &["production".to_string()],
+            &canaryplan::Templates::builtin(),
+            canaryplan::Mode::Stream,
+        )
+        .unwrap();
     renders.into_iter().next().unwrap().objects
 }
 

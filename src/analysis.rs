@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use serde_saphyr::Spanned;
+use std::time::Duration;
 
 use crate::error::Diagnostics;
 use crate::yaml::At;
@@ -38,13 +39,46 @@ pub struct Analysis {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
+    /// How many samples `gate` takes, `interval` apart (default 1, as Argo Rollouts); across a
+    /// step's pause when the plan's git history shows when its weight was set.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub count: Option<Node>,
+    /// How many failed samples a metric may have and still pass (default 0, as Argo Rollouts).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub failure_limit: Option<Node>,
+    /// How many inconclusive samples (no data, too little traffic) a metric may have before
+    /// the gate is inconclusive (default 0).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub inconclusive_limit: Option<Node>,
+    /// More errors in a row than this (no answer, a query error) fail a metric (default 4, as
+    /// Argo Rollouts: the fifth error in a row fails).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub consecutive_error_limit: Option<Node>,
+    /// A query for the canary's request count in the window; with `minRequests`, a sample with
+    /// fewer requests is inconclusive (a quiet night neither promotes nor aborts).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub requests: Option<Spanned<String>>,
+    /// The fewest requests (`requests` query) a sample needs to count.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub min_requests: Option<Node>,
+    /// Accept answers Prometheus or Thanos flag with `warnings` (a partial response). Default
+    /// false: such a sample is inconclusive.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub allow_partial: Option<Node>,
     /// The metrics; each must hold.
     #[schemars(with = "Vec<Metric>")]
     pub metrics: Spanned<Vec<Metric>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metric {
     /// A name for the table and the exported metric.
     #[schemars(with = "String")]
@@ -62,6 +96,16 @@ pub struct Metric {
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub max: Option<Node>,
+    /// An expression over `result` (the value) that must hold, e.g. `result >= 0.99 && result
+    /// <= 1` (`and`, `or`, `not` also work).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub success_condition: Option<Spanned<String>>,
+    /// An expression over `result` that fails the sample. With `successCondition`, a value
+    /// that meets neither is inconclusive (a band between pass and fail).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub failure_condition: Option<Spanned<String>>,
 }
 
 /// A checked metric.
@@ -71,6 +115,8 @@ pub struct CheckedMetric {
     pub query: At<String>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    pub success_condition: Option<At<String>>,
+    pub failure_condition: Option<At<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +126,13 @@ pub struct CheckedAnalysis {
     pub initial_delay: Option<String>,
     pub starting_step: Option<u32>,
     pub name: Option<String>,
+    pub count: u32,
+    pub failure_limit: u32,
+    pub inconclusive_limit: u32,
+    pub consecutive_error_limit: u32,
+    pub requests: Option<At<String>>,
+    pub min_requests: Option<f64>,
+    pub allow_partial: bool,
     pub metrics: Vec<CheckedMetric>,
 }
 
@@ -95,11 +148,50 @@ pub struct QueryValues<'a> {
     pub interval: &'a str,
 }
 
-/// Renders a query template; an unknown variable or a syntax error is an error message.
+/// The variables a query may use, for messages.
+pub const VARIABLES: &str =
+    "service, namespace, workload, canary.version, stable.version, interval, environment and plan";
+
+/// `value` as the inside of a PromQL double-quoted string: a value can end up only as the text
+/// of the string it is written in, never as PromQL (`"`, `\` and control characters escaped;
+/// PromQL accepts no other escape in a double-quoted string).
+pub fn promql_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders a query template. Every value is escaped for a PromQL string (automatically, or
+/// with the `promql_string` filter, which is the same), so a value from a plan or a base cannot
+/// change what the query means. An unknown variable or a syntax error is an error message
+/// naming it.
 pub fn render_query(template: &str, v: &QueryValues<'_>) -> std::result::Result<String, String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_fuel(Some(100_000));
+    env.set_formatter(|out, _state, value| {
+        let text = value.to_string();
+        let text = if value.is_safe() {
+            text
+        } else {
+            promql_string(&text)
+        };
+        out.write_str(&text)
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+    });
+    env.add_filter("promql_string", |s: String| {
+        minijinja::Value::from_safe_string(promql_string(&s))
+    });
     let ctx = json!({
         "plan": v.plan,
         "environment": v.environment,
@@ -110,14 +202,77 @@ pub fn render_query(template: &str, v: &QueryValues<'_>) -> std::result::Result<
         "stable": {"version": v.stable_version},
         "interval": v.interval,
     });
-    env.render_str(template, minijinja::value::Serde(&ctx))
-        .map_err(|e| {
-            let mut m = e.kind().to_string();
-            if let Some(d) = e.detail() {
-                m = format!("{m}: {d}");
+    let message = |e: minijinja::Error| {
+        let mut m = e.kind().to_string();
+        if let Some(d) = e.detail() {
+            m = format!("{m}: {d}");
+        }
+        m
+    };
+    let tmpl = env.template_from_str(template).map_err(message)?;
+    // Name the variable a strict render would only call "undefined".
+    let known = [
+        "plan",
+        "environment",
+        "service",
+        "namespace",
+        "workload",
+        "canary",
+        "canary.version",
+        "stable",
+        "stable.version",
+        "interval",
+    ];
+    let mut unknown: Vec<String> = tmpl
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|n| !known.contains(&n.as_str()))
+        .collect();
+    unknown.sort();
+    if let Some(first) = unknown.first() {
+        return Err(format!(
+            "`{first}` is not a variable a query can use{}",
+            if unknown.len() > 1 {
+                format!(" (nor {})", unknown.get(1..).unwrap_or_default().join(", "))
+            } else {
+                String::new()
             }
-            m
-        })
+        ));
+    }
+    tmpl.render(minijinja::value::Serde(&ctx)).map_err(message)
+}
+
+/// Whether `expr` (an Argo-style condition over `result`) holds for `value`. `&&`, `||` and
+/// `!` are read as `and`, `or` and `not`.
+pub fn condition_holds(expr: &str, value: f64) -> std::result::Result<bool, String> {
+    let env = minijinja::Environment::new();
+    let jinja = jinja_condition(expr);
+    let e = env
+        .compile_expression(&jinja)
+        .map_err(|e| e.detail().unwrap_or("not an expression").to_string())?;
+    let v = e
+        .eval(minijinja::context! { result => value })
+        .map_err(|e| {
+            e.detail()
+                .map_or_else(|| e.kind().to_string(), str::to_string)
+        })?;
+    Ok(v.is_true())
+}
+
+fn jinja_condition(expr: &str) -> String {
+    let mut out = expr.replace("&&", " and ").replace("||", " or ");
+    // `!x` but not `!=`.
+    let mut fixed = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '!' && chars.peek() != Some(&'=') {
+            fixed.push_str(" not ");
+        } else {
+            fixed.push(c);
+        }
+    }
+    out = fixed;
+    out
 }
 
 /// A duration as Prometheus and Argo Rollouts write it: digits and a unit (`30s`, `5m`, `1h`).
@@ -171,13 +326,76 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
             }
         },
     };
+    let mut whole = |n: &Option<Node>, field: &str, min: u64, d: &mut Diagnostics| -> Option<u32> {
+        let node = n.as_ref()?;
+        match &node.kind {
+            Kind::Number(x) if x.as_u64().is_some_and(|v| v >= min && v <= 10_000) => {
+                x.as_u64().and_then(|v| u32::try_from(v).ok())
+            }
+            _ => {
+                ok = false;
+                d.push(
+                    err(
+                        node.pos,
+                        format!("analysis.{field} is a whole number from {min}"),
+                    )
+                    .hint("as Argo Rollouts counts it, e.g. `3`"),
+                );
+                None
+            }
+        }
+    };
+    let count = whole(&a.count, "count", 1, d).unwrap_or(1);
+    let failure_limit = whole(&a.failure_limit, "failureLimit", 0, d).unwrap_or(0);
+    let inconclusive_limit = whole(&a.inconclusive_limit, "inconclusiveLimit", 0, d).unwrap_or(0);
+    let consecutive_error_limit =
+        whole(&a.consecutive_error_limit, "consecutiveErrorLimit", 0, d).unwrap_or(4);
+    let min_requests = match number(&a.min_requests) {
+        Some((Some(v), _)) if v.is_finite() && v >= 0.0 => Some(v),
+        Some((_, pos)) => {
+            ok = false;
+            d.push(
+                err(pos, "analysis.minRequests is a number of requests".into())
+                    .hint("e.g. `minRequests: 100`"),
+            );
+            None
+        }
+        None => None,
+    };
+    if min_requests.is_some() != a.requests.is_some() {
+        ok = false;
+        let pos = a
+            .requests
+            .as_ref()
+            .map(Pos::of)
+            .or(a.min_requests.as_ref().map(|n| n.pos))
+            .unwrap_or_default();
+        d.push(
+            err(pos, "analysis.requests and analysis.minRequests go together".into())
+                .hint("`requests:` counts the canary's requests in the window, `minRequests:` is the fewest a sample needs"),
+        );
+    }
+    let allow_partial = match &a.allow_partial {
+        None => false,
+        Some(n) => match &n.kind {
+            Kind::Bool(b) => *b,
+            _ => {
+                ok = false;
+                d.push(
+                    err(n.pos, "analysis.allowPartial is true or false".into())
+                        .hint("e.g. `allowPartial: true` for Thanos with a store down"),
+                );
+                false
+            }
+        },
+    };
     if let Some(p) = &a.prometheus
-        && !(p.value.starts_with("http://") || p.value.starts_with("https://"))
+        && let Err(why) = crate::gate::Endpoint::parse(&p.value)
     {
         ok = false;
         d.push(
-            err(Pos::of(p), format!("`{}` is not an http(s) URL", p.value))
-                .hint("e.g. `http://prometheus.istio-system:9090`"),
+            err(Pos::of(p), format!("analysis.prometheus: {why}"))
+                .hint("e.g. `https://prometheus.istio-system:9090` (credentials go in --prometheus or a token file, not in the plan)"),
         );
     }
     if a.metrics.value.is_empty() {
@@ -197,14 +415,50 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
         stable_version: "v1",
         interval: &interval,
     };
+    if let Some(r) = &a.requests
+        && let Err(why) = render_query(&r.value, &probe)
+    {
+        ok = false;
+        d.push(
+            err(
+                Pos::of(r),
+                format!("the requests query does not render: {why}"),
+            )
+            .hint(format!("queries may use {VARIABLES}")),
+        );
+    }
     let mut metrics = Vec::new();
     for m in &a.metrics.value {
         if let Err(why) = render_query(&m.query.value, &probe) {
             ok = false;
             d.push(
-                err(Pos::of(&m.query), format!("the query of metric `{}` does not render: {why}", m.name.value))
-                    .hint("queries may use service, namespace, workload, canary.version, stable.version, interval, environment and plan"),
+                err(
+                    Pos::of(&m.query),
+                    format!(
+                        "the query of metric `{}` does not render: {why}",
+                        m.name.value
+                    ),
+                )
+                .hint(format!("queries may use {VARIABLES}")),
             );
+        }
+        for c in [&m.success_condition, &m.failure_condition]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(why) = condition_holds(&c.value, 0.5) {
+                ok = false;
+                d.push(
+                    err(
+                        Pos::of(c),
+                        format!(
+                            "the condition `{}` of metric `{}` is not an expression: {why}",
+                            c.value, m.name.value
+                        ),
+                    )
+                    .hint("compare `result`, e.g. `result >= 0.99 && result <= 1`"),
+                );
+            }
         }
         let (min, max) = (number(&m.min), number(&m.max));
         for (v, field) in [(&min, "min"), (&max, "max")] {
@@ -213,12 +467,19 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
                 d.push(err(*pos, format!("`{field}` is a number")).hint("e.g. `min: 0.99`"));
             }
         }
-        if min.is_none() && max.is_none() {
+        if min.is_none()
+            && max.is_none()
+            && m.success_condition.is_none()
+            && m.failure_condition.is_none()
+        {
             ok = false;
             d.push(
                 err(
                     Pos::of(&m.name),
-                    format!("metric `{}` has neither `min` nor `max`", m.name.value),
+                    format!(
+                        "metric `{}` has neither `min` nor `max` nor a condition",
+                        m.name.value
+                    ),
                 )
                 .hint("say what value passes, e.g. `min: 0.99` for a success rate"),
             );
@@ -228,6 +489,8 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
             query: At::of(&m.query),
             min: min.and_then(|(v, _)| v),
             max: max.and_then(|(v, _)| v),
+            success_condition: m.success_condition.as_ref().map(At::of),
+            failure_condition: m.failure_condition.as_ref().map(At::of),
         });
     }
     ok.then(|| CheckedAnalysis {
@@ -236,6 +499,13 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
         initial_delay,
         starting_step,
         name: a.name.as_ref().map(|n| n.value.clone()),
+        count,
+        failure_limit,
+        inconclusive_limit,
+        consecutive_error_limit,
+        requests: a.requests.as_ref().map(At::of),
+        min_requests,
+        allow_partial,
         metrics,
     })
 }
@@ -279,4 +549,201 @@ pub fn pause_of(source: &Source, d: &mut Diagnostics, node: &Node) -> Option<At<
         value: Pause::For(s.clone()),
         pos: p.pos,
     })
+}
+
+/// Seconds in a duration `is_duration` accepts.
+pub fn seconds(s: &str) -> Option<u64> {
+    if !is_duration(s) {
+        return None;
+    }
+    let (digits, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(match unit {
+        "s" => 1,
+        "m" => 60,
+        _ => 3600,
+    })
+}
+
+/// Adds to an exported Argo Rollouts metric what the gate holds it to beyond min/max: the
+/// conditions (`result` becomes Argo's `result[0]`), `count` and the limits.
+pub fn export_metric(a: &CheckedAnalysis, m: &CheckedMetric, metric: &mut serde_json::Value) {
+    let Some(o) = metric.as_object_mut() else {
+        return;
+    };
+    let argo = |c: &str| {
+        let mut out = String::new();
+        let mut rest = c;
+        while let Some(i) = rest.find("result") {
+            let (before, after) = rest.split_at(i);
+            out.push_str(before);
+            out.push_str("result");
+            rest = after.get("result".len()..).unwrap_or_default();
+            if !rest.starts_with('[') {
+                out.push_str("[0]");
+            }
+        }
+        out.push_str(rest);
+        out
+    };
+    if let Some(s) = &m.success_condition {
+        let old = o
+            .get("successCondition")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let new = if old.is_empty() {
+            argo(&s.value)
+        } else {
+            format!("{old} && ({})", argo(&s.value))
+        };
+        o.insert("successCondition".into(), json!(new));
+    }
+    if let Some(f) = &m.failure_condition {
+        o.insert("failureCondition".into(), json!(argo(&f.value)));
+    }
+    if a.count > 1 {
+        o.insert("count".into(), json!(a.count));
+    }
+    // Argo Rollouts' defaults are the gate's: only what differs is written.
+    for (field, value, default) in [
+        ("failureLimit", a.failure_limit, 0),
+        ("inconclusiveLimit", a.inconclusive_limit, 0),
+        ("consecutiveErrorLimit", a.consecutive_error_limit, 4),
+    ] {
+        if value != default {
+            o.insert(field.into(), json!(value));
+        }
+    }
+}
+
+/// What an exported AnalysisTemplate cannot carry of the analysis.
+pub fn export_notes(a: &CheckedAnalysis) -> Vec<String> {
+    let mut notes = Vec::new();
+    if a.requests.is_some() {
+        notes.push("analysis.requests/minRequests (Argo Rollouts has no traffic floor: add it to each metric's successCondition, or a metric whose failure is inconclusive)".into());
+    }
+    if a.allow_partial {
+        notes.push(
+            "analysis.allowPartial (Argo Rollouts reads Prometheus warnings its own way)".into(),
+        );
+    }
+    notes
+}
+
+/// A time left, rounded up to the minute from 5 minutes on (never "0m left" before it is).
+pub fn human_left(d: Duration) -> String {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    human(Duration::from_secs(if s >= 300 {
+        s.div_ceil(60) * 60
+    } else {
+        s
+    }))
+}
+
+/// `1h20m`, `45s`: a duration for a person (whole minutes from 5 minutes on).
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let s = if s >= 300 { s - s % 60 } else { s };
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn values(namespace: &str) -> QueryValues<'_> {
+        QueryValues {
+            plan: "p",
+            environment: "production",
+            service: "svc",
+            namespace,
+            workload: "w",
+            canary_version: "v2",
+            stable_version: "v1",
+            interval: "5m",
+        }
+    }
+
+    #[test]
+    fn values_land_inside_their_string_escaped() {
+        let q = "up{namespace=\"{{ namespace }}\"}";
+        assert_eq!(
+            render_query(q, &values("a\"}) or vector(1) #\\")).unwrap(),
+            "up{namespace=\"a\\\"}) or vector(1) #\\\\\"}"
+        );
+        // The filter is the same escape, not a second one.
+        assert_eq!(
+            render_query("{{ namespace|promql_string }}", &values("a\"b")).unwrap(),
+            "a\\\"b"
+        );
+        assert_eq!(promql_string("x\ny\u{1b}"), "x\\ny\\u001b");
+    }
+
+    #[test]
+    fn an_unknown_variable_is_named() {
+        let e = render_query("{{ canary.tag }} {{ nope }}", &values("n")).unwrap_err();
+        assert_eq!(
+            e,
+            "`canary.tag` is not a variable a query can use (nor nope)"
+        );
+    }
+
+    #[test]
+    fn exported_metrics_keep_conditions_and_limits() {
+        let at = |s: &str| At {
+            value: s.to_string(),
+            pos: Pos::default(),
+        };
+        let m = CheckedMetric {
+            name: at("m"),
+            query: at("q"),
+            min: Some(0.9),
+            max: None,
+            success_condition: Some(at("result <= 1")),
+            failure_condition: Some(at("result < 0.5 || result[0] > 2")),
+        };
+        let a = CheckedAnalysis {
+            prometheus: None,
+            interval: "1m".into(),
+            initial_delay: None,
+            starting_step: None,
+            name: None,
+            count: 3,
+            failure_limit: 1,
+            inconclusive_limit: 0,
+            consecutive_error_limit: 4,
+            requests: None,
+            min_requests: None,
+            allow_partial: false,
+            metrics: Vec::new(),
+        };
+        let mut metric = json!({"successCondition": "result[0] >= 0.9"});
+        export_metric(&a, &m, &mut metric);
+        assert_eq!(
+            metric,
+            json!({
+                "successCondition": "result[0] >= 0.9 && (result[0] <= 1)",
+                "failureCondition": "result[0] < 0.5 || result[0] > 2",
+                "count": 3,
+                "failureLimit": 1,
+            })
+        );
+    }
+
+    #[test]
+    fn conditions_read_argo_and_jinja_alike() {
+        assert!(condition_holds("result >= 0.99 && result <= 1", 0.995).unwrap());
+        assert!(!condition_holds("result >= 0.99 and result <= 1", 1.5).unwrap());
+        assert!(condition_holds("!(result > 1) || result == 5", 5.0).unwrap());
+        assert!(condition_holds("result != 1", 2.0).unwrap());
+        assert!(condition_holds("result >=", 1.0).is_err());
+    }
 }

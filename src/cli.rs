@@ -3,6 +3,7 @@
 
 mod args;
 mod finish;
+mod gate;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -12,8 +13,7 @@ use clap::Parser;
 
 use args::{
     Cli, Color, Command, DiffArgs, EditArgs, ExplainArgs, ExportArgs, ExportRouting, ExportTarget,
-    Format, GateArgs, InitArgs, OnFail, PlansArgs, RenderArgs, StatusArgs, StatusFormat, plan_path,
-    templates,
+    Format, InitArgs, PlansArgs, RenderArgs, StatusArgs, StatusFormat, plan_path, templates,
 };
 use canaryplan::edit::Action;
 use canaryplan::output::diff;
@@ -30,12 +30,16 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status(&a).map_err(anyhow::Error::from),
         Command::Explain(a) => explain(&a).map_err(anyhow::Error::from),
         Command::Export(a) => export(&a).map_err(anyhow::Error::from),
-        Command::Gate(a) => gate(&a).map_err(anyhow::Error::from),
+        Command::Gate(a) => gate::gate(&a).map_err(anyhow::Error::from),
         Command::Promote(a) => {
             let (to, service) = (a.to, a.service.clone());
             let action = match a.lane.clone() {
                 Some(lane) => Action::PromoteLane { lane, service, to },
-                None => Action::Promote { to },
+                None => Action::Promote {
+                    to,
+                    approve: a.approve,
+                    force: a.force,
+                },
             };
             edit(&a, action).map_err(anyhow::Error::from)
         }
@@ -67,8 +71,10 @@ pub fn main() -> ExitCode {
 /// Prints an error at the edge: the library's diagnostics as they are (and as annotations for
 /// GitHub), anything else with its chain of causes.
 fn report(e: &anyhow::Error, github: bool) {
+    // A closed stderr (`2>&1 | head`) must not turn an error into a panic.
+    let mut stderr = std::io::stderr().lock();
     let Some(err) = e.downcast_ref::<Error>() else {
-        eprintln!("error: {e:#}");
+        let _ = writeln!(stderr, "error: {e:#}");
         return;
     };
     if github {
@@ -78,10 +84,11 @@ fn report(e: &anyhow::Error, github: bool) {
                 .as_ref()
                 .map(|l| (l.file.display().to_string(), l.line, l.column))
                 .or_else(|| d.file.as_ref().map(|f| (f.display().to_string(), 0, 0)));
-            println!("{}", canaryplan::output::review::annotation(at, &d.message));
+            let annotation = canaryplan::output::review::annotation(at, &d.message);
+            let _ = writeln!(std::io::stdout().lock(), "{annotation}");
         }
     }
-    eprintln!("{err}");
+    let _ = writeln!(stderr, "{err}");
 }
 
 /// Writes `text` to standard output; a closed pipe is not an error worth a panic.
@@ -242,11 +249,8 @@ fn export(a: &ExportArgs) -> Result<ExitCode, Error> {
         ExportTarget::Kruise => Target::Kruise,
     };
     let path = plan_path(a.plan.as_ref());
-    let e = canaryplan::load_any(&path)?.export(
-        a.env.as_deref(),
-        target,
-        a.namespace.as_deref(),
-    )?;
+    let e =
+        canaryplan::load_any(&path)?.export(a.env.as_deref(), target, a.namespace.as_deref())?;
     if a.strict && !e.notes.is_empty() {
         let mut err = Error::one(
             Diagnostic::new(format!(
@@ -297,19 +301,6 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn gate(a: &GateArgs) -> Result<ExitCode, Error> {
-    let r = canaryplan::gate::measure(&plan_path(a.plan.as_ref()), &a.env)?;
-    print(&match a.format {
-        StatusFormat::Json => json(&r.to_json()),
-        StatusFormat::Text => r.to_table(),
-    });
-    Ok(if r.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
 fn edit(a: &EditArgs, action: Action) -> Result<ExitCode, Error> {
     let promote = matches!(action, Action::Promote { .. } | Action::PromoteLane { .. });
     if (a.to.is_some() || a.lane.is_some()) && !promote {
@@ -322,26 +313,20 @@ fn edit(a: &EditArgs, action: Action) -> Result<ExitCode, Error> {
             .hint("run `canaryplan gate` to measure without promoting")
             .into());
     }
+    if (a.approve || a.force) && !promote {
+        return Err(Diagnostic::new("--approve and --force go with promote")
+            .hint("abort and advance do not wait for a pause")
+            .into());
+    }
     let path = plan_path(a.plan.as_ref());
     // promote --gate: measure first; a failing gate edits nothing, or aborts with --on-fail.
     let (action, failed) = if a.gate {
-        let r = canaryplan::gate::measure(&path, &a.env)?;
-        eprint!("{}", r.to_table());
-        match (r.passed(), a.on_fail) {
-            (true, _) => (action, false),
-            (false, Some(OnFail::Abort)) => {
-                eprintln!("the gate failed: aborting (weight 0)");
-                (Action::Abort, true)
-            }
-            (false, None) => {
-                eprintln!(
-                    "the gate failed: nothing changed (add --on-fail abort to roll back as a commit)"
-                );
-                return Ok(ExitCode::from(1));
-            }
+        match gate::gated(a, action)? {
+            Ok(go) => go,
+            Err(code) => return Ok(code),
         }
     } else {
-        (action, false)
+        (action, None)
     };
     let templates = templates(a.templates.as_deref())?;
     let render = a.render.then_some(a.from_scratch);
@@ -363,11 +348,7 @@ fn edit(a: &EditArgs, action: Action) -> Result<ExitCode, Error> {
         done.edit.commit_message
     ));
     print(&out);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(failed.map_or(ExitCode::SUCCESS, |v| ExitCode::from(v.exit_code())))
 }
 
 fn warn_left_behind(report: &canaryplan::WriteReport) {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::base::{self, Base, BaseObject};
-use crate::kinds::canary::check::{CheckedPlan, EnvironmentPlan};
 use crate::error::{Diagnostic, Error, Result};
+use crate::kinds::canary::check::{CheckedPlan, EnvironmentPlan};
 use crate::kinds::canary::objects;
-use crate::rendered::SYNC_WAVE;
 use crate::kinds::canary::stage::{Stage, StageModel};
+use crate::rendered::SYNC_WAVE;
 use crate::templates::Templates;
 use crate::yaml::{self, Kind, Node, Source};
 

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Templates;
 use crate::error::{Diagnostic, Diagnostics, Error, Result};
 use crate::kinds;
 use crate::plan_file::DEFAULT_PLAN;
 use crate::render::{EnvironmentRender, Mode};
-use crate::Templates;
 
 /// Loads, checks and renders several plans, in parallel on the machine's cores; every
 /// problem in every plan is reported together, in the order the plans were given.

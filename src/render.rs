@@ -94,8 +94,9 @@ pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<WriteReport> {
     let mut report = WriteReport::default();
     for (i, r) in renders.iter().enumerate() {
         // The plan's repository, as loading it found it: overlays are written inside it.
-        let written = crate::fsio::Root::discover(r.plan.parent().unwrap_or(std::path::Path::new("")))
-            .and_then(|root| overlay::write(&root, &r.dir, &r.files, &r.existing));
+        let written =
+            crate::fsio::Root::discover(r.plan.parent().unwrap_or(std::path::Path::new("")))
+                .and_then(|root| overlay::write(&root, &r.dir, &r.files, &r.existing));
         match written {
             Ok((w, leftover)) => {
                 report.written.push((r.dir.clone(), w));

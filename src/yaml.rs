@@ -397,9 +397,12 @@ pub fn parse_documents(source: &Source) -> Result<Vec<Node>> {
 /// plain `0755:`, `1:`, `true:` or `null:` key is refused (kustomize fails on it, and a JSON
 /// value would silently turn it into text).
 pub fn parse_values(source: &Source) -> Result<Vec<Value>> {
-    serde_saphyr::from_multiple_with_options::<Manifest>(&source.text, options_for(source.text.len()))
-        .map(|docs| docs.into_iter().map(|m| m.0).collect())
-        .map_err(|e| source.parse_error(&e).into())
+    serde_saphyr::from_multiple_with_options::<Manifest>(
+        &source.text,
+        options_for(source.text.len()),
+    )
+    .map(|docs| docs.into_iter().map(|m| m.0).collect())
+    .map_err(|e| source.parse_error(&e).into())
 }
 
 /// A JSON value read from YAML whose mapping keys are all strings.

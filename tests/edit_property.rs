@@ -196,7 +196,7 @@ pub fn property(text: &str, env: &str, action: Action) -> Result<bool, String> {
         if name == env {
             let ok = match &action {
                 Action::PromoteLane { .. } => false,
-                Action::Promote { to } => {
+                Action::Promote { to, .. } => {
                     *s1 == Stage::Shift
                         && Some(to.unwrap_or_else(|| {
                             *before.steps.iter().find(|s| Some(**s) > *w0).unwrap_or(&0)
@@ -255,9 +255,15 @@ fn random_edits_change_only_the_intended_value() {
         let (text, envs) = plan(&mut rng);
         let env = &rng.pick(&envs).name.clone();
         let action = match rng.below(4) {
-            0 => Action::Promote { to: None },
+            0 => Action::Promote {
+                to: None,
+                approve: false,
+                force: false,
+            },
             1 => Action::Promote {
                 to: Some(rng.below(101) as u8),
+                approve: false,
+                force: false,
             },
             2 => Action::Abort,
             _ => Action::Advance,

@@ -84,8 +84,16 @@ fn every_edit_corpus_input_edits_or_refuses_without_panicking() {
             continue;
         };
         let action = match a % 4 {
-            0 => Action::Promote { to: None },
-            1 => Action::Promote { to: Some(a / 2) },
+            0 => Action::Promote {
+                to: None,
+                approve: false,
+                force: false,
+            },
+            1 => Action::Promote {
+                to: Some(a / 2),
+                approve: false,
+                force: false,
+            },
             2 => Action::Abort,
             _ => Action::Advance,
         };

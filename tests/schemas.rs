@@ -169,7 +169,10 @@ impl Schemas {
         // Kinds published only as definitions (the gateway chart's ServiceAccount and RBAC).
         for (def, gvk) in [
             ("io.k8s.api.core.v1.ServiceAccount", "/v1/ServiceAccount"),
-            ("io.k8s.api.rbac.v1.Role", "rbac.authorization.k8s.io/v1/Role"),
+            (
+                "io.k8s.api.rbac.v1.Role",
+                "rbac.authorization.k8s.io/v1/Role",
+            ),
             (
                 "io.k8s.api.rbac.v1.RoleBinding",
                 "rbac.authorization.k8s.io/v1/RoleBinding",

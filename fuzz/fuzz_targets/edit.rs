@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let Some(plan) = checked(text) else { return };
     let action = match a % 4 {
-        0 => Action::Promote { to: None },
-        1 => Action::Promote { to: Some(a / 2) },
+        0 => Action::Promote { to: None, approve: false, force: false },
+        1 => Action::Promote { to: Some(a / 2), approve: false, force: false },
         2 => Action::Abort,
         _ => Action::Advance,
     };

@@ -105,6 +105,42 @@ pub(crate) struct GateArgs {
     /// `json` for scripts.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub(crate) format: StatusFormat,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+/// How the gate reaches Prometheus.
+#[derive(Args, Clone, Default)]
+pub(crate) struct ServerArgs {
+    /// The Prometheus (or Thanos, Mimir) base URL, over the plan's; `user:password@` is sent as
+    /// Basic auth and never printed.
+    #[arg(long, value_name = "URL", env = "CANARYPLAN_PROMETHEUS_URL")]
+    pub(crate) prometheus: Option<String>,
+    /// A file holding a bearer token (a mounted service-account token, say).
+    #[arg(long, value_name = "FILE", env = "CANARYPLAN_PROMETHEUS_TOKEN_FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// An extra request header, `Name: value` (e.g. `X-Scope-OrgID: team-a` for Mimir or
+    /// Cortex); repeat for several.
+    #[arg(
+        long = "header",
+        value_name = "HEADER",
+        env = "CANARYPLAN_PROMETHEUS_HEADERS",
+        value_delimiter = '\n'
+    )]
+    pub(crate) headers: Vec<String>,
+    /// A PEM file of CAs to trust besides the system's (a private CA in front of Prometheus).
+    #[arg(long, value_name = "FILE", env = "CANARYPLAN_PROMETHEUS_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// One sample now instead of `analysis.count` (for a scheduler that runs the gate again).
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// How long the whole run may wait for Prometheus, beyond the time its samples are spaced
+    /// over (e.g. `90s`, `2m`) [default: 60s].
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) timeout: Option<String>,
+    /// Show each metric's query and every sample.
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Args)]
@@ -185,6 +221,15 @@ pub(crate) struct EditArgs {
     /// as a commit). Without it a failing gate changes nothing.
     #[arg(long, value_enum, value_name = "ACTION", requires = "gate")]
     pub(crate) on_fail: Option<OnFail>,
+    /// promote: move on from a step with `pause: manual`.
+    #[arg(long)]
+    pub(crate) approve: bool,
+    /// promote: move on although no git history tells when the current weight was set (its
+    /// pause cannot be checked).
+    #[arg(long)]
+    pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
 }
 
 #[derive(Args)]

@@ -36,8 +36,13 @@ pub struct Registration {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// The next weight in `steps`, or `to`.
-    Promote { to: Option<u8> },
+    /// The next weight in `steps`, or `to`, once the current step's pause has passed (git
+    /// history); `approve` moves on from `pause: manual`, `force` when git cannot tell.
+    Promote {
+        to: Option<u8>,
+        approve: bool,
+        force: bool,
+    },
     /// A LanePlan: one lane's ingress weight (the next step, or `to`), or with `service` one
     /// service of the lane (its lane requests go to the baseline, which runs the lane's image).
     PromoteLane {

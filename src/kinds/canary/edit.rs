@@ -38,7 +38,7 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
                 "leave out --lane (and --service)",
             ));
         }
-        Action::Promote { to } => {
+        Action::Promote { to, .. } => {
             if stage != Stage::Shift {
                 return Err(refuse(
                     format!(
@@ -170,6 +170,7 @@ pub fn edit(plan: &CheckedPlan, env: &str, action: Action, templates: &Templates
     };
     let text = &plan.source.text;
     let stage = e.stage.value;
+    let soaked = soaked(plan, env, &action)?;
     let TextEdit {
         new_text,
         change,
@@ -181,7 +182,7 @@ pub fn edit(plan: &CheckedPlan, env: &str, action: Action, templates: &Templates
         .first()
         .map(|r| r.objects.as_slice())
         .unwrap_or_default();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = soaked.into_iter().collect();
     let (mut change, mut message) = (change, message);
     match action {
         Action::Advance => {
@@ -224,6 +225,23 @@ pub fn edit(plan: &CheckedPlan, env: &str, action: Action, templates: &Templates
         notes,
         plan: Box::new(edited),
     })
+}
+
+/// `promote` waits out the current step's pause (`soak`): refused before it has passed; a
+/// note when `--approve` or `--force` moved on. Going back down (`--to` a lower weight) is
+/// never held.
+pub fn soaked(plan: &CheckedPlan, env: &str, action: &Action) -> Result<Option<String>> {
+    let Action::Promote { to, approve, force } = action else {
+        return Ok(None);
+    };
+    let current = plan
+        .environment(env)
+        .and_then(|e| e.weight.as_ref())
+        .map(|w| w.value);
+    if to.is_some_and(|t| current.is_some_and(|c| t <= c)) {
+        return Ok(None);
+    }
+    super::soak::check_promote(plan, env, super::soak::now(), *approve, *force)
 }
 
 /// Succession: the Deployment that serves as canary, when it still runs stable.image and the

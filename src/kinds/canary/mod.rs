@@ -3,6 +3,7 @@
 //! (`stage`), what each stage renders (`objects`, one folder per traffic backend), the checks
 //! on the final stream (`safety`), `status`, and the edits of `advance`/`promote`/`abort`.
 
+pub mod analysis;
 pub mod check;
 pub mod edit;
 pub mod export;
@@ -10,6 +11,7 @@ pub mod objects;
 pub mod plan;
 pub mod render;
 pub mod safety;
+pub mod soak;
 pub mod stage;
 pub mod status;
 pub mod transition;
@@ -67,7 +69,12 @@ impl Plan for CheckedPlan {
     }
 
     fn status(&self, templates: &Templates) -> Vec<EnvironmentStatus> {
-        status::of(self, templates)
+        let mut envs = status::of(self, templates);
+        let now = soak::now();
+        for e in &mut envs {
+            e.notes.extend(soak::status_note(self, &e.environment, now));
+        }
+        envs
     }
 
     fn edit(&self, env: &str, action: Action, templates: &Templates) -> Result<Edit> {

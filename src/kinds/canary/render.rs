@@ -103,6 +103,7 @@ fn render_environment(
     mode: Mode,
 ) -> Result<EnvironmentRender> {
     let cx = objects::Context::new(plan, env, base, templates)?;
+    super::analysis::check_environment(plan, env, cx.service.namespace())?;
     let rendered = objects::render(&cx)?;
     let objects = output::stream::final_objects(base, &rendered)?;
     safety::check(&cx, &objects)?;

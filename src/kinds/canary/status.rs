@@ -253,10 +253,8 @@ fn notes(
             r.position()
         ));
     }
-    if let (Some(r), Some(svc)) = (
-        main,
-        mesh.service_for_host(&plan.service.value, service_ns),
-    ) && !mesh.mesh_routed(&svc)
+    if let (Some(r), Some(svc)) = (main, mesh.service_for_host(&plan.service.value, service_ns))
+        && !mesh.mesh_routed(&svc)
     {
         notes.push(format!(
             "{} {} is bound to gateways only: mesh callers bypass the split and reach every pod Service {} selects, by pod count{}",

@@ -386,8 +386,11 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
             if let (Some(d), Some(o)) = (&a.initial_delay, metric.as_object_mut()) {
                 o.insert("initialDelay".into(), json!(d));
             }
+            // The gate's conditions and sample limits, as Argo Rollouts writes them.
+            crate::analysis::export_metric(a, m, &mut metric);
             metrics.push(metric);
         }
+        notes.extend(crate::analysis::export_notes(a));
         if a.prometheus.is_none() {
             notes.push("the Prometheus address (the plan leaves it to $CANARYPLAN_PROMETHEUS_URL): fill in provider.prometheus.address".into());
         }

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::kinds::canary::objects::{Component, Context, Patch, Rendered, Target};
 use crate::kinds::canary::plan::Method;
-use crate::selector;
 use crate::kinds::canary::stage::Stage;
+use crate::selector;
 
 pub struct BaseService;
 
