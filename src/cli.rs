@@ -193,6 +193,10 @@ struct InitArgs {
     /// AnalysisTemplates in its folder); prints the Deployment that replaces it.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "workload"])]
     from_rollout: Option<PathBuf>,
+    /// With --from-rollout: refuse (exit 2, nothing written) when a setting of the Rollout
+    /// does not carry over.
+    #[arg(long, requires = "from_rollout")]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -1028,14 +1032,17 @@ fn init(a: &InitArgs) -> Result<ExitCode, Error> {
         .into());
     }
     if let Some(file) = &a.from_rollout {
-        let m = canaryplan::from_rollout::migrate(file, &a.output)?;
+        let m = canaryplan::from_rollout::migrate(file, &a.output, a.strict)?;
         std::fs::write(&a.output, &m.plan).map_err(|e| Error::io("write", &a.output, &e))?;
-        print!("{}", m.deployment);
-        for n in &m.notes {
+        print!("{}", m.base_changes);
+        for n in &m.dropped {
             eprintln!("note: not carried over: {n}");
         }
+        for n in &m.notes {
+            eprintln!("note: {n}");
+        }
         eprintln!(
-            "wrote {}: review it, replace the Rollout with the Deployment above, then run `canaryplan validate`",
+            "wrote {}: review it, commit the objects above in place of the Rollout (and the routes they replace), then run `canaryplan validate`",
             diff::shown(&a.output)
         );
         return Ok(ExitCode::SUCCESS);

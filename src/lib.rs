@@ -171,7 +171,7 @@ fn locate_missing_base(
     .into()
 }
 
-fn render_environment(
+pub(crate) fn render_environment(
     plan: &CheckedPlan,
     env: &check::EnvironmentPlan,
     base: &base::Base,

@@ -211,19 +211,26 @@ fn init_from_a_rollout_writes_the_plan_and_the_deployment_to_commit() {
 
     let r = s.run(&["init", "--from-rollout", "base/app.yaml"]);
     r.ok();
-    let plan = s.read("canaryplan.yaml");
-    for want in [
-        "  virtualService: rollouts-demo-vsvc\n  routes: [primary]\n",
-        "    subset: stable",
-        "    subset: canary",
-        "  - {weight: 5, pause: manual}\n  - {weight: 20, pause: 30s}\n  - {weight: 60, pause: 1m}\n  - 100\n",
-        "    name: success-rate\n    prometheus: http://prometheus.istio-system:9090\n    interval: 1m\n    initialDelay: 30s\n    startingStep: 2\n",
-        "destination_service_name=\"{{ service }}\"",
-        "reporter=\"source\"",
-        "      min: 0.95\n",
-    ] {
-        assert!(plan.contains(want), "missing {want:?} in:\n{plan}");
-    }
+    let plan = &parse_stream(&s.read("canaryplan.yaml"))[0]["spec"];
+    assert_eq!(plan["virtualService"], "rollouts-demo-vsvc");
+    assert_eq!(plan["routes"], json!(["primary"]));
+    assert_eq!(plan["stable"]["subset"], "stable");
+    assert_eq!(plan["canary"]["subset"], "canary");
+    assert_eq!(
+        plan["steps"],
+        json!([{"weight": 5, "pause": "manual"}, {"weight": 20, "pause": "30s"}, {"weight": 60, "pause": "1m"}, 100])
+    );
+    let analysis = &plan["analysis"];
+    assert_eq!(analysis["name"], "success-rate");
+    assert_eq!(analysis["prometheus"], "http://prometheus.istio-system:9090");
+    assert_eq!(analysis["interval"], "1m");
+    assert_eq!(analysis["initialDelay"], "30s");
+    // Argo's step 2 (setWeight 20) is the plan's second weight: exported step 2.
+    assert_eq!(analysis["startingStep"], 2);
+    assert_eq!(analysis["metrics"][0]["min"], 0.95);
+    let query = analysis["metrics"][0]["query"].as_str().unwrap();
+    assert!(query.contains("destination_service_name=\"{{ service }}\""), "{query}");
+    assert!(query.contains("reporter=\"source\""), "{query}");
     // The printed Deployment is the base change: with it in place of the Rollout, the plan
     // validates and renders.
     let deployment = r.stdout.clone();
