@@ -30,7 +30,10 @@ pub struct Analysis {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub initial_delay: Option<Spanned<String>>,
-    /// Exported: the step (1-based, as Argo Rollouts counts) from which the analysis runs.
+    /// Exported: the step from which the analysis runs, as an index of the exported Argo
+    /// Rollouts steps: each plan step below 100 is two (`setWeight`, then its `pause`), so 1 is
+    /// the pause at the first weight, 2 the second weight (an export's header and mirror steps
+    /// come first and are counted by the export).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub starting_step: Option<Node>,
