@@ -331,14 +331,21 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
     };
     let name = s(rollout, "/metadata/name").unwrap_or("app").to_string();
     let dir = file.parent().unwrap_or(Path::new("."));
-    let all = objects_in(
-        if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        },
-        &root,
-    )?;
+    let dir_or_here = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    // What the base holds: the kustomization's resources (wherever they are), else the
+    // folder's YAML files.
+    let all = match crate::base::kustomization_file(dir_or_here) {
+        Some(_) => crate::base::load(dir_or_here, &root)?
+            .objects
+            .into_iter()
+            .map(|o| o.value)
+            .collect(),
+        None => objects_in(dir_or_here, &root)?,
+    };
     let mut ledger = Ledger::default();
     for p in [
         "/apiVersion",

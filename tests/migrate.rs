@@ -472,3 +472,35 @@ fn the_argo_rollouts_repository_examples_migrate_or_are_refused() {
     let _ = std::io::stderr().write_all(report.as_bytes());
     assert!(migrated > 0);
 }
+
+#[test]
+fn the_base_is_what_its_kustomization_lists() {
+    // The Service lives in a shared kustomization the app's base includes.
+    let s = tempfile::tempdir().unwrap();
+    copy_tree(&root().join("fixtures/rollouts/istio-subset"), s.path());
+    let text = std::fs::read_to_string(s.path().join("base/rollout.yaml")).unwrap();
+    let (service, rest): (Vec<&str>, Vec<&str>) = text
+        .split("\n---\n")
+        .partition(|d| d.starts_with("apiVersion: v1\nkind: Service\n"));
+    std::fs::write(s.path().join("base/rollout.yaml"), rest.join("\n---\n")).unwrap();
+    std::fs::create_dir_all(s.path().join("shared")).unwrap();
+    std::fs::write(s.path().join("shared/service.yaml"), service.join("")).unwrap();
+    std::fs::write(
+        s.path().join("shared/kustomization.yaml"),
+        "resources:\n- service.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.path().join("base/kustomization.yaml"),
+        "resources:\n- rollout.yaml\n- ../shared\n",
+    )
+    .unwrap();
+    let r = run_in(
+        s.path(),
+        &["init", "--from-rollout", "base/rollout.yaml"],
+        &[],
+    );
+    r.ok();
+    let plan = parse_stream(&std::fs::read_to_string(s.path().join("canaryplan.yaml")).unwrap());
+    assert_eq!(plan[0]["spec"]["service"], "checkout");
+}
