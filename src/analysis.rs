@@ -31,7 +31,10 @@ pub struct Analysis {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub initial_delay: Option<Spanned<String>>,
-    /// Exported: the step (1-based, as Argo Rollouts counts) from which the analysis runs.
+    /// Exported: the step from which the analysis runs, as an index of the exported Argo
+    /// Rollouts steps: each plan step below 100 is two (`setWeight`, then its `pause`), so 1 is
+    /// the pause at the first weight, 2 the second weight (an export's header and mirror steps
+    /// come first and are counted by the export).
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub starting_step: Option<Node>,
@@ -279,6 +282,58 @@ fn jinja_condition(expr: &str) -> String {
 pub fn is_duration(s: &str) -> bool {
     let digits = s.trim_end_matches(['s', 'm', 'h']);
     !digits.is_empty() && digits.len() + 1 == s.len() && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+/// A Go duration (`time.ParseDuration`, what Argo Rollouts reads a pause with): one or more
+/// decimal numbers, each with a unit `ns`, `us`/`µs`, `ms`, `s`, `m` or `h` (`1h2m3s`, `500ms`,
+/// `1.5h`), or a bare `0`; in milliseconds, rounded up. A sign is refused (a pause never runs
+/// backwards).
+pub fn go_duration_millis(s: &str) -> Option<u64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut rest = s;
+    let mut nanos: u128 = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+            return None;
+        }
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut part = whole.checked_mul(scale)?;
+        let mut place = scale;
+        for digit in fraction.chars() {
+            place /= 10;
+            part = part.checked_add(u128::from(digit.to_digit(10)?) * place)?;
+        }
+        nanos = nanos.checked_add(part)?;
+        rest = next;
+    }
+    u64::try_from(nanos.div_ceil(1_000_000)).ok()
 }
 
 fn number(n: &Option<Node>) -> Option<(Option<f64>, Pos)> {
@@ -537,11 +592,11 @@ pub fn pause_of(source: &Source, d: &mut Diagnostics, node: &Node) -> Option<At<
             pos: p.pos,
         });
     }
-    if !is_duration(s) {
+    if go_duration_millis(s).is_none() {
         d.push(
             source
                 .error(p.pos, format!("pause `{s}` is not a duration"))
-                .hint("write `manual`, or digits and a unit: `30s`, `5m`"),
+                .hint("write `manual`, or a duration as Argo Rollouts reads it: `30s`, `5m`, `2m30s`, `1h2m3s`, `500ms`"),
         );
         return None;
     }
@@ -745,5 +800,25 @@ mod tests {
         assert!(condition_holds("!(result > 1) || result == 5", 5.0).unwrap());
         assert!(condition_holds("result != 1", 2.0).unwrap());
         assert!(condition_holds("result >=", 1.0).is_err());
+    }
+
+    #[test]
+    fn pauses_read_every_go_duration_argo_accepts() {
+        for (text, ms) in [
+            ("30s", 30_000),
+            ("2m30s", 150_000),
+            ("1h2m3s", 3_723_000),
+            ("500ms", 500),
+            ("1.5h", 5_400_000),
+            ("0", 0),
+            ("1m0.5s", 60_500),
+            ("1500us", 2),
+            (".5s", 500),
+        ] {
+            assert_eq!(go_duration_millis(text), Some(ms), "{text}");
+        }
+        for bad in ["", "5", "5x", "-1s", "1..5s", "s", "1h 2m", "manual"] {
+            assert_eq!(go_duration_millis(bad), None, "{bad}");
+        }
     }
 }

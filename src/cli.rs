@@ -364,14 +364,17 @@ fn init(a: &InitArgs) -> Result<ExitCode, Error> {
     if let Some(file) = &a.from_rollout {
         let target =
             canaryplan::init::target(file.parent().unwrap_or(std::path::Path::new("")), &a.output)?;
-        let m = canaryplan::from_rollout::migrate(file, &a.output)?;
+        let m = canaryplan::from_rollout::migrate(file, &a.output, a.strict)?;
         target.write(&m.plan)?;
-        print!("{}", m.deployment);
-        for n in &m.notes {
+        print!("{}", m.base_changes);
+        for n in &m.dropped {
             eprintln!("note: not carried over: {n}");
         }
+        for n in &m.notes {
+            eprintln!("note: {n}");
+        }
         eprintln!(
-            "wrote {}: review it, replace the Rollout with the Deployment above, then run `canaryplan validate`",
+            "wrote {}: review it, commit the objects above in place of the Rollout (and the routes they replace), then run `canaryplan validate`",
             diff::shown(&a.output)
         );
         return Ok(ExitCode::SUCCESS);

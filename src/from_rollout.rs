@@ -1,8 +1,19 @@
-//! `canaryplan init --from-rollout FILE`: a plan from an Argo Rollouts `Rollout` and what it
-//! references in its folder (VirtualServices, the DestinationRule, the canary/stable Services,
-//! AnalysisTemplates): the weight ladder and pauses from its steps, the routes and subset names
-//! it uses, the analysis from its templates. And the one change the base needs: the Rollout
-//! becomes a Deployment (the exact object, to commit in its place).
+//! `canaryplan init --from-rollout FILE`: a plan from an Argo Rollouts `Rollout` and what its
+//! folder holds (VirtualServices, DestinationRule, HTTPRoutes, Services, AnalysisTemplates),
+//! and the base changes that replace the controller (the Rollout becomes a Deployment; with
+//! host-level routing, the routes lose their canary Service). Every field of the Rollout is
+//! carried over or named in `dropped`; the plan is built as data, written by the serializer,
+//! and checked (parsed back, then rendered against the changed base) before `init` writes it.
+
+mod analysis;
+mod ledger;
+mod routing;
+mod steps;
+mod verify;
+
+pub use ledger::Ledger;
+use ledger::short;
+pub use routing::Router;
 
 use std::path::Path;
 
@@ -13,23 +24,28 @@ use crate::output::overlay::relative;
 use crate::yaml::{self, Source};
 
 /// What `init --from-rollout` produces.
+#[derive(Debug)]
 pub struct Migration {
     /// The plan's text.
     pub plan: String,
-    /// The Deployment that replaces the Rollout in the base (YAML, with a header comment).
-    pub deployment: String,
-    /// What could not be carried over, and what to do about it.
+    /// The objects to commit in the base in place of the ones they replace (a YAML stream,
+    /// each object headed by a comment saying which).
+    pub base_changes: String,
+    /// Settings of the Rollout the plan does not carry over (`--strict` refuses them).
+    pub dropped: Vec<String>,
+    /// What was carried over in another form.
     pub notes: Vec<String>,
 }
 
-fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
+pub(crate) fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
 }
 
-fn q(text: &str) -> String {
-    yaml::to_yaml(&Value::String(text.to_string()))
-        .trim_end()
-        .to_string()
+/// Text that goes into a comment: one line, no control characters.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Every object of the YAML files in `dir` (not below it).
@@ -52,349 +68,157 @@ fn objects_in(dir: &Path, root: &crate::fsio::Root) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// `{{args.X}}` (or `{{ args.X }}`) in an Argo query, as the plan's query variables.
-fn plan_query(query: &str, args: &Map<String, Value>, notes: &mut Vec<String>) -> String {
-    let mut out = String::new();
-    let mut rest = query;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let inner = rest[start + 2..start + end].trim();
-        let replacement = match inner.strip_prefix("args.") {
-            Some("service") => "{{ service }}".to_string(),
-            Some("namespace") => "{{ namespace }}".to_string(),
-            Some(other) => match args.get(other).and_then(Value::as_str) {
-                Some(v) => v.to_string(),
-                None => {
-                    notes.push(format!("the query argument `{other}` has no value in the Rollout: replace `{{{{args.{other}}}}}` in the plan's query"));
-                    format!("{{{{ '{{{{args.{other}}}}}' }}}}")
-                }
-            },
-            None => rest[start..start + end + 2].to_string(),
-        };
-        out.push_str(&replacement);
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
+/// A refusal about the Rollout file: what is wrong and what to do.
+pub(crate) fn refuse(
+    file: &Path,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> crate::error::Error {
+    Diagnostic::new(message).in_file(file).hint(hint).into()
 }
 
-/// `result[0] >= 0.99` → (min, max).
-fn bounds(cond: &str) -> Option<(Option<f64>, Option<f64>)> {
-    let mut min = None;
-    let mut max = None;
-    for part in cond.split("&&") {
-        let part = part.trim();
-        let rest = part.strip_prefix("result[0]")?.trim();
-        for op in [">=", "<=", ">", "<"] {
-            if let Some(n) = rest.strip_prefix(op) {
-                let n: f64 = n.trim().parse().ok()?;
-                if op.starts_with('>') {
-                    min = Some(n);
-                } else {
-                    max = Some(n);
-                }
-                break;
-            }
-        }
-    }
-    (min.is_some() || max.is_some()).then_some((min, max))
+pub(crate) fn find<'a>(all: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    all.iter()
+        .find(|o| s(o, "/kind") == Some(kind) && s(o, "/metadata/name") == Some(name))
 }
 
-pub fn migrate(file: &Path, plan_path: &Path) -> Result<Migration> {
+/// The Rollout and what its folder holds.
+pub(crate) struct App<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    name: &'a str,
+    canary: &'a Value,
+    all: &'a [Value],
+}
+
+/// Converts the Rollout in `file` to a plan written at `plan_path`. With `strict`, a
+/// setting that does not carry over is an error instead of a note.
+pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration> {
     // The boundary of what is read is the Rollout's repository, never where the plan goes.
     let root = crate::fsio::Root::of_sources(file.parent().unwrap_or(Path::new("")))?;
+    let plan_dir = plan_path.parent().unwrap_or(Path::new(""));
     let source = Source::read(file, &root)?;
     let docs = yaml::parse_values(&source)?;
-    let Some(rollout) = docs.iter().find(|d| s(d, "/kind") == Some("Rollout")) else {
-        return Err(Diagnostic::new("no Argo Rollouts Rollout in this file")
-            .in_file(file)
-            .hint("name the file that holds the `kind: Rollout`")
-            .into());
-    };
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let all = objects_in(dir, &root)?;
-    let find = |kind: &str, name: &str| {
-        all.iter()
-            .find(|o| s(o, "/kind") == Some(kind) && s(o, "/metadata/name") == Some(name))
-    };
-    let name = s(rollout, "/metadata/name").unwrap_or("app").to_string();
-    let canary = rollout
-        .pointer("/spec/strategy/canary")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let mut notes = Vec::new();
-
-    // The pod template: the Rollout's own, or the Deployment its workloadRef names.
-    let workload_ref = s(rollout, "/spec/workloadRef/name").map(str::to_string);
-    let template = match &workload_ref {
-        Some(d) => find("Deployment", d)
-            .and_then(|d| d.pointer("/spec/template"))
-            .cloned(),
-        None => rollout.pointer("/spec/template").cloned(),
-    }
-    .unwrap_or(Value::Null);
-    let workload = workload_ref.clone().unwrap_or_else(|| name.clone());
-    let image = s(&template, "/spec/containers/0/image")
-        .unwrap_or("registry.example/app@sha256:...")
-        .to_string();
-
-    // Routing: subsets of a DestinationRule, or the canary/stable Services.
-    let istio = canary
-        .pointer("/trafficRouting/istio")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let mut vs_list: Vec<(String, Vec<String>)> = Vec::new();
-    if let Some(vs) = istio.get("virtualService") {
-        vs_list.push((
-            s(vs, "/name").unwrap_or_default().to_string(),
-            strings(vs.get("routes")),
-        ));
-    }
-    for vs in istio
-        .get("virtualServices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        vs_list.push((
-            s(vs, "/name").unwrap_or_default().to_string(),
-            strings(vs.get("routes")),
-        ));
-    }
-    let (stable_subset, canary_subset) = (
-        s(&istio, "/destinationRule/stableSubsetName").map(str::to_string),
-        s(&istio, "/destinationRule/canarySubsetName").map(str::to_string),
-    );
-    let service = match (s(&canary, "/stableService"), &vs_list.first()) {
-        (Some(stable), _) => {
-            notes.push(format!(
-                "host-level routing: canaryplan splits one Service by subsets; route the VirtualService's {} to Service {stable} only (canaryplan adds the subsets), and Service {} can go once the plan is done",
-                vs_list.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", "),
-                s(&canary, "/canaryService").unwrap_or("<canary>")
+    let rollouts: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            s(d, "/kind") == Some("Rollout")
+                && s(d, "/apiVersion").is_some_and(|a| a.starts_with("argoproj.io/"))
+        })
+        .collect();
+    let rollout = match rollouts.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(refuse(
+                file,
+                "no Argo Rollouts Rollout in this file",
+                "name the file that holds the `kind: Rollout`",
             ));
-            stable.to_string()
-        }
-        (None, Some((vs, _))) => find("VirtualService", vs)
-            .and_then(|v| v.pointer("/spec/http/0/route/0/destination/host"))
-            .and_then(Value::as_str)
-            .map(|h| h.split('.').next().unwrap_or(h).to_string())
-            .unwrap_or_else(|| name.clone()),
-        (None, None) => {
-            notes.push(
-                "the Rollout has no Istio traffic routing: name the Service in `service:`".into(),
-            );
-            name.clone()
-        }
-    };
-
-    // Steps: each setWeight, with the pause after it.
-    let mut steps: Vec<(u64, Option<String>)> = Vec::new();
-    for step in canary
-        .get("steps")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(w) = step.get("setWeight").and_then(Value::as_u64) {
-            steps.push((w, None));
-        } else if let Some(p) = step.get("pause") {
-            let pause = match p.get("duration") {
-                Some(Value::String(d)) => d.clone(),
-                Some(Value::Number(n)) => format!("{n}s"),
-                _ => "manual".to_string(),
-            };
-            if let Some(last) = steps.last_mut() {
-                last.1 = Some(pause);
-            }
-        } else if let Some(kind) = step.as_object().and_then(|o| o.keys().next()) {
-            notes.push(format!("the `{kind}` step (canaryplan's steps are weights and pauses; header and mirror routes are `match:` and `mirror:`)"));
-        }
-    }
-    if steps.last().is_none_or(|(w, _)| *w != 100) {
-        steps.push((100, None));
-    }
-    let mut t = String::new();
-    let folder = relative(plan_path.parent().unwrap_or(Path::new("")), dir)
-        .unwrap_or_else(|| dir.display().to_string());
-    t.push_str(&format!("# A canary plan from the Argo Rollouts Rollout {name} ({}). Review every value,\n# replace the Rollout in the base with the Deployment `init` printed, then run\n# `canaryplan validate`.\n", file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
-    t.push_str("apiVersion: canaryplan.io/v1alpha1\nkind: CanaryPlan\nmetadata:\n");
-    t.push_str(&format!(
-        "  name: {}\nspec:\n  base: {}\n  service: {}\n  workload: {}\n",
-        q(&name),
-        q(&folder),
-        q(&service),
-        q(&workload)
-    ));
-    match vs_list.as_slice() {
-        [] => {}
-        [(vs, routes)] => {
-            t.push_str(&format!("  virtualService: {}\n", q(vs)));
-            if !routes.is_empty() {
-                t.push_str(&format!(
-                    "  routes: [{}]\n",
-                    routes.iter().map(|r| q(r)).collect::<Vec<_>>().join(", ")
-                ));
-            }
         }
         many => {
-            t.push_str(&format!(
-                "  virtualServices: [{}]\n",
-                many.iter()
-                    .map(|(v, _)| q(v))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            let names: Vec<&str> = many.iter().filter_map(|r| s(r, "/metadata/name")).collect();
+            return Err(refuse(
+                file,
+                format!(
+                    "{} Rollouts in this file ({})",
+                    many.len(),
+                    names.join(", ")
+                ),
+                "move each Rollout to a file of its own (with its Services and routing) and run init on one",
             ));
-            let routes: Vec<String> = many.iter().flat_map(|(_, r)| r.clone()).collect();
-            if !routes.is_empty() {
-                t.push_str(&format!(
-                    "  routes: [{}]\n",
-                    routes.iter().map(|r| q(r)).collect::<Vec<_>>().join(", ")
-                ));
-            }
         }
-    }
-    let app = s(rollout, "/spec/selector/matchLabels/app")
-        .unwrap_or(&name)
-        .to_string();
-    t.push_str("  stable:\n    version: v1\n");
-    t.push_str("    # FILL IN: the image stable runs today, pinned by digest; prefilled with the Rollout's.\n");
-    t.push_str(&format!("    image: {}\n", q(&image)));
-    t.push_str(&format!(
-        "    labels: {{app: {}}}   # keeps the stable copy's selector apart\n",
-        q(&format!("{app}-v1"))
-    ));
-    if let Some(sub) = &stable_subset {
-        t.push_str(&format!(
-            "    subset: {}   # the Rollout's stableSubsetName\n",
-            q(sub)
-        ));
-    }
-    t.push_str("  canary:\n    version: v2\n");
-    if let Some(sub) = &canary_subset {
-        t.push_str(&format!(
-            "    subset: {}   # the Rollout's canarySubsetName\n",
-            q(sub)
-        ));
-    }
-    t.push_str(&format!("  podLabels: {{applicationName: {}}}\n  selector:\n    remove: [app]\n    add: {{applicationName: {}}}\n", q(&name), q(&name)));
-    t.push_str("  # The Rollout's setWeight steps, each with the pause after it.\n  steps:\n");
-    for (w, pause) in &steps {
-        match pause {
-            Some(p) => t.push_str(&format!("  - {{weight: {w}, pause: {}}}\n", q(p))),
-            None => t.push_str(&format!("  - {w}\n")),
-        }
-    }
-    // Analysis: the templates the Rollout runs, when they are in the same folder.
-    let analysis = canary.get("analysis").cloned().unwrap_or(Value::Null);
-    let args: Map<String, Value> = analysis
-        .get("args")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|a| Some((s(a, "/name")?.to_string(), a.get("value")?.clone())))
-        .collect();
-    let mut metrics = Vec::new();
-    let mut address = None;
-    let mut interval = None;
-    let mut initial_delay = None;
-    let mut template_name = None;
-    for tpl in analysis
-        .get("templates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(tn) = s(tpl, "/templateName") else {
-            continue;
-        };
-        template_name.get_or_insert_with(|| tn.to_string());
-        let Some(at) = find("AnalysisTemplate", tn) else {
-            notes.push(format!(
-                "AnalysisTemplate {tn} (not in {}): write its metrics under `analysis:`",
-                dir.display()
-            ));
-            continue;
-        };
-        for m in at
-            .pointer("/spec/metrics")
-            .and_then(Value::as_array)
+    };
+    let name = s(rollout, "/metadata/name").unwrap_or("app").to_string();
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir_or_here = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    // What the base holds: the kustomization's resources (wherever they are), else the
+    // folder's YAML files.
+    let all = match crate::base::kustomization_file(dir_or_here) {
+        Some(_) => crate::base::load(dir_or_here, &root)?
+            .objects
             .into_iter()
-            .flatten()
-        {
-            let mname = s(m, "/name").unwrap_or("metric").to_string();
-            let Some(prom) = m.pointer("/provider/prometheus") else {
-                notes.push(format!("metric `{mname}` of {tn} (not a Prometheus query)"));
-                continue;
-            };
-            address.get_or_insert_with(|| s(prom, "/address").unwrap_or_default().to_string());
-            if let Some(i) = s(m, "/interval") {
-                interval.get_or_insert_with(|| i.to_string());
-            }
-            if let Some(d) = s(m, "/initialDelay") {
-                initial_delay.get_or_insert_with(|| d.to_string());
-            }
-            let cond = s(m, "/successCondition").unwrap_or_default();
-            let Some((min, max)) = bounds(cond) else {
-                notes.push(format!("metric `{mname}`: successCondition `{cond}` is not `result[0] >= N` / `<= N`; write its min/max"));
-                continue;
-            };
-            if cond.contains("> ") && !cond.contains(">=")
-                || cond.contains("< ") && !cond.contains("<=")
-            {
-                notes.push(format!("metric `{mname}`: `{cond}` is a strict bound; the plan's min/max include the bound"));
-            }
-            let query = plan_query(s(prom, "/query").unwrap_or_default(), &args, &mut notes);
-            metrics.push((mname, query, min, max));
-        }
+            .map(|o| o.value)
+            .collect(),
+        None => objects_in(dir_or_here, &root)?,
+    };
+    let mut ledger = Ledger::default();
+    for p in [
+        "/apiVersion",
+        "/kind",
+        "/status",
+        "/metadata/name",
+        "/metadata/namespace",
+        "/metadata/labels",
+        "/metadata/annotations",
+        "/metadata/uid",
+        "/metadata/resourceVersion",
+        "/metadata/generation",
+        "/metadata/creationTimestamp",
+        "/metadata/managedFields",
+        "/metadata/selfLink",
+        "/spec/replicas",
+        "/spec/selector",
+        "/spec/template",
+        "/spec/minReadySeconds",
+        "/spec/revisionHistoryLimit",
+        "/spec/progressDeadlineSeconds",
+        "/spec/paused",
+        "/spec/workloadRef",
+        "/spec/strategy/canary/steps",
+        "/spec/strategy/canary/maxSurge",
+        "/spec/strategy/canary/maxUnavailable",
+    ] {
+        ledger.carry(p);
     }
-    if !metrics.is_empty() {
-        t.push_str("  analysis:\n");
-        if let Some(n) = &template_name {
-            t.push_str(&format!("    name: {}\n", q(n)));
-        }
-        if let Some(a) = address.filter(|a| !a.is_empty()) {
-            t.push_str(&format!("    prometheus: {}\n", q(&a)));
-        }
-        if let Some(i) = &interval {
-            t.push_str(&format!("    interval: {}\n", q(i)));
-        }
-        if let Some(d) = &initial_delay {
-            t.push_str(&format!("    initialDelay: {}\n", q(d)));
-        }
-        if let Some(n) = analysis.get("startingStep").and_then(Value::as_u64) {
-            t.push_str(&format!("    startingStep: {n}\n"));
-        }
-        t.push_str("    metrics:\n");
-        for (mname, query, min, max) in &metrics {
-            t.push_str(&format!(
-                "    - name: {}\n      query: {}\n",
-                q(mname),
-                q(query.trim())
-            ));
-            if let Some(v) = min {
-                t.push_str(&format!("      min: {v}\n"));
-            }
-            if let Some(v) = max {
-                t.push_str(&format!("      max: {v}\n"));
-            }
-        }
-    }
-    t.push_str("  environments:\n    production:\n      stage: prepare\n");
 
-    // The Deployment that replaces the Rollout.
-    let deployment = match &workload_ref {
-        Some(d) => {
-            let replicas = rollout
-                .pointer("/spec/replicas")
-                .cloned()
-                .unwrap_or(json!(1));
+    // The strategy: canary only.
+    if rollout.pointer("/spec/strategy/blueGreen").is_some() {
+        return Err(refuse(
+            file,
             format!(
-                "# Delete the Rollout {name}; Deployment {d} (its workloadRef) stays, with its replicas back:\n# spec.replicas: {replicas}\n"
-            )
+                "Rollout {name} is blueGreen: a preview Service, then all traffic at once; a canary plan moves traffic by weight between two versions behind one Service"
+            ),
+            "rewrite the strategy as `canary:` with the steps you want (a one-step switch after a check: `steps: [{pause: {}}, {setWeight: 100}]`) and run init again, or keep this app on Argo Rollouts",
+        ));
+    }
+    let Some(canary) = rollout.pointer("/spec/strategy/canary") else {
+        return Err(refuse(
+            file,
+            format!("Rollout {name} has no canary strategy"),
+            "a plan is a canary: give the Rollout `strategy.canary` with its steps and run init again",
+        ));
+    };
+    if canary.get("pingPong").is_some() {
+        return Err(refuse(
+            file,
+            format!(
+                "Rollout {name} uses pingPong: two Services that take turns being stable; a canary plan keeps one Service and weights the two versions behind it"
+            ),
+            "remove `pingPong` and route with `canaryService`/`stableService` (or Istio subsets), then run init again",
+        ));
+    }
+
+    // The pod template and what replaces the Rollout in base.
+    let workload_ref = s(rollout, "/spec/workloadRef/name").map(str::to_string);
+    let mut deployment = match &workload_ref {
+        Some(d) => {
+            let Some(found) = find(&all, "Deployment", d) else {
+                return Err(refuse(
+                    file,
+                    format!(
+                        "the Rollout's workloadRef names Deployment {d}, which is not in {}",
+                        dir.display()
+                    ),
+                    format!("put Deployment {d} in the Rollout's folder and run init again"),
+                ));
+            };
+            let mut dep = found.clone();
+            crate::rendered::strip_server_fields(&mut dep);
+            dep
         }
         None => {
             let mut meta = Map::new();
@@ -403,70 +227,302 @@ pub fn migrate(file: &Path, plan_path: &Path) -> Result<Migration> {
                     meta.insert(k.into(), v.clone());
                 }
             }
-            let mut spec = Map::new();
-            for k in [
-                "replicas",
-                "selector",
-                "template",
-                "minReadySeconds",
-                "revisionHistoryLimit",
-            ] {
-                if let Some(v) = rollout.pointer(&format!("/spec/{k}")) {
-                    spec.insert(k.into(), v.clone());
-                }
-            }
-            let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec});
-            format!(
-                "# Replace the Rollout {name} in {} with this Deployment (same name, selector and pod template; no Argo strategy):\n{}",
-                file.display(),
-                yaml::to_yaml(&d)
-            )
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {}})
         }
     };
-    Ok(Migration {
-        plan: t,
-        deployment,
-        notes,
-    })
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn success_conditions_become_bounds() {
-        assert_eq!(bounds("result[0] >= 0.95"), Some((Some(0.95), None)));
-        assert_eq!(bounds("result[0] > 0.90"), Some((Some(0.9), None)));
-        assert_eq!(
-            bounds("result[0] <= 500 && result[0] >= 1"),
-            Some((Some(1.0), Some(500.0)))
-        );
-        assert_eq!(bounds("len(result) > 0"), None);
+    if let Some(spec) = deployment.get_mut("spec").and_then(Value::as_object_mut) {
+        for k in [
+            "replicas",
+            "selector",
+            "template",
+            "minReadySeconds",
+            "revisionHistoryLimit",
+            "progressDeadlineSeconds",
+            "paused",
+        ] {
+            if workload_ref.is_some() && ["selector", "template"].contains(&k) {
+                continue;
+            }
+            if let Some(v) = rollout.pointer(&format!("/spec/{k}")) {
+                spec.insert(k.into(), v.clone());
+            }
+        }
+        let mut rolling = Map::new();
+        for k in ["maxSurge", "maxUnavailable"] {
+            if let Some(v) = canary.get(k) {
+                rolling.insert(k.into(), v.clone());
+            }
+        }
+        if !rolling.is_empty() {
+            spec.insert(
+                "strategy".into(),
+                json!({"type": "RollingUpdate", "rollingUpdate": rolling}),
+            );
+            ledger.note("maxSurge/maxUnavailable: the Deployment's rolling update (how the canary's pods are replaced when its image changes)");
+        }
     }
+    let template = deployment
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let workload = s(&deployment, "/metadata/name")
+        .unwrap_or(&name)
+        .to_string();
+    let Some(image) = s(&template, "/spec/containers/0/image").map(str::to_string) else {
+        return Err(refuse(
+            file,
+            format!("Rollout {name} has no pod template with a container image"),
+            "a plan pins the stable image: give the Rollout (or its workloadRef Deployment) its pod template and run init again",
+        ));
+    };
+    let pod_labels = template.pointer("/metadata/labels").cloned();
+    let namespace = s(rollout, "/metadata/namespace").map(str::to_string);
 
-    #[test]
-    fn argo_arguments_become_plan_variables() {
-        let mut notes = Vec::new();
-        let mut args = Map::new();
-        args.insert("reporter".into(), json!("source"));
-        assert_eq!(
-            plan_query(
-                "x{s=\"{{args.service}}\",n=\"{{ args.namespace }}\",r=\"{{args.reporter}}\"}",
-                &args,
-                &mut notes
+    let app = App {
+        file,
+        dir,
+        name: &name,
+        canary,
+        all: &all,
+    };
+    let routing = routing::read(&app, pod_labels.as_ref(), &mut ledger)?;
+    let routing::Routing {
+        router,
+        service,
+        virtual_services: vs_list,
+        http_routes,
+        changed: changed_objects,
+        istio,
+    } = routing;
+    let Some(service_object) = find(&all, "Service", &service) else {
+        return Err(refuse(
+            file,
+            format!(
+                "the Rollout's traffic goes to Service {service}, which is not in {}",
+                dir.display()
             ),
-            "x{s=\"{{ service }}\",n=\"{{ namespace }}\",r=\"source\"}"
-        );
-        assert!(notes.is_empty());
+            format!(
+                "put Service {service} in the Rollout's folder (the plan splits its traffic) and run init again"
+            ),
+        ));
+    };
+
+    // Steps and analysis.
+    let step_list: Vec<Value> = canary
+        .get("steps")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let converted = steps::convert(&step_list, router, &mut ledger);
+    if converted.matches.is_some() || converted.mirror.is_some() {
+        ledger.carry("/spec/strategy/canary/trafficRouting/managedRoutes");
     }
+    if canary.get("analysis").is_some() {
+        ledger.carry("/spec/strategy/canary/analysis");
+    }
+    let names = analysis::Names {
+        service: &service,
+        namespace: namespace.as_deref(),
+        workload: &workload,
+        rollout,
+    };
+    let index = &converted.export_index;
+    let starting_step = |argo: usize| index.iter().skip(argo).find_map(|i| *i);
+    let plan_analysis = analysis::convert(
+        canary.get("analysis"),
+        &converted.analysis_steps,
+        starting_step,
+        &all,
+        &names,
+        &mut ledger,
+    );
+    if canary.get("analysis").is_some() && plan_analysis.is_none() {
+        ledger.drop("the analysis: none of its metrics could be carried over (see above)");
+    }
+    let mut plan_steps: Vec<Value> = converted
+        .steps
+        .iter()
+        .map(|st| match &st.pause {
+            Some(p) => json!({"weight": st.weight, "pause": p}),
+            None => json!(st.weight),
+        })
+        .collect();
+    if converted.steps.last().is_none_or(|st| st.weight != 100) {
+        plan_steps.push(json!(100));
+    }
+
+    // Every other field of the Rollout is named.
+    ledger.account(rollout, "");
+
+    // The plan, as data.
+    let selector_key = {
+        let sel = deployment
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object);
+        let svc_sel = service_object
+            .pointer("/spec/selector")
+            .and_then(Value::as_object);
+        let keys: Vec<&String> = sel.map(|m| m.keys().collect()).unwrap_or_default();
+        keys.iter()
+            .find(|k| k.as_str() == "app" && svc_sel.is_some_and(|s| s.contains_key(k.as_str())))
+            .or_else(|| {
+                keys.iter()
+                    .find(|k| svc_sel.is_some_and(|s| s.contains_key(k.as_str())))
+            })
+            .or_else(|| keys.first())
+            .map(|k| k.to_string())
+    };
+    let Some(key) = selector_key else {
+        return Err(refuse(
+            file,
+            format!("Rollout {name} has no selector matchLabels"),
+            "give it `selector.matchLabels` (a Deployment needs them) and run init again",
+        ));
+    };
+    let key_value = s(
+        &deployment,
+        &format!(
+            "/spec/selector/matchLabels/{}",
+            key.replace('~', "~0").replace('/', "~1")
+        ),
+    )
+    .unwrap_or(&name)
+    .to_string();
+    let folder = relative(plan_dir, dir).unwrap_or_else(|| dir.display().to_string());
+    let mut spec = Map::new();
+    if router == Router::GatewayApi {
+        spec.insert("traffic".into(), json!("gateway-api"));
+        spec.insert("httpRoutes".into(), json!(http_routes));
+    }
+    spec.insert(
+        "base".into(),
+        json!(if folder.is_empty() {
+            ".".to_string()
+        } else {
+            folder
+        }),
+    );
+    spec.insert("service".into(), json!(service));
+    spec.insert("workload".into(), json!(workload));
+    match vs_list.as_slice() {
+        [] => {}
+        [(vs, _)] => {
+            spec.insert("virtualService".into(), json!(vs));
+        }
+        many => {
+            spec.insert(
+                "virtualServices".into(),
+                json!(many.iter().map(|(v, _)| v).collect::<Vec<_>>()),
+            );
+        }
+    }
+    let routes: Vec<&String> = vs_list.iter().flat_map(|(_, r)| r).collect();
+    if !routes.is_empty() {
+        spec.insert("routes".into(), json!(routes));
+    }
+    let mut stable = json!({"version": "v1", "image": image, "labels": {key.clone(): format!("{key_value}-v1")}});
+    let mut canary_version = json!({"version": "v2"});
+    if router == Router::Istio {
+        if let (Some(sub), Some(o)) = (
+            s(&istio, "/destinationRule/stableSubsetName"),
+            stable.as_object_mut(),
+        ) {
+            o.insert("subset".into(), json!(sub));
+        }
+        if let (Some(sub), Some(o)) = (
+            s(&istio, "/destinationRule/canarySubsetName"),
+            canary_version.as_object_mut(),
+        ) {
+            o.insert("subset".into(), json!(sub));
+        }
+    }
+    spec.insert("stable".into(), stable);
+    spec.insert("canary".into(), canary_version);
+    if router != Router::GatewayApi {
+        spec.insert("podLabels".into(), json!({"applicationName": name}));
+        spec.insert(
+            "selector".into(),
+            json!({"remove": [key], "add": {"applicationName": name}}),
+        );
+    }
+    if let Some(m) = &converted.matches {
+        spec.insert("match".into(), json!([m]));
+    }
+    if let Some(m) = converted.mirror {
+        spec.insert("mirror".into(), json!(m));
+    }
+    spec.insert("steps".into(), Value::Array(plan_steps));
+    if let Some(a) = plan_analysis {
+        spec.insert("analysis".into(), a);
+    }
+    spec.insert(
+        "environments".into(),
+        json!({"production": {"stage": "prepare"}}),
+    );
+    let plan = json!({
+        "apiVersion": crate::plan_file::API_VERSION,
+        "kind": crate::kinds::canary::plan::KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    });
+
+    // The base changes, headed by what each replaces.
+    let file_shown = one_line(&file.display().to_string());
+    let mut base_changes = match &workload_ref {
+        Some(d) => format!(
+            "# Delete the Rollout {} in {file_shown}; its workloadRef, Deployment {}, takes over with the Rollout's replicas:\n",
+            one_line(&name),
+            one_line(d)
+        ),
+        None => format!(
+            "# Replace the Rollout {} in {file_shown} with this Deployment (same name, selector and pod template; no Argo strategy):\n",
+            one_line(&name)
+        ),
+    };
+    base_changes.push_str(&yaml::to_yaml(&deployment));
+    for (about, object) in &changed_objects {
+        base_changes.push_str(&format!("---\n# In place of {}:\n", one_line(about)));
+        base_changes.push_str(&yaml::to_yaml(object));
+    }
+
+    let mut header = format!(
+        "# A canary plan from the Argo Rollouts Rollout {} ({}).\n# Review every value: stable.image is the image the Rollout runs today (pin it by digest).\n# Commit the objects `init` printed in place of the ones they replace, then run\n# `canaryplan validate`.\n",
+        one_line(&name),
+        one_line(
+            &file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
+    );
+    for d in &ledger.dropped {
+        header.push_str(&format!("# Not carried over: {}\n", one_line(d)));
+    }
+    for n in &ledger.notes {
+        header.push_str(&format!("# Note: {}\n", one_line(n)));
+    }
+    let text = format!("{header}{}", yaml::to_yaml(&plan));
+
+    let replaced = verify::Replacements {
+        rollout: name.clone(),
+        deployment: deployment.clone(),
+        workload_ref: workload_ref.is_some(),
+        changed: changed_objects.iter().map(|(_, o)| o.clone()).collect(),
+    };
+    verify::plan_validates(&text, &plan, plan_path, &root, dir, file, &replaced)?;
+    if strict && !ledger.dropped.is_empty() {
+        let mut e: Vec<Diagnostic> = ledger
+            .dropped
+            .iter()
+            .map(|d| Diagnostic::new(format!("not carried over: {d}")).in_file(file))
+            .collect();
+        e.push(Diagnostic::new(format!("--strict: the plan cannot carry over all of Rollout {name}; nothing was written")).in_file(file).hint("change the Rollout so that each setting above has a counterpart, or run without --strict and review the notes"));
+        return Err(e.into());
+    }
+    Ok(Migration {
+        plan: text,
+        base_changes,
+        dropped: ledger.dropped,
+        notes: ledger.notes,
+    })
 }

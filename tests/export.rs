@@ -48,7 +48,7 @@ fn the_argo_rollouts_walkthrough_on_asm() {
     assert_eq!(
         canary["analysis"],
         json!({"templates": [{"templateName": "istio-success-rate"}], "startingStep": 1,
-               "args": [{"name": "service", "value": "istio-rollout"}, {"name": "namespace", "value": "default"}]})
+               "args": [{"name": "service", "value": "istio-rollout-canary"}, {"name": "namespace", "value": "default"}]})
     );
     assert_eq!(rollout["spec"]["workloadRef"]["scaleDown"], "progressively");
     let template = &out[1];
@@ -211,19 +211,32 @@ fn init_from_a_rollout_writes_the_plan_and_the_deployment_to_commit() {
 
     let r = s.run(&["init", "--from-rollout", "base/app.yaml"]);
     r.ok();
-    let plan = s.read("canaryplan.yaml");
-    for want in [
-        "  virtualService: rollouts-demo-vsvc\n  routes: [primary]\n",
-        "    subset: stable",
-        "    subset: canary",
-        "  - {weight: 5, pause: manual}\n  - {weight: 20, pause: 30s}\n  - {weight: 60, pause: 1m}\n  - 100\n",
-        "    name: success-rate\n    prometheus: http://prometheus.istio-system:9090\n    interval: 1m\n    initialDelay: 30s\n    startingStep: 2\n",
-        "destination_service_name=\"{{ service }}\"",
-        "reporter=\"source\"",
-        "      min: 0.95\n",
-    ] {
-        assert!(plan.contains(want), "missing {want:?} in:\n{plan}");
-    }
+    let plan = &parse_stream(&s.read("canaryplan.yaml"))[0]["spec"];
+    assert_eq!(plan["virtualService"], "rollouts-demo-vsvc");
+    assert_eq!(plan["routes"], json!(["primary"]));
+    assert_eq!(plan["stable"]["subset"], "stable");
+    assert_eq!(plan["canary"]["subset"], "canary");
+    assert_eq!(
+        plan["steps"],
+        json!([{"weight": 5, "pause": "manual"}, {"weight": 20, "pause": "30s"}, {"weight": 60, "pause": "1m"}, 100])
+    );
+    let analysis = &plan["analysis"];
+    assert_eq!(analysis["name"], "success-rate");
+    assert_eq!(
+        analysis["prometheus"],
+        "http://prometheus.istio-system:9090"
+    );
+    assert_eq!(analysis["interval"], "1m");
+    assert_eq!(analysis["initialDelay"], "30s");
+    // Argo's step 2 (setWeight 20) is the plan's second weight: exported step 2.
+    assert_eq!(analysis["startingStep"], 2);
+    assert_eq!(analysis["metrics"][0]["min"], 0.95);
+    let query = analysis["metrics"][0]["query"].as_str().unwrap();
+    assert!(
+        query.contains("destination_service_name=\"{{ service }}\""),
+        "{query}"
+    );
+    assert!(query.contains("reporter=\"source\""), "{query}");
     // The printed Deployment is the base change: with it in place of the Rollout, the plan
     // validates and renders.
     let deployment = r.stdout.clone();
@@ -255,4 +268,106 @@ fn init_from_a_rollout_writes_the_plan_and_the_deployment_to_commit() {
     // The image is the one to pin: the plan says so; prefilled with the Rollout's.
     s.run(&["validate"]).ok();
     s.run(&["render"]).ok();
+}
+
+#[test]
+fn a_plan_the_target_fully_expresses_passes_strict() {
+    // The walkthrough: host routing, its query on the Service (passed as the canary Service,
+    // which only the canary's requests reach); nothing is left out.
+    let s = Scratch::fixture("argo-walkthrough");
+    let r = s.run(&["export", "argo-rollouts", "--routing", "host", "--strict"]);
+    r.ok();
+    assert!(!r.stdout.contains("# Not expressed"), "{}", r.stdout);
+    // The same plan with subsets: the query would measure both versions under Argo.
+    let r = s.run(&["export", "argo-rollouts", "--strict"]);
+    r.fails();
+    assert!(
+        r.stderr
+            .contains("metric `success-rate` as a measure of the canary alone"),
+        "{}",
+        r.stderr
+    );
+    // A query selecting the canary's version passes with subsets too.
+    s.edit_plan(|t| {
+        t.replace(
+            "response_code!~\"5.*\"}[40s]",
+            "destination_version=\"{{ canary.version }}\",response_code!~\"5.*\"}[40s]",
+        )
+    });
+    s.write(
+        "base/destinationrule.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: istio-rollout\nspec:\n  host: istio-rollout\n  subsets:\n  - name: v1\n  - name: v2\n",
+    );
+    let k = s.read("base/kustomization.yaml");
+    s.write(
+        "base/kustomization.yaml",
+        &k.replace("resources:\n", "resources:\n- destinationrule.yaml\n"),
+    );
+    let r = s.run(&["export", "argo-rollouts", "--strict"]);
+    r.ok();
+    let out = parse_stream(&r.stdout);
+    let canary = &out[0]["spec"]["strategy"]["canary"];
+    // The pods carry the version labels the query selects.
+    assert_eq!(
+        canary["canaryMetadata"],
+        json!({"labels": {"version": "v2"}})
+    );
+    assert_eq!(
+        canary["stableMetadata"],
+        json!({"labels": {"version": "v1"}})
+    );
+}
+
+#[test]
+fn starting_step_counts_the_header_route_before_the_weights() {
+    let s = Scratch::fixture("test-routes");
+    s.edit_plan(|t| {
+        t.replace(
+            "    interval: 5m\n",
+            "    interval: 5m\n    startingStep: 1\n",
+        )
+    });
+    let out = parse_stream(&export_in(&s, &["argo-rollouts", "--env", "production"]).stdout);
+    let canary = &out[0]["spec"]["strategy"]["canary"];
+    // Plan step 1 is the pause at the first weight; the header route comes first.
+    assert_eq!(canary["analysis"]["startingStep"], 2);
+    assert_eq!(canary["steps"][2], json!({"pause": {"duration": "10m"}}));
+    assert!(canary["steps"][0].get("setHeaderRoute").is_some());
+}
+
+#[test]
+fn kruise_names_the_routing_objects_as_base_writes_them() {
+    let s = Scratch::fixture("argo-subsets");
+    let routing = s.read("base/routing.yaml");
+    s.write(
+        "base/routing.yaml",
+        &routing.replace("networking.istio.io/v1\n", "networking.istio.io/v1beta1\n"),
+    );
+    let r = export_in(&s, &["kruise"]);
+    let out = parse_stream(&r.stdout);
+    let refs = &out[0]["spec"]["strategy"]["canary"]["trafficRoutings"][0]["customNetworkRefs"];
+    assert_eq!(
+        refs,
+        &json!([
+            {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "name": "rollouts-demo-vsvc"},
+            {"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule", "name": "rollouts-demo-destrule"}
+        ])
+    );
+    assert!(!r.stderr.contains("the DestinationRule"), "{}", r.stderr);
+    // Without one in base, the export says the controller needs it.
+    let s = Scratch::fixture("runbook");
+    let r = export_in(&s, &["kruise", "--env", "production"]);
+    assert!(
+        r.stderr.contains("the DestinationRule my-service-web (canaryplan renders it during a release; Kruise Rollout needs it in base"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn export_in(s: &Scratch, args: &[&str]) -> Run {
+    let mut all = vec!["export"];
+    all.extend_from_slice(args);
+    let r = s.run(&all);
+    r.ok();
+    r
 }

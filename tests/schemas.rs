@@ -490,3 +490,59 @@ mod cel_rules {
         }
     }
 }
+
+/// The exports of every plan `init --from-rollout` writes for the apps of fixtures/rollouts
+/// (and, with `$CANARYPLAN_ARGO_ROLLOUTS_REPO`, for the Argo Rollouts repository's own
+/// Rollouts) validate: the Rollout, AnalysisTemplate, Services and VirtualService for Argo
+/// Rollouts, the Kruise Rollout.
+#[test]
+fn every_export_of_a_migrated_rollout_is_valid() {
+    use common::rollouts::{self, Outcome};
+    let Some(schemas) = Schemas::load() else {
+        return;
+    };
+    let mut apps: Vec<(String, tempfile::TempDir)> = Vec::new();
+    for dir in rollouts::corpus() {
+        let copy = tempfile::tempdir().unwrap();
+        copy_tree(&dir, copy.path());
+        apps.push((dir.display().to_string(), copy));
+    }
+    if let Some(repo) = std::env::var_os(rollouts::UPSTREAM_ENV) {
+        for f in rollouts::upstream_rollout_files(std::path::Path::new(&repo)) {
+            apps.push((f.display().to_string(), rollouts::upstream_app(&f)));
+        }
+    }
+    let mut validated = 0;
+    let mut kinds = std::collections::BTreeSet::new();
+    for (name, app) in &apps {
+        let Outcome::Migrated(m) = rollouts::migrate(app.path()) else {
+            continue;
+        };
+        for (target, run) in &m.exports {
+            for o in parse_stream(&run.stdout) {
+                let errors = schemas
+                    .errors(&o)
+                    .unwrap_or_else(|gvk| panic!("{name} {target}: no schema for {gvk}"));
+                assert!(
+                    errors.is_empty(),
+                    "{name} {target}: {} {} is invalid:\n{}\n{}",
+                    o["kind"],
+                    o["metadata"]["name"],
+                    errors.join("\n"),
+                    run.stdout
+                );
+                kinds.insert(format!("{} {}", o["apiVersion"], o["kind"]));
+                validated += 1;
+            }
+        }
+    }
+    assert!(validated >= 16, "only {validated} objects validated");
+    for want in [
+        "\"argoproj.io/v1alpha1\" \"Rollout\"",
+        "\"argoproj.io/v1alpha1\" \"AnalysisTemplate\"",
+        "\"rollouts.kruise.io/v1beta1\" \"Rollout\"",
+        "\"networking.istio.io/v1\" \"VirtualService\"",
+    ] {
+        assert!(kinds.contains(want), "no {want} among {kinds:?}");
+    }
+}

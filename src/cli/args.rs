@@ -267,6 +267,10 @@ pub(crate) struct InitArgs {
     /// AnalysisTemplates in its folder); prints the Deployment that replaces it.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["service", "workload"])]
     pub(crate) from_rollout: Option<PathBuf>,
+    /// With --from-rollout: refuse (exit 2, nothing written) when a setting of the Rollout
+    /// does not carry over.
+    #[arg(long, requires = "from_rollout")]
+    pub(crate) strict: bool,
 }
 
 #[derive(Args)]

@@ -2,6 +2,8 @@
 //! it, and read what it wrote — the way a user would.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod rollouts;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -911,7 +911,9 @@ fn steps(
         pauses.push(crate::analysis::pause_of(source, d, entry));
         match percent(source, node, "a step") {
             Ok(v) => {
-                if v == 0 || out.last().is_some_and(|last| *last >= v) {
+                // A first step of 0 holds the canary without traffic (Argo's `setWeight: 0`,
+                // or a pause before the first weight): a step only with its pause.
+                if v == 0 && !out.is_empty() || out.last().is_some_and(|last| *last >= v) {
                     d.push(source.error(node.pos, format!("step {v} does not go up from the step before it")).hint("list steps in increasing order, each from 1 to 100, e.g. `[1, 5, 25, 50, 100]`"));
                 }
                 out.push(v);

@@ -95,7 +95,7 @@ fn locate_missing_base(
     .into()
 }
 
-fn render_environment(
+pub fn render_environment(
     plan: &CheckedPlan,
     env: &check::EnvironmentPlan,
     base: &base::Base,

@@ -61,7 +61,7 @@ pub fn soak(plan: &CheckedPlan, env: &str, now: i64) -> Soak {
             since: set().ok().map(|s| s.time),
         },
         Some(Pause::For(d)) => {
-            let pause = Duration::from_secs(crate::analysis::seconds(&d).unwrap_or(0));
+            let pause = Duration::from_millis(crate::analysis::go_duration_millis(&d).unwrap_or(0));
             match set() {
                 Ok(s) => {
                     let elapsed = u64::try_from(now.saturating_sub(s.time)).unwrap_or(0);

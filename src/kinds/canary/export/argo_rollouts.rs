@@ -89,13 +89,22 @@ fn template_name(plan: &CheckedPlan) -> String {
 }
 
 /// The plan values a query may use, as Argo arguments: (template variable, arg name, value).
+/// With host routing (`--routing host`, Gateway API) the canary's requests reach the canary
+/// Service, so `service` is passed as that Service: a query on `destination_service` then
+/// measures the canary alone, as it measures the Service canaryplan splits.
 fn args(
     plan: &CheckedPlan,
     env: &EnvironmentPlan,
     f: &Facts,
+    host_routing: bool,
 ) -> Vec<(&'static str, &'static str, String)> {
+    let service = if host_routing {
+        format!("{}-canary", service_stem(&plan.service.value))
+    } else {
+        plan.service.value.clone()
+    };
     vec![
-        ("service", "service", plan.service.value.clone()),
+        ("service", "service", service),
         (
             "namespace",
             "namespace",
@@ -115,6 +124,11 @@ fn args(
         ("environment", "environment", env.name.value.clone()),
         ("plan", "plan", plan.name.clone()),
     ]
+}
+
+/// The name the two Services Argo switches are made from: `<stem>-stable`, `<stem>-canary`.
+fn service_stem(service: &str) -> &str {
+    service.strip_suffix("-stable").unwrap_or(service)
 }
 
 pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result<Exported> {
@@ -137,6 +151,7 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
         notes.push(format!("test matches after the first of {} (one Argo header route matches all its headers at once)", env.matches.len()));
     }
     let mut managed = Vec::new();
+    let host_routing = routing == Routing::Host || plan.traffic == Traffic::GatewayApi;
     if !matches.is_empty() {
         managed.push(json!({"name": HEADER_ROUTE}));
         steps.push(json!({"setHeaderRoute": {"name": HEADER_ROUTE, "match": matches}}));
@@ -199,13 +214,16 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
             traffic.insert("istio".into(), Value::Object(istio));
         }
         (Traffic::Istio, Routing::Host) | (Traffic::GatewayApi, _) => {
-            let (stable_svc, canary_svc) = (
-                format!("{}-stable", service.name),
-                format!("{}-canary", service.name),
-            );
+            // A plan from a host-routed Rollout already splits `<app>-stable`: its pair is
+            // `<app>-canary`, not `<app>-stable-stable`.
+            let stem = service_stem(&service.name);
+            let (stable_svc, canary_svc) = (format!("{stem}-stable"), format!("{stem}-canary"));
             canary.insert("stableService".into(), json!(stable_svc));
             canary.insert("canaryService".into(), json!(canary_svc));
             for (name, role) in [(&stable_svc, "stable"), (&canary_svc, "canary")] {
+                if f.base.find("Service", name).is_some() {
+                    continue;
+                }
                 let mut svc = service.value.clone();
                 crate::rendered::strip_server_fields(&mut svc);
                 if let Some(m) = svc.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -230,10 +248,6 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
                         "httpRoutes": routes,
                         "namespace": ns.clone().unwrap_or_else(|| "default".into()),
                     }}),
-                );
-                notes.push(
-                    "Gateway API needs Argo Rollouts' gatewayAPI traffic router plugin installed"
-                        .into(),
                 );
             } else {
                 traffic.insert(
@@ -279,28 +293,44 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
             }
         }
     }
+    let prepended = managed.len();
     if !managed.is_empty() {
         traffic.insert("managedRoutes".into(), Value::Array(managed));
     }
     if f.unnamed_routes > 0 {
         notes.push(format!("{} http route(s) to the Service without a name (Argo Rollouts names the routes it weights)", f.unnamed_routes));
     }
+    // The version labels canaryplan gives each version's pods, so that queries selecting
+    // `destination_version` (Istio's metric label from the pod's `version`) and anything else
+    // keyed on the label see the same pods under Argo Rollouts.
+    let label = plan.version_label.clone();
+    canary.insert(
+        "canaryMetadata".into(),
+        json!({"labels": {label.clone(): plan.canary.version.value}}),
+    );
+    canary.insert(
+        "stableMetadata".into(),
+        json!({"labels": {label: plan.stable.version.value}}),
+    );
     canary.insert("trafficRouting".into(), Value::Object(traffic));
     canary.insert("steps".into(), Value::Array(steps));
     if let Some(a) = &plan.analysis {
-        let used: Vec<(&str, &str, String)> = args(plan, env, &f);
+        let used: Vec<(&str, &str, String)> = args(plan, env, &f, host_routing);
         let mut analysis = json!({
             "templates": [{"templateName": template_name(plan)}],
             "args": used.iter().map(|(_, arg, v)| json!({"name": arg, "value": v})).collect::<Vec<_>>(),
         });
+        // The plan counts its weight and pause steps; the header and mirror steps come first.
         if let (Some(s), Some(o)) = (a.starting_step, analysis.as_object_mut()) {
-            o.insert("startingStep".into(), json!(s));
+            o.insert("startingStep".into(), json!(s as usize + prepended));
         }
         canary.insert("analysis".into(), analysis);
     }
     // Succession pins the stable image; Argo takes the stable version from the ReplicaSet running.
     match plan.method {
-        Method::Succession => notes.push("stable.image (Argo Rollouts' stable version is the ReplicaSet running before the Deployment's image changes)".into()),
+        // A Rollout has one template: the stable version is the ReplicaSet running before the
+        // Deployment's image changes, which is what `stable.image` pins.
+        Method::Succession => {}
         Method::Coexistence => notes.push("stable.env and canary.env (Argo Rollouts runs one pod template; the version is the image)".into()),
         Method::Versioned => notes.push(format!("the versioned layout (Argo Rollouts replaces {} in place instead of adding {})", plan.workload.value, plan.new_deployment_name())),
     }
@@ -327,8 +357,14 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
         Object::new(
             format!("rollout-{}.yaml", plan.name),
             &format!(
-                "Deployment {} rolled out by Argo Rollouts, steps {:?}",
-                workload.name, plan.steps
+                "Deployment {} rolled out by Argo Rollouts{}, steps {:?}",
+                workload.name,
+                if plan.traffic == Traffic::GatewayApi {
+                    " (with its gatewayAPI traffic router plugin installed)"
+                } else {
+                    ""
+                },
+                plan.steps
             ),
             json!({
                 "apiVersion": "argoproj.io/v1alpha1",
@@ -339,7 +375,7 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
         ),
     );
     if let Some(a) = &plan.analysis {
-        let arg_values: Vec<(&str, &str, String)> = args(plan, env, &f);
+        let arg_values: Vec<(&str, &str, String)> = args(plan, env, &f, host_routing);
         // The query with Argo's argument placeholders where the plan's values go.
         let placeholder = |var: &str| {
             arg_values
@@ -362,6 +398,16 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>, routing: Routing) -> Result
         let mut used = Vec::new();
         for m in &a.metrics {
             let query = render_query(&m.query.value, &values).unwrap_or_default();
+            // Argo runs one Service (subsets) or two (host): a query that selects neither the
+            // canary's version nor, with host routing, its Service measures both versions.
+            let selects_canary = m.query.value.contains("canary.version")
+                || host_routing && m.query.value.contains("service");
+            if !selects_canary {
+                notes.push(format!(
+                    "metric `{}` as a measure of the canary alone (its query selects neither `destination_version=\"{{{{ canary.version }}}}\"` nor, with host routing, the Service: under Argo Rollouts it measures both versions)",
+                    m.name.value
+                ));
+            }
             for (_, arg, _) in &arg_values {
                 if query.contains(&format!("{{{{args.{arg}}}}}")) && !used.contains(arg) {
                     used.push(*arg);

@@ -140,14 +140,8 @@ pub fn environment<'a>(plan: &'a CheckedPlan, env: Option<&str>) -> Result<&'a E
     }
 }
 
-/// A duration as seconds (`20s`, `5m`, `1h`), for Kruise's integer pauses.
+/// A pause as whole seconds (Kruise's integer pauses), rounded up, from any duration a plan's
+/// pause may hold (`20s`, `2m30s`, `500ms`).
 pub fn seconds(d: &str) -> Option<u64> {
-    let (n, unit) = d.split_at(d.len().checked_sub(1)?);
-    let n: u64 = n.parse().ok()?;
-    Some(match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return None,
-    })
+    crate::analysis::go_duration_millis(d).map(|ms| ms.div_ceil(1000))
 }

@@ -76,11 +76,19 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
     }
     let mut steps = Vec::new();
     for (i, w) in plan.steps.iter().enumerate() {
+        // A first step of 0 holds before traffic moves; Kruise's steps start with traffic.
+        if *w == 0 {
+            if plan.step_pauses.get(i).is_some_and(Option::is_some) {
+                notes.push(
+                    "the pause at weight 0 (Kruise's first step already moves traffic)".into(),
+                );
+            }
+            continue;
+        }
+        let first = steps.is_empty();
         let mut step = json!({"traffic": format!("{w}%"), "replicas": format!("{w}%")});
         if let Some(o) = step.as_object_mut() {
-            if i == 0
-                && let Some(m) = &first_match
-            {
+            if first && let Some(m) = &first_match {
                 o.insert("matches".into(), m.clone());
             }
             if *w < 100 {
@@ -90,7 +98,15 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
                     .and_then(Option::as_ref)
                     .map(|p| &p.value)
                 {
-                    Some(Pause::For(d)) => json!({"duration": seconds(d).unwrap_or_default()}),
+                    Some(Pause::For(d)) => {
+                        let whole = seconds(d).unwrap_or_default();
+                        if crate::analysis::go_duration_millis(d).is_some_and(|ms| ms % 1000 != 0) {
+                            notes.push(format!(
+                                "the pause {d} as {whole}s (Kruise pauses whole seconds)"
+                            ));
+                        }
+                        json!({"duration": whole})
+                    }
                     Some(Pause::Manual) | None => json!({}),
                 };
                 o.insert("pause".into(), pause);
@@ -100,15 +116,38 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
     }
     let routing = match plan.traffic {
         Traffic::Istio => {
+            // Each reference names the object in base with the apiVersion base gives it
+            // (v1beta1 where the base is written so).
+            let api_version = |kind: &str, name: &str| {
+                f.base
+                    .find(kind, name)
+                    .map(|o| o.api_version.clone())
+                    .unwrap_or_else(|| "networking.istio.io/v1".to_string())
+            };
             let mut refs: Vec<Value> = f
                 .routes
                 .iter()
-                .map(|(vs, _)| json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "name": vs}))
+                .map(|(vs, _)| json!({"apiVersion": api_version("VirtualService", vs), "kind": "VirtualService", "name": vs}))
                 .collect();
+            let dr = f
+                .destination_rule
+                .clone()
+                .unwrap_or_else(|| service.name.clone());
+            if f.destination_rule.is_none() {
+                notes.push(format!("the DestinationRule {dr} (canaryplan renders it during a release; Kruise Rollout needs it in base, with the host {})", service.name));
+            }
+            let dr_version = match &f.destination_rule {
+                Some(name) => api_version("DestinationRule", name),
+                None => f
+                    .routes
+                    .first()
+                    .map(|(vs, _)| api_version("VirtualService", vs))
+                    .unwrap_or_else(|| "networking.istio.io/v1".to_string()),
+            };
             refs.push(json!({
-                "apiVersion": "networking.istio.io/v1",
+                "apiVersion": dr_version,
                 "kind": "DestinationRule",
-                "name": f.destination_rule.clone().unwrap_or_else(|| service.name.clone()),
+                "name": dr,
             }));
             json!([{"service": service.name, "customNetworkRefs": refs}])
         }
@@ -126,9 +165,18 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
         notes.push("the mirror (Kruise Rollout does not mirror)".into());
     }
     match plan.method {
-        Method::Succession => notes.push("stable.image (Kruise's stable version is the Deployment's pods before its image changes)".into()),
-        Method::Coexistence => notes.push("stable.env and canary.env (Kruise runs one pod template; the version is the image)".into()),
-        Method::Versioned => notes.push(format!("the versioned layout (Kruise rolls {} itself instead of adding {})", plan.workload.value, plan.new_deployment_name())),
+        // Kruise's stable version is the Deployment's pods before its image changes: what
+        // `stable.image` pins.
+        Method::Succession => {}
+        Method::Coexistence => notes.push(
+            "stable.env and canary.env (Kruise runs one pod template; the version is the image)"
+                .into(),
+        ),
+        Method::Versioned => notes.push(format!(
+            "the versioned layout (Kruise rolls {} itself instead of adding {})",
+            plan.workload.value,
+            plan.new_deployment_name()
+        )),
     }
     let rollout = json!({
         "apiVersion": "rollouts.kruise.io/v1beta1",
