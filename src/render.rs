@@ -43,6 +43,15 @@ pub struct EnvironmentRender {
     pub patched_selector: Option<PatchedSelector>,
     /// Where the plan sets this environment's stage (a diagnostic without a message yet).
     pub stage_at: Diagnostic,
+    /// The traffic model of this render (`kinds::promise::keep` sets it).
+    pub model: Option<crate::invariants::Model>,
+    /// The traffic model of the base alone, as this environment sees it.
+    pub base_model: Option<crate::invariants::Model>,
+    /// What the kind declared this render to be (`Unchanged` when the record on disk was
+    /// rendered from the same plan entry).
+    pub declared: Option<crate::invariants::Declared>,
+    /// The traffic model the overlay on disk recorded when it was rendered, if it has a record.
+    pub traffic_before: Option<crate::invariants::Model>,
 }
 
 /// A Service selector canaryplan patched: in one namespace it must select no pods of another

@@ -7,6 +7,7 @@
 pub mod canary;
 pub mod gateway_upgrade;
 pub mod lanes;
+pub mod promise;
 pub mod registry;
 pub mod revision_upgrade;
 
@@ -178,6 +179,8 @@ pub struct Written<'a> {
     pub bases: Vec<(&'a crate::base::Base, crate::Diagnostic)>,
     /// Where requests go, in a few words, for summaries.
     pub traffic: String,
+    /// What the stage promises, checked on the final objects (`promise::keep`).
+    pub promise: promise::Promise,
 }
 
 /// One environment's render of any kind: its overlay files (referencing every base) and the
@@ -245,7 +248,12 @@ pub fn environment_render(
             (files, on_disk, existing)
         }
     };
-    Ok(crate::EnvironmentRender {
+    let base: Vec<serde_json::Value> = w
+        .bases
+        .iter()
+        .flat_map(|(b, _)| b.objects.iter().map(|o| o.value.clone()))
+        .collect();
+    let mut r = crate::EnvironmentRender {
         plan: w.plan_path.to_path_buf(),
         environment: w.environment.to_string(),
         stage: w.stage.to_string(),
@@ -258,7 +266,13 @@ pub fn environment_render(
         existing,
         patched_selector: None,
         stage_at: w.stage_at,
-    })
+        model: None,
+        base_model: None,
+        declared: None,
+        traffic_before: None,
+    };
+    promise::keep(&mut r, &base, w.promise, mode)?;
+    Ok(r)
 }
 
 /// Whether an environment's overlay on disk is what `render` writes, from a render of it.

@@ -37,7 +37,7 @@ pub struct OverlayOf<'a> {
     pub weight: Option<u8>,
 }
 
-fn header(of: &OverlayOf<'_>, what: &str) -> String {
+pub fn header(of: &OverlayOf<'_>, what: &str) -> String {
     let plan_file = of
         .plan_path
         .file_name()

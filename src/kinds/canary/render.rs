@@ -144,7 +144,10 @@ pub fn render_environment(
         }
     };
     let w = env.model.weights();
-    Ok(EnvironmentRender {
+    let base_objects: Vec<serde_json::Value> =
+        base.objects.iter().map(|o| o.value.clone()).collect();
+    let promise = super::promise::of(plan, env, &base_objects);
+    let mut r = EnvironmentRender {
         plan: plan.path.clone(),
         environment: env.name.value.clone(),
         stage: env.model.stage.name().to_string(),
@@ -157,7 +160,13 @@ pub fn render_environment(
         existing,
         patched_selector,
         stage_at: plan.diag(env.stage.pos, String::new()),
-    })
+        model: None,
+        base_model: None,
+        declared: None,
+        traffic_before: None,
+    };
+    crate::kinds::promise::keep(&mut r, &base_objects, promise, mode)?;
+    Ok(r)
 }
 
 /// The final objects of `env` rendered at the stage `model` describes (another stage than the

@@ -584,11 +584,64 @@ fn render_environment(
             stage_at: plan.diag(env.stage.pos, String::new()),
             bases: vec![(base, plan.diag(plan.base.pos, String::new()))],
             traffic,
+            promise: promise(plan, env, base, (canary, all)),
         },
         &rendered,
         objects,
         mode,
     )
+}
+
+/// What a stage promises (`kinds::promise`): the canary's pods take their share of the
+/// gateway's connections (a pod share, not a weight); `upgrade` moves the gateway to the new
+/// revision; `cleanup` leaves every connection on the upgraded gateway.
+fn promise(
+    plan: &CheckedGatewayUpgrade,
+    env: &Env,
+    base: &Base,
+    (canary_pods, all_pods): (u64, u64),
+) -> crate::kinds::promise::Promise {
+    use crate::invariants::{Declared, Revisions, Shift};
+    use crate::kinds::promise::{beside, named};
+    let objects: Vec<Value> = base.objects.iter().map(|o| o.value.clone()).collect();
+    let gateway = named(&objects, "Deployment", &plan.gateway.value);
+    let canary = beside(&gateway, &plan.canary_name());
+    let revisions = plan.revision.as_ref().map(|rev| Revisions {
+        namespaces: Vec::new(),
+        workloads: vec![gateway.clone()],
+        to: rev.value.clone(),
+    });
+    let service = find(plan, base)
+        .map(|f| f.service.name.clone())
+        .unwrap_or_default();
+    let shift = |to: f64, revisions| Shift {
+        service: service.clone(),
+        ports: Vec::new(),
+        stable: vec![gateway.clone()],
+        canary: vec![canary.clone()],
+        from: None,
+        to,
+        held: Vec::new(),
+        revisions,
+        by_pods: true,
+        hosts: Vec::new(),
+    };
+    let share = if all_pods == 0 {
+        0.0
+    } else {
+        100.0 * canary_pods as f64 / all_pods as f64
+    };
+    let declared = match env.stage.value.as_str() {
+        "prepare" => Declared::Prepare,
+        "canary" => Declared::Shift(shift(share, None)),
+        "upgrade" => Declared::Shift(shift(share, revisions)),
+        "cleanup" => Declared::Cleanup(shift(0.0, revisions)),
+        _ => Declared::Done,
+    };
+    crate::kinds::promise::Promise {
+        entry: serde_json::json!({"stage": env.stage.value}),
+        declared,
+    }
 }
 
 /// What serves the gateway's connections at a stage, with the facts worth knowing: the pod

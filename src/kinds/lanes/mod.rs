@@ -108,6 +108,94 @@ pub fn render_plan(
     )
 }
 
+/// What a stage promises (`kinds::promise`): the untagged ingress requests split by lane
+/// weight, the lane header's requests held in their lane; from cleanup every lane route goes.
+fn promise(
+    plan: &CheckedLanePlan,
+    e: &plan::LaneEnv,
+    bases: &[Base],
+) -> crate::kinds::promise::Promise {
+    use crate::invariants::{Declared, LaneShare, LaneWeight};
+    use crate::kinds::promise::{beside, named};
+    use crate::ladder::Stage;
+    let objects: Vec<serde_json::Value> = bases
+        .iter()
+        .flat_map(|b| b.objects.iter().map(|o| o.value.clone()))
+        .collect();
+    let with_lanes: Vec<_> = plan
+        .services
+        .iter()
+        .filter(|m| {
+            plan.lanes
+                .iter()
+                .any(|l| l.image_of(&m.service.value).is_some())
+        })
+        .collect();
+    let baseline = with_lanes
+        .iter()
+        .map(|m| named(&objects, "Deployment", &m.workload.value))
+        .collect();
+    let lanes = plan
+        .lanes
+        .iter()
+        .map(|l| LaneShare {
+            lane: l.name.value.clone(),
+            copies: with_lanes
+                .iter()
+                .filter(|m| l.image_of(&m.service.value).is_some())
+                .map(|m| {
+                    let copy = CheckedLanePlan::copy_name(&m.workload.value, &l.name.value);
+                    beside(&named(&objects, "Deployment", &m.workload.value), &copy)
+                })
+                .collect(),
+            to: if e.stage.value == Stage::Shift && e.model.weighted {
+                f64::from(e.weight(&l.name.value))
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    let header = &plan.header.value;
+    let held = plan
+        .lanes
+        .iter()
+        .map(|l| l.name.value.clone())
+        .chain(std::iter::once(plan.baseline.value.clone()))
+        .map(|l| format!("header {header}={l}"))
+        .collect();
+    let lane_weight = |held| {
+        Declared::LaneWeight(LaneWeight {
+            ingress: plan.ingress.as_ref().map(|i| i.gateway.value.clone()),
+            baseline,
+            lanes,
+            held,
+        })
+    };
+    let declared = match e.stage.value {
+        Stage::Prepare => Declared::Prepare,
+        Stage::Route | Stage::Shift => lane_weight(held),
+        Stage::Cleanup1 | Stage::Cleanup2 | Stage::Cleanup3 => lane_weight(Vec::new()),
+        Stage::Done => Declared::Done,
+    };
+    let settings: Vec<serde_json::Value> = e
+        .lanes
+        .iter()
+        .map(|(l, _, end)| {
+            serde_json::json!({
+                "lane": l,
+                "weight": e.weight(l),
+                "end": format!("{end:?}"),
+                "promoted": e.promoted.iter().filter(|p| p.lane == *l)
+                    .flat_map(|p| p.services.iter().map(|s| s.value.clone())).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    crate::kinds::promise::Promise {
+        entry: serde_json::json!({"stage": e.stage.value.name(), "lanes": settings}),
+        declared,
+    }
+}
+
 fn render_environment(
     plan: &CheckedLanePlan,
     env: &plan::LaneEnv,
@@ -145,6 +233,7 @@ fn render_environment(
                 .map(|(m, b)| (b, plan.diag(m.base.pos, String::new())))
                 .collect(),
             traffic,
+            promise: promise(plan, env, bases),
         },
         &rendered,
         objects,

@@ -495,6 +495,38 @@ pub fn render_plan(
     )
 }
 
+/// What a stage promises (`kinds::promise`): no traffic moves; each wave moves its
+/// namespaces' workloads to the new revision, `promote-tags` every namespace still on the old.
+fn promise(plan: &CheckedRevisionUpgrade, env: &Env) -> crate::kinds::promise::Promise {
+    use crate::invariants::{Declared, Revisions};
+    let stage = env.stage.value.as_str();
+    let to = plan.to.value.clone();
+    let declared = match stage {
+        "prepare" => Declared::Prepare,
+        "done" => Declared::Done,
+        "promote-tags" => Declared::Waves(Revisions {
+            namespaces: vec!["*".to_string()],
+            workloads: Vec::new(),
+            to,
+        }),
+        _ => Declared::Waves(Revisions {
+            namespaces: plan
+                .waves
+                .iter()
+                .take(plan.waves_at(stage))
+                .flatten()
+                .map(|n| n.value.clone())
+                .collect(),
+            workloads: Vec::new(),
+            to,
+        }),
+    };
+    crate::kinds::promise::Promise {
+        entry: serde_json::json!({"stage": stage}),
+        declared,
+    }
+}
+
 fn render_environment(
     plan: &CheckedRevisionUpgrade,
     env: &Env,
@@ -525,6 +557,7 @@ fn render_environment(
             stage_at: plan.diag(env.stage.pos, String::new()),
             bases: vec![(base, plan.diag(plan.base.pos, String::new()))],
             traffic,
+            promise: promise(plan, env),
         },
         &rendered,
         objects,

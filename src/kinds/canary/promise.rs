@@ -1,0 +1,52 @@
+//! What each CanaryPlan stage promises, in traffic terms (`kinds::promise`): prepare moves
+//! nothing, route and shift split the Service's requests by the weight (test routes held on
+//! the canary), cleanup keeps every request on the canary, done leaves the base alone.
+
+use serde_json::{Value, json};
+
+use super::check::{CheckedPlan, EnvironmentPlan};
+use super::plan::Method;
+use super::stage::Stage;
+use crate::invariants::{Declared, Shift};
+use crate::kinds::promise::{Promise, beside, named};
+
+/// The promise of environment `e` of `plan`, with `base` the objects of its base.
+pub fn of(plan: &CheckedPlan, e: &EnvironmentPlan, base: &[Value]) -> Promise {
+    let workload = named(base, "Deployment", &plan.workload.value);
+    let (stable, canary) = match plan.method {
+        Method::Versioned => (plan.workload.value.clone(), plan.versioned_canary_name()),
+        _ => (plan.stable_copy_name(), plan.workload.value.clone()),
+    };
+    let held: Vec<String> = e
+        .matches
+        .iter()
+        .map(|m| crate::explain::condition(&m.value))
+        .collect();
+    let shift = |to: f64| Shift {
+        service: plan.service.value.clone(),
+        ports: plan.ports.iter().map(|x| u32::from(x.value)).collect(),
+        stable: vec![beside(&workload, &stable)],
+        canary: vec![beside(&workload, &canary)],
+        from: None,
+        to,
+        held: held.clone(),
+        revisions: None,
+        by_pods: false,
+        hosts: e.hosts.iter().map(|h| h.value.clone()).collect(),
+    };
+    let declared = match e.stage.value {
+        Stage::Prepare => Declared::Prepare,
+        Stage::Route | Stage::Shift => Declared::Shift(shift(f64::from(e.model.weights().canary))),
+        Stage::Cleanup1 | Stage::Cleanup2 | Stage::Cleanup3 => Declared::Cleanup(shift(100.0)),
+        Stage::Done => Declared::Done,
+    };
+    Promise {
+        entry: json!({
+            "stage": e.stage.value.name(),
+            "weight": e.weight.as_ref().map(|w| w.value),
+            "hosts": e.hosts.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
+            "matches": held,
+        }),
+        declared,
+    }
+}

@@ -1,0 +1,125 @@
+//! The stage invariants, kept at every render of every kind: the kind says what its step
+//! declares (`Declared`, in traffic terms) and which plan entry the environment was rendered
+//! from; this module builds the traffic models of the base, of the record committed in the
+//! overlay ("on disk") and of this render, runs `invariants::check`, and refuses a render that
+//! breaks a promise with a located error at the environment's stage. In overlay mode it adds
+//! the new record to the overlay's files, so the record is committed with what it describes.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::invariants::{self, Declared, Model, Record, Violation, record};
+use crate::output::overlay::{self, File, OverlayOf};
+use crate::render::{EnvironmentRender, Mode};
+
+/// What a kind promises for one environment's render.
+#[derive(Debug, Clone)]
+pub struct Promise {
+    /// The plan's entry for the environment (stage, weight, lanes...): when it equals the
+    /// record's, nothing may move (rule 2).
+    pub entry: Value,
+    /// What the stage does, in traffic terms.
+    pub declared: Declared,
+}
+
+/// The record committed in the overlay directory `dir`, if there is one.
+pub fn record_on_disk(dir: &Path) -> Result<Option<Record>> {
+    let path = dir.join(record::FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => record::parse(&path, &text).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::Error::io("read", &path, &e)),
+    }
+}
+
+/// Checks `r` (one environment's render, its final objects in `r.objects`) against the
+/// invariants, with `base` the objects of the base as the environment sees it. In overlay mode
+/// the record file joins the overlay's files.
+pub fn keep(r: &mut EnvironmentRender, base: &[Value], promise: Promise, mode: Mode) -> Result<()> {
+    let base_model = invariants::model(base);
+    let new = invariants::model(&r.objects);
+    let disk = record_on_disk(&r.dir)?;
+    let step = match &disk {
+        Some(d) if d.entry == promise.entry => Declared::Unchanged,
+        _ => promise.declared.clone(),
+    };
+    let violations = invariants::check(&r.environment, &base_model, disk.as_ref(), &new, &step);
+    if !violations.is_empty() {
+        let mut d = Diagnostics::default();
+        for v in &violations {
+            d.push(refusal(r, v));
+        }
+        d.into_result()?;
+    }
+    if mode == Mode::Overlay {
+        let record = Record::new(promise.entry, new.clone());
+        r.files.push(record_file(r, &record));
+        r.files.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    r.traffic_before = disk.map(|d| d.model);
+    r.model = Some(new);
+    r.base_model = Some(base_model);
+    r.declared = Some(step);
+    Ok(())
+}
+
+fn record_file(r: &EnvironmentRender, record: &Record) -> File {
+    let of = OverlayOf {
+        plan_name: "",
+        plan_path: &r.plan,
+        environment: &r.environment,
+        stage: &r.stage,
+        weight: None,
+    };
+    File {
+        name: record::FILE.to_string(),
+        text: format!(
+            "{}{}",
+            overlay::header(
+                &of,
+                "the traffic this overlay renders, checked at every render"
+            ),
+            record.to_yaml()
+        ),
+    }
+}
+
+fn refusal(r: &EnvironmentRender, v: &Violation) -> Diagnostic {
+    let mut d = r.stage_at.clone();
+    d.message = format!("{} [{}]", v.message, v.rule);
+    d.hint(v.hint.clone())
+}
+
+/// The traffic a render moves against what its overlay on disk renders: `None` when there is
+/// no record to compare with.
+pub fn delta(r: &EnvironmentRender) -> Option<invariants::Delta> {
+    Some(invariants::delta(
+        r.traffic_before.as_ref()?,
+        r.model.as_ref()?,
+    ))
+}
+
+/// A model, for callers that hold none yet.
+pub fn model_of(objects: &[Value]) -> Model {
+    invariants::model(objects)
+}
+
+/// How the traffic model names a workload of the base: `ns/name`, or `name` without a
+/// namespace.
+pub fn named(base: &[Value], kind: &str, name: &str) -> String {
+    base.iter()
+        .find(|o| {
+            o["kind"] == kind && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+        })
+        .and_then(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .map_or(name.to_string(), |ns| format!("{ns}/{name}"))
+}
+
+/// `name` in the namespace of `beside` (`ns/other` → `ns/name`).
+pub fn beside(beside: &str, name: &str) -> String {
+    beside
+        .rsplit_once('/')
+        .map_or(name.to_string(), |(ns, _)| format!("{ns}/{name}"))
+}
