@@ -117,6 +117,13 @@ fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
             .map_err(|e| Diagnostic::new(format!("cannot write to standard output: {e}")))?;
         return Ok(ExitCode::SUCCESS);
     }
+    if a.from_scratch {
+        // Written from scratch, an overlay has no record to hold it to: invariant 2 is skipped.
+        canaryplan::kinds::promise::accept(&["*".to_string()]);
+        eprintln!(
+            "--from-scratch: records on disk are not compared (invariant 2, an unchanged environment does not change, is skipped); every stage is still held to its promise against the base"
+        );
+    }
     let renders = a.plans.render(Mode::Overlay)?;
     canaryplan::refuse_jumps_from_nothing(&renders, a.from_scratch)?;
     let mut changed = false;
@@ -154,6 +161,7 @@ impl PlansArgs {
             all: self.all,
             envs,
             templates: self.templates.clone(),
+            accept_change: self.accept_change.clone(),
         })
     }
 }
@@ -167,7 +175,12 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
     };
     let github = a.format == Format::Github;
     let review = canaryplan::output::review::Review::of(&renders)?;
-    print(&review.diffs(color, github));
+    if a.format == Format::Markdown {
+        print(&review.markdown());
+    } else {
+        print(&format!("{}\n", review.traffic_text()));
+        print(&review.diffs(color, github));
+    }
     for (r, changes) in &review.environments {
         if !changes.is_empty() {
             eprintln!("{}: {} file(s) differ", diff::shown(&r.dir), changes.len());
@@ -226,7 +239,15 @@ fn explain(a: &ExplainArgs) -> Result<ExitCode, Error> {
     };
     let plan = canaryplan::load_any(&plan_path(a.plan.as_ref()))?;
     let env = canaryplan::kinds::one_environment(plan.as_ref(), wanted.as_deref())?;
-    let e = plan.explain(&env, &templates)?;
+    let mut e = plan.explain(&env, &templates)?;
+    if let Some(against) = a.against {
+        let disk = against == args::Against::Disk;
+        let c = canaryplan::plans::traffic_change(plan.as_ref(), &env, &templates, disk)?;
+        e.text.push_str(&c.text);
+        if let Some(m) = e.json.as_object_mut() {
+            m.insert("change".into(), c.json);
+        }
+    }
     print(&match a.format {
         StatusFormat::Json => json(&e.json),
         StatusFormat::Text => e.text,
@@ -288,7 +309,7 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
     let templates = a.plans.templates()?;
     let mut all = Vec::new();
     for path in a.plans.plans()? {
-        let mut envs = canaryplan::load_any(&path)?.status(&templates);
+        let mut envs = canaryplan::plans::status(canaryplan::load_any(&path)?.as_ref(), &templates);
         if !a.plans.envs.is_empty() {
             envs.retain(|e| a.plans.envs.contains(&e.environment));
         }
@@ -343,10 +364,14 @@ fn edit(a: &EditArgs, action: Action) -> Result<ExitCode, Error> {
     for n in &done.edit.notes {
         eprintln!("{n}");
     }
-    out.push_str(&format!(
-        "suggested commit message:\n  {}\n",
-        done.edit.commit_message
-    ));
+    out.push_str("suggested commit message:\n");
+    for line in done.edit.commit_message.lines() {
+        out.push_str(&if line.is_empty() {
+            "\n".to_string()
+        } else {
+            format!("  {line}\n")
+        });
+    }
     print(&out);
     Ok(failed.map_or(ExitCode::SUCCESS, |v| ExitCode::from(v.exit_code())))
 }

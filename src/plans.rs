@@ -91,3 +91,75 @@ pub fn find_plans(root: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(found)
 }
+
+/// What environment `env`'s render moves, in words and as JSON: against the record of its
+/// overlay on disk (`disk`), or against the base alone.
+pub struct TrafficChange {
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+/// `explain --against disk|base`: the render's traffic model compared with the overlay's
+/// record (what the cluster has) or with the base alone, by the invariants' delta.
+pub fn traffic_change(
+    plan: &dyn kinds::Plan,
+    env: &str,
+    templates: &Templates,
+    disk: bool,
+) -> Result<TrafficChange> {
+    let r = plan
+        .render(&[env.to_string()], templates, Mode::Stream)?
+        .into_iter()
+        .next();
+    let (before, against) = match &r {
+        Some(r) if disk => (r.traffic_before.as_ref(), "the overlay on disk"),
+        Some(r) => (r.base_model.as_ref(), "the base alone"),
+        None => (None, ""),
+    };
+    let after = r.as_ref().and_then(|r| r.model.as_ref());
+    Ok(match (before, after) {
+        (Some(b), Some(a)) => {
+            let d = crate::invariants::delta(b, a);
+            TrafficChange {
+                text: format!("\nagainst {against}:\n{}", d.to_text(env)),
+                json: serde_json::json!({"against": against, "delta": d}),
+            }
+        }
+        _ => TrafficChange {
+            text: format!(
+                "\nagainst {against}: nothing to compare with (no traffic record on disk: `canaryplan render` writes one)\n"
+            ),
+            json: serde_json::json!({"against": against, "delta": null}),
+        },
+    })
+}
+
+/// `status` for a plan of any kind, with each environment's pending traffic change: what its
+/// render moves against the record of its overlay on disk (the invariants' delta).
+pub fn status(
+    plan: &dyn kinds::Plan,
+    templates: &Templates,
+) -> Vec<crate::status::EnvironmentStatus> {
+    let mut envs = plan.status(templates);
+    for e in &mut envs {
+        let Ok(renders) = plan.render(
+            std::slice::from_ref(&e.environment),
+            templates,
+            Mode::Stream,
+        ) else {
+            continue;
+        };
+        let Some(r) = renders.first() else { continue };
+        if let (Some(before), Some(after)) = (&r.traffic_before, &r.model) {
+            let d = crate::invariants::delta(before, after);
+            if !d.is_empty() {
+                e.pending = d
+                    .to_text(&e.environment)
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+            }
+        }
+    }
+    envs
+}

@@ -24,6 +24,10 @@ pub struct EnvironmentStatus {
     pub output: String,
     /// The next step, in one line.
     pub next: String,
+    /// What rendering the plan would move against the overlay on disk (its record), one line
+    /// per change; empty when nothing would.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +85,9 @@ pub fn to_text(plans: &[(String, Vec<EnvironmentStatus>)]) -> String {
             }
             for n in &e.notes {
                 out.push_str(&format!("    note: {n}\n"));
+            }
+            for p in &e.pending {
+                out.push_str(&format!("    pending (render and sync): {p}\n"));
             }
             out.push_str(&format!("    next: {}\n", e.next));
         }

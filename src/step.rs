@@ -11,7 +11,32 @@ use crate::templates::Templates;
 /// Plans the edit of `action` on environment `env` of the plan at `path`, and checks the
 /// result like `validate` would.
 pub fn plan_edit(path: &Path, env: &str, action: Action, templates: &Templates) -> Result<Edit> {
-    crate::kinds::registry::load(path)?.edit(env, action, templates)
+    let plan = crate::kinds::registry::load(path)?;
+    let mut edit = plan.edit(env, action, templates)?;
+    // What the step moves, computed from the two renders: the commit message's body.
+    if let Some(d) = moved(plan.as_ref(), edit.plan.as_ref(), env, templates) {
+        edit.commit_message
+            .push_str(&format!("\n\n{}", d.to_text(env).trim_end()));
+    }
+    Ok(edit)
+}
+
+/// The traffic delta between environment `env` of `before` and of `after`, each rendered as
+/// its final stream; `None` when either does not render.
+pub fn moved(
+    before: &dyn crate::kinds::Plan,
+    after: &dyn crate::kinds::Plan,
+    env: &str,
+    templates: &Templates,
+) -> Option<crate::invariants::Delta> {
+    let model = |p: &dyn crate::kinds::Plan| {
+        p.render(&[env.to_string()], templates, crate::render::Mode::Stream)
+            .ok()?
+            .into_iter()
+            .next()?
+            .model
+    };
+    Some(crate::invariants::delta(&model(before)?, &model(after)?))
 }
 
 /// What `promote`/`abort`/`advance` did: the edit written, and the overlay rendered with it

@@ -87,6 +87,16 @@ pub(crate) struct ExplainArgs {
     /// A directory with your own copies of canaryplan's templates.
     #[arg(long, value_name = "DIR")]
     pub(crate) templates: Option<PathBuf>,
+    /// Also show what this render moves against the overlay on disk (its record) or the base
+    /// alone.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub(crate) against: Option<Against>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Against {
+    Disk,
+    Base,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -287,6 +297,11 @@ pub(crate) struct PlansArgs {
     /// A directory with your own copies of canaryplan's templates.
     #[arg(long, value_name = "DIR")]
     pub(crate) templates: Option<PathBuf>,
+    /// Accept that environment E changes although its plan entry did not (a reviewed base
+    /// edit that moves it): its render is checked against its stage, not its record on disk
+    /// (repeatable).
+    #[arg(long = "accept-change", value_name = "E")]
+    pub(crate) accept_change: Vec<String>,
 }
 
 impl PlansArgs {
@@ -306,6 +321,7 @@ impl PlansArgs {
     }
 
     pub(crate) fn render(&self, mode: Mode) -> Result<Vec<EnvironmentRender>, Error> {
+        canaryplan::kinds::promise::accept(&self.accept_change);
         canaryplan::render_plans(&self.plans()?, &self.envs, &self.templates()?, mode)
     }
 }
@@ -342,6 +358,9 @@ pub(crate) struct DiffArgs {
 pub(crate) enum Format {
     Text,
     Github,
+    /// The traffic change as a table and the diffs in fenced blocks, for a pull-request
+    /// comment.
+    Markdown,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -24,6 +24,23 @@ pub struct Promise {
     pub declared: Declared,
 }
 
+/// Environments whose change outside the plan a person accepted (`--accept-change E`; `*`:
+/// every one, `--from-scratch`), for this process.
+static ACCEPTED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Accepts, for this process, that environments `envs` change although their plan entries did
+/// not: invariant 2 is skipped for them, and their render is held to their stage's promise
+/// against the base instead. Only the first call counts.
+pub fn accept(envs: &[String]) {
+    let _ = ACCEPTED.set(envs.to_vec());
+}
+
+fn accepted(env: &str) -> bool {
+    ACCEPTED
+        .get()
+        .is_some_and(|a| a.iter().any(|e| e == env || e == "*"))
+}
+
 /// The record committed in the overlay directory `dir`, if there is one.
 pub fn record_on_disk(dir: &Path) -> Result<Option<Record>> {
     let path = dir.join(record::FILE);
@@ -42,7 +59,7 @@ pub fn keep(r: &mut EnvironmentRender, base: &[Value], promise: Promise, mode: M
     let new = invariants::model(&r.objects);
     let disk = record_on_disk(&r.dir)?;
     let step = match &disk {
-        Some(d) if d.entry == promise.entry => Declared::Unchanged,
+        Some(d) if d.entry == promise.entry && !accepted(&r.environment) => Declared::Unchanged,
         _ => promise.declared.clone(),
     };
     let violations = invariants::check(&r.environment, &base_model, disk.as_ref(), &new, &step);
@@ -89,7 +106,15 @@ fn record_file(r: &EnvironmentRender, record: &Record) -> File {
 fn refusal(r: &EnvironmentRender, v: &Violation) -> Diagnostic {
     let mut d = r.stage_at.clone();
     d.message = format!("{} [{}]", v.message, v.rule);
-    d.hint(v.hint.clone())
+    let hint = if v.rule == "unchanged-environment-does-not-change" {
+        format!(
+            "{}; to accept a reviewed change of this environment: `--accept-change {}`",
+            v.hint, r.environment
+        )
+    } else {
+        v.hint.clone()
+    };
+    d.hint(hint)
 }
 
 /// The traffic a render moves against what its overlay on disk renders: `None` when there is

@@ -42,9 +42,103 @@ impl<'a> Review<'a> {
         out
     }
 
+    /// What each environment's render moves against what the cluster has: the record its
+    /// overlay on disk keeps, or the base alone where no overlay is on disk yet. `against`
+    /// says which; `None` for an overlay written before records existed.
+    pub fn traffic(&self) -> Vec<Traffic<'a>> {
+        self.environments
+            .iter()
+            .map(|(r, _)| {
+                let (before, against) = match (&r.traffic_before, &r.on_disk) {
+                    (Some(m), _) => (Some(m), "the overlay on disk"),
+                    (None, None) => (r.base_model.as_ref(), "the base (no overlay on disk)"),
+                    (None, Some(_)) => (None, "the overlay on disk, which has no traffic record"),
+                };
+                let delta = match (before, &r.model) {
+                    (Some(b), Some(a)) => Some(crate::invariants::delta(b, a)),
+                    _ => None,
+                };
+                Traffic {
+                    render: r,
+                    delta,
+                    against,
+                }
+            })
+            .collect()
+    }
+
+    /// The traffic change in words, per plan and environment: what a reviewer reads first.
+    pub fn traffic_text(&self) -> String {
+        let mut out = String::new();
+        let mut last_plan = None;
+        for t in self.traffic() {
+            if last_plan != Some(&t.render.plan) {
+                out.push_str(&format!(
+                    "traffic change, {}:\n",
+                    diff::shown(&t.render.plan)
+                ));
+                last_plan = Some(&t.render.plan);
+            }
+            match &t.delta {
+                Some(d) => {
+                    for line in d.to_text(&t.render.environment).lines() {
+                        out.push_str(&format!("  {line}\n"));
+                    }
+                }
+                None => out.push_str(&format!(
+                    "  {}: not computed (compared with {}; render it once to record it)\n",
+                    t.render.environment, t.against
+                )),
+            }
+        }
+        out
+    }
+
+    /// The traffic change as Markdown (a pull-request comment, `$GITHUB_STEP_SUMMARY`): one
+    /// table per plan.
+    pub fn traffic_markdown(&self) -> String {
+        let mut out = String::from("## canaryplan: traffic change\n");
+        let traffic = self.traffic();
+        let mut plans: Vec<&std::path::PathBuf> = traffic.iter().map(|t| &t.render.plan).collect();
+        plans.dedup();
+        for plan in plans {
+            out.push_str(&format!("\n### {}\n\n", diff::shown(plan)));
+            let of_plan: Vec<&Traffic<'_>> =
+                traffic.iter().filter(|t| &t.render.plan == plan).collect();
+            let computed: Vec<(&str, &crate::invariants::Delta)> = of_plan
+                .iter()
+                .filter_map(|t| Some((t.render.environment.as_str(), t.delta.as_ref()?)))
+                .collect();
+            out.push_str(&crate::invariants::delta::to_markdown(&computed));
+            for t in of_plan.iter().filter(|t| t.delta.is_none()) {
+                out.push_str(&format!(
+                    "\n{}: not computed (compared with {})\n",
+                    t.render.environment, t.against
+                ));
+            }
+        }
+        out
+    }
+
+    /// `diff --format markdown`: the traffic change, then each overlay's diff in a fenced
+    /// block.
+    pub fn markdown(&self) -> String {
+        let mut out = self.traffic_markdown();
+        let diffs = self.diffs(false, false);
+        if diffs.is_empty() {
+            out.push_str("\nEvery overlay is up to date.\n");
+        } else {
+            out.push_str(&format!(
+                "\n<details><summary>overlay diff</summary>\n\n```diff\n{diffs}```\n\n</details>\n"
+            ));
+        }
+        out
+    }
+
     /// The Markdown table for `$GITHUB_STEP_SUMMARY`.
     pub fn step_summary(&self) -> String {
-        let mut s = String::from("## canaryplan\n");
+        let mut s = self.traffic_markdown();
+        s.push_str("\n## canaryplan: overlays\n");
         let mut last_plan = None;
         for (r, changes) in &self.environments {
             if last_plan != Some(&r.plan) {
@@ -78,6 +172,14 @@ impl<'a> Review<'a> {
         }
         s
     }
+}
+
+/// One environment's traffic change.
+pub struct Traffic<'a> {
+    pub render: &'a EnvironmentRender,
+    pub delta: Option<crate::invariants::Delta>,
+    /// What the render is compared with, in words.
+    pub against: &'static str,
 }
 
 fn file_annotation(r: &EnvironmentRender, c: &FileChange) -> String {

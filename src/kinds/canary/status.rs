@@ -73,6 +73,7 @@ fn environment(
         overlay,
         output: diff::shown(&plan.output_dir(&name)),
         next: next_step(plan, e, templates, objects.as_deref(), all_done),
+        pending: Vec::new(),
     }
 }
 

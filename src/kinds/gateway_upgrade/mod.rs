@@ -776,6 +776,7 @@ pub fn status(plan: &CheckedGatewayUpgrade) -> Vec<crate::status::EnvironmentSta
                 overlay,
                 output: crate::output::diff::shown(&plan.output.join(&name)),
                 next,
+                pending: Vec::new(),
             }
         })
         .collect()

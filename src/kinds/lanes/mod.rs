@@ -315,6 +315,7 @@ pub fn status(plan: &CheckedLanePlan) -> Vec<crate::status::EnvironmentStatus> {
                 overlay,
                 output: crate::output::diff::shown(&plan.output_dir(&name)),
                 next,
+                pending: Vec::new(),
             }
         })
         .collect()

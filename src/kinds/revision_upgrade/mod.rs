@@ -710,6 +710,7 @@ pub fn status(plan: &CheckedRevisionUpgrade) -> Vec<crate::status::EnvironmentSt
                 overlay: super::overlay_state(renders),
                 output: crate::output::diff::shown(&plan.output.join(&name)),
                 next,
+                pending: Vec::new(),
             }
         })
         .collect()
