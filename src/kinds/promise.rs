@@ -41,14 +41,21 @@ fn accepted(env: &str) -> bool {
         .is_some_and(|a| a.iter().any(|e| e == env || e == "*"))
 }
 
-/// The record committed in the overlay directory `dir`, if there is one.
-pub fn record_on_disk(dir: &Path) -> Result<Option<Record>> {
+/// The record committed in the overlay directory `dir`, if there is one: read like every
+/// input, confined to the repository, a regular file of bounded size (a link planted in its
+/// place to a FIFO or outside the repository is refused).
+pub fn record_on_disk(dir: &Path, root: &crate::fsio::Root) -> Result<Option<Record>> {
     let path = dir.join(record::FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => record::parse(&path, &text).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::Error::io("read", &path, &e)),
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
     }
+    let bytes = root.read(&path)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Diagnostic::new("the traffic record is not UTF-8 text")
+            .in_file(&path)
+            .hint("render the environment again to rewrite it")
+    })?;
+    record::parse(&path, &text).map(Some)
 }
 
 /// Checks `r` (one environment's render, its final objects in `r.objects`) against the
@@ -57,7 +64,8 @@ pub fn record_on_disk(dir: &Path) -> Result<Option<Record>> {
 pub fn keep(r: &mut EnvironmentRender, base: &[Value], promise: Promise, mode: Mode) -> Result<()> {
     let base_model = invariants::model(base);
     let new = invariants::model(&r.objects);
-    let disk = record_on_disk(&r.dir)?;
+    let root = crate::fsio::Root::discover(r.plan.parent().unwrap_or(Path::new("")))?;
+    let disk = record_on_disk(&r.dir, &root)?;
     let step = match &disk {
         Some(d) if d.entry == promise.entry && !accepted(&r.environment) => Declared::Unchanged,
         _ => promise.declared.clone(),
