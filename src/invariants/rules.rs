@@ -826,7 +826,14 @@ fn lane_weight(input: &Input<'_>, lw: &LaneWeight) -> Vec<Violation> {
 
 fn abort(input: &Input<'_>, canary: &[String]) -> Vec<Violation> {
     let mut out = Vec::new();
-    for c in &input.new.classes {
+    // Callers without mesh routing reach every pod the Service selects, by pod count, whatever
+    // the routes say (as for a weight step: the delta shows them, the rule does not refuse).
+    for c in input
+        .new
+        .classes
+        .iter()
+        .filter(|c| !(c.entry == DIRECT && c.by_pods))
+    {
         let to: BTreeMap<String, f64> =
             c.to.iter()
                 .chain(&c.mirrors)

@@ -36,6 +36,10 @@ pub fn of(plan: &CheckedPlan, e: &EnvironmentPlan, base: &[Value]) -> Promise {
     };
     let declared = match e.stage.value {
         Stage::Prepare => Declared::Prepare,
+        // Weight 0 at shift is the abort: no request class reaches the canary.
+        Stage::Shift if e.weight.as_ref().is_none_or(|w| w.value == 0) => Declared::Abort {
+            canary: vec![beside(&workload, &canary)],
+        },
         Stage::Route | Stage::Shift => Declared::Shift(shift(f64::from(e.model.weights().canary))),
         Stage::Cleanup1 | Stage::Cleanup2 | Stage::Cleanup3 => Declared::Cleanup(shift(100.0)),
         Stage::Done => Declared::Done,

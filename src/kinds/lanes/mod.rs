@@ -135,7 +135,7 @@ fn promise(
         .iter()
         .map(|m| named(&objects, "Deployment", &m.workload.value))
         .collect();
-    let lanes = plan
+    let lanes: Vec<LaneShare> = plan
         .lanes
         .iter()
         .map(|l| LaneShare {
@@ -159,10 +159,17 @@ fn promise(
     let held = plan
         .lanes
         .iter()
+        .filter(|l| e.lane_open(&l.name.value))
         .map(|l| l.name.value.clone())
         .chain(std::iter::once(plan.baseline.value.clone()))
         .map(|l| format!("header {header}={l}"))
         .collect();
+    let copies: Vec<String> = lanes
+        .iter()
+        .flat_map(|l: &LaneShare| l.copies.clone())
+        .collect();
+    let aborted =
+        e.stage.value == Stage::Shift && plan.lanes.iter().all(|l| e.weight(&l.name.value) == 0);
     let lane_weight = |held| {
         Declared::LaneWeight(LaneWeight {
             ingress: plan.ingress.as_ref().map(|i| i.gateway.value.clone()),
@@ -173,6 +180,8 @@ fn promise(
     };
     let declared = match e.stage.value {
         Stage::Prepare => Declared::Prepare,
+        // Every lane at weight 0 at shift is the abort: no request reaches a copy.
+        Stage::Shift if aborted => Declared::Abort { canary: copies },
         Stage::Route | Stage::Shift => lane_weight(held),
         Stage::Cleanup1 | Stage::Cleanup2 | Stage::Cleanup3 => lane_weight(Vec::new()),
         Stage::Done => Declared::Done,

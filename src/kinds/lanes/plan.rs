@@ -218,6 +218,13 @@ pub struct Promoted {
 }
 
 impl LaneEnv {
+    /// Whether requests naming `lane` reach its copies: at `route`, and at `shift` while the
+    /// lane has a weight. At `shift`, weight 0 is the lane's abort: its copies take no request,
+    /// tagged or not.
+    pub fn lane_open(&self, lane: &str) -> bool {
+        self.model.lane_routes && !(self.stage.value == Stage::Shift && self.weight(lane) == 0)
+    }
+
     /// Whether `service` of `lane` is promoted here: the lane's requests go to its baseline.
     pub fn promoted(&self, lane: &str, service: &str) -> bool {
         self.promoted

@@ -443,7 +443,7 @@ fn virtual_service(
     let routed: Vec<String> = f
         .lanes
         .iter()
-        .filter(|l| !env.promoted(l, &f.member.service.value))
+        .filter(|l| !env.promoted(l, &f.member.service.value) && env.lane_open(l))
         .cloned()
         .collect();
     let lanes: &[String] = if env.model.lane_routes { &routed } else { &[] };
@@ -590,7 +590,7 @@ fn ingress(plan: &CheckedLanePlan, env: &LaneEnv, entry: &Found<'_>, out: &mut R
     let h = &plan.header.value;
     let baseline = &plan.baseline.value;
     let subset_for = |lane: &str| {
-        if env.model.lane_routes
+        if env.lane_open(lane)
             && entry.lanes.iter().any(|l| l == lane)
             && !env.promoted(lane, &entry.member.service.value)
         {

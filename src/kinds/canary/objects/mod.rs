@@ -174,10 +174,18 @@ impl<'a> Context<'a> {
     pub fn tests_canary(&self) -> bool {
         use crate::kinds::canary::stage::{Routing, Stage};
         !self.env.matches.is_empty()
+            && !self.aborted()
             && matches!(
                 (self.model.routing, self.model.stage),
                 (Some(Routing::Split(_)), _) | (Some(Routing::CanaryOnly), Stage::Cleanup1)
             )
+    }
+
+    /// At `shift`, weight 0 is the abort: no request reaches the canary, neither a test route's
+    /// nor a mirror's (they apply while the canary takes a share of the traffic, and at `route`).
+    pub fn aborted(&self) -> bool {
+        self.model.stage == crate::kinds::canary::stage::Stage::Shift
+            && self.model.weight.unwrap_or(0) == 0
     }
 
     /// The mirrored percent at this stage: only while the stable version still serves some
@@ -187,6 +195,7 @@ impl<'a> Context<'a> {
         use crate::kinds::canary::stage::{Routing, Stage};
         let m = self.env.mirror.as_ref()?;
         let serving = matches!(self.model.stage, Stage::Route | Stage::Shift)
+            && !self.aborted()
             && matches!(self.model.routing, Some(Routing::Split(w)) if w.stable > 0);
         serving.then_some(m.value)
     }
