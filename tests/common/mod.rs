@@ -126,7 +126,7 @@ pub fn schemas_dir() -> Option<PathBuf> {
         "published schemas",
         dir.join("istio-crds.yaml").is_file(),
         &format!(
-            "Schema validation needs them at {} (set CANARYPLAN_SCHEMAS to their directory; see the README's Development section)",
+            "Schema validation needs them at {} (set CANARYPLAN_SCHEMAS to their directory; see the README's Try it section)",
             dir.display()
         ),
     )
@@ -456,9 +456,10 @@ pub fn environments(s: &Scratch) -> Vec<String> {
         .collect()
 }
 
-/// The base edit that ends a versioned release of bookinfo's reviews (README "Finishing a
-/// versioned release"): the canary Deployment rendered for `env` goes into `base/reviews.yaml`
-/// without its header, namespace and sync wave; the stable `reviews-v1` comes out.
+/// The base edit that ends a versioned release of bookinfo's reviews (docs/operating.md
+/// "Finishing a versioned release"): the canary Deployment rendered for `env` goes into
+/// `base/reviews.yaml` without its header, namespace and sync wave; the stable `reviews-v1`
+/// comes out.
 pub fn move_reviews_v4_into_base(s: &Scratch, env: &str) {
     let canary: String = s
         .read(&format!("canary/{env}/deployment-reviews-v4.yaml"))
