@@ -59,6 +59,36 @@ fn replace(path: &Path, text: &str) -> Result<()> {
     )
 }
 
+/// Removes the mapping entry `key: <value>` whose value starts at `at`: the whole line in
+/// block style (a trailing comment goes with it), the entry and its comma in flow style.
+/// `None` when the text is not laid out that way.
+pub fn remove_entry(text: &str, key: &str, at: Pos) -> Option<String> {
+    let (_, value_end) = scalar_range(text, at)?;
+    let line_start = text
+        .get(..value_end)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |i| i + 1);
+    let key_at = line_start + text.get(line_start..value_end)?.rfind(key)?;
+    let before = text.get(line_start..key_at)?;
+    if before.trim().is_empty() {
+        let line_end = text
+            .get(value_end..)
+            .and_then(|t| t.find('\n'))
+            .map_or(text.len(), |i| value_end + i + 1);
+        let rest = text.get(value_end..line_end)?;
+        if !rest.trim().is_empty() && !rest.trim_start().starts_with('#') {
+            return None;
+        }
+        return Some(format!("{}{}", text.get(..line_start)?, text.get(line_end..)?));
+    }
+    let head = text.get(..key_at)?.trim_end();
+    if let Some(head) = head.strip_suffix(',') {
+        return Some(format!("{head}{}", text.get(value_end..)?));
+    }
+    let after = text.get(value_end..)?.trim_start().strip_prefix(',')?;
+    Some(format!("{}{}", text.get(..key_at)?, after.trim_start()))
+}
+
 /// Held while a plan is read, edited and written: two `promote` runs at once take turns, so
 /// neither loses the other's step. The lock is on the plan's directory (the plan file itself
 /// is replaced by a rename, which a lock on it would not survive) and ends with the process.

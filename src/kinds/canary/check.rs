@@ -80,6 +80,9 @@ pub struct EnvironmentPlan {
     pub name: At<String>,
     pub stage: At<Stage>,
     pub weight: Option<At<u8>>,
+    /// `aborted: true` (written by `abort`): weight 0, and neither test routes nor a mirror
+    /// reach the canary.
+    pub aborted: Option<At<bool>>,
     pub hosts: Vec<At<String>>,
     /// Test-traffic match conditions (Istio HTTPMatchRequests), the environment's or the
     /// plan's, each with where it is written.
@@ -1009,6 +1012,17 @@ fn environment(
         }
         _ => {}
     }
+    let aborted = e.aborted.as_ref().filter(|a| a.value).map(At::of);
+    if let Some(a) = &aborted
+        && (stage != Stage::Shift || weight.as_ref().is_some_and(|w| w.value != 0))
+    {
+        ok = false;
+        d.push(
+            source
+                .error(a.pos, format!("`aborted: true` goes with stage shift and weight 0, and environment `{}` is at {stage}{}", name.value, weight.as_ref().map(|w| format!(", weight {}", w.value)).unwrap_or_default()))
+                .hint("`canaryplan abort` writes it with weight 0; `canaryplan promote` removes it: remove the line, or set the weight back to 0"),
+        );
+    }
     let mut hosts = Vec::new();
     for h in e.hosts.iter().flatten() {
         if !names::is_host(&h.value) {
@@ -1030,6 +1044,7 @@ fn environment(
         },
         model: StageModel::new(method, stage, weight.as_ref().map(|w| w.value)),
         weight,
+        aborted,
         hosts,
         matches: Vec::new(),
         mirror: None,

@@ -79,7 +79,21 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
                     "nothing to do",
                 ));
             }
-            let text = set_weight(text, plan, e, next)?;
+            let mut text = set_weight(text, plan, e, next)?;
+            if let Some(a) = &e.aborted {
+                // The weight is edited after the mark, in the text before it: remove the mark
+                // from the edited text where the reparse finds it.
+                let reparsed = reparse_unchecked(path, text.clone())?;
+                let at = reparsed
+                    .file
+                    .spec
+                    .environments
+                    .iter()
+                    .find(|(k, _)| k.value == env)
+                    .and_then(|(_, x)| x.aborted.as_ref().map(Pos::of))
+                    .unwrap_or(a.pos);
+                text = remove_aborted(&text, plan, at)?;
+            }
             (
                 text,
                 format!("{env}: weight {current} → {next}"),
@@ -91,10 +105,10 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
         }
         Action::Abort => {
             match stage {
-                Stage::Shift if weight == Some(0) => {
+                Stage::Shift if e.aborted.is_some() => {
                     return Err(refuse(
-                        format!("environment `{env}` is already at weight 0"),
-                        "all traffic is on the stable copy",
+                        format!("environment `{env}` is already aborted"),
+                        "all traffic is on the stable copy; `promote` starts again",
                     ));
                 }
                 Stage::Shift => {}
@@ -117,6 +131,8 @@ pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEd
             } else {
                 t = set_weight(&t, plan, e, 0)?;
             }
+            let reparsed = reparse_unchecked(path, t.clone())?;
+            t = insert_after_stage(&t, &reparsed, env, "aborted: true")?;
             let was = weight.map_or_else(|| format!("stage {stage}"), |w| format!("weight {w}"));
             (
                 t,
@@ -334,6 +350,12 @@ fn set_weight(text: &str, plan: &CheckedPlan, e: &EnvironmentPlan, to: u8) -> Re
 /// Adds `weight: N` right after the environment's `stage:` value: a new line with the same
 /// indentation in block style, `, weight: N` in flow style.
 fn insert_weight(text: &str, plan: &Plan, env: &str, to: u8) -> Result<String> {
+    insert_after_stage(text, plan, env, &format!("weight: {to}"))
+}
+
+/// Adds `entry` (`key: value`) right after the environment's `stage:` value, as
+/// `insert_weight` does.
+fn insert_after_stage(text: &str, plan: &Plan, env: &str, entry: &str) -> Result<String> {
     let Some((_, e)) = plan
         .file
         .spec
@@ -358,7 +380,7 @@ fn insert_weight(text: &str, plan: &Plan, env: &str, to: u8) -> Result<String> {
     let flow = before_value.contains('{');
     if flow {
         return Ok(format!(
-            "{}, weight: {to}{}",
+            "{}, {entry}{}",
             text.get(..end).unwrap_or_default(),
             text.get(end..).unwrap_or_default()
         ));
@@ -372,8 +394,13 @@ fn insert_weight(text: &str, plan: &Plan, env: &str, to: u8) -> Result<String> {
         line_end
     };
     Ok(format!(
-        "{}{newline}{indent}weight: {to}{}",
+        "{}{newline}{indent}{entry}{}",
         text.get(..line_end).unwrap_or_default(),
         text.get(line_end..).unwrap_or_default()
     ))
+}
+
+/// Removes the environment's `aborted: true`.
+fn remove_aborted(text: &str, plan: &CheckedPlan, at: Pos) -> Result<String> {
+    crate::edit::remove_entry(text, "aborted", at).ok_or_else(|| cannot_edit(plan, at))
 }

@@ -271,6 +271,11 @@ pub struct Environment {
     #[serde(default)]
     #[schemars(with = "Option<u8>", range(max = 100))]
     pub weight: Option<Node>,
+    /// Written by `canaryplan abort` (with `weight: 0`): the release is rolled back here, and
+    /// no request reaches the canary — no test route, no mirror. `promote` removes it.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub aborted: Option<Spanned<bool>>,
     /// A base for this environment only (relative to the plan).
     #[serde(default)]
     #[schemars(with = "Option<String>")]

@@ -36,8 +36,8 @@ pub fn of(plan: &CheckedPlan, e: &EnvironmentPlan, base: &[Value]) -> Promise {
     };
     let declared = match e.stage.value {
         Stage::Prepare => Declared::Prepare,
-        // Weight 0 at shift is the abort: no request class reaches the canary.
-        Stage::Shift if e.weight.as_ref().is_none_or(|w| w.value == 0) => Declared::Abort {
+        // `aborted: true` (what `abort` writes): no request class reaches the canary.
+        Stage::Shift if e.aborted.is_some() => Declared::Abort {
             canary: vec![beside(&workload, &canary)],
         },
         Stage::Route | Stage::Shift => Declared::Shift(shift(f64::from(e.model.weights().canary))),
@@ -48,6 +48,7 @@ pub fn of(plan: &CheckedPlan, e: &EnvironmentPlan, base: &[Value]) -> Promise {
         entry: json!({
             "stage": e.stage.value.name(),
             "weight": e.weight.as_ref().map(|w| w.value),
+            "aborted": e.aborted.is_some(),
             "hosts": e.hosts.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
             "matches": held,
         }),

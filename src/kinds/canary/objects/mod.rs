@@ -181,11 +181,10 @@ impl<'a> Context<'a> {
             )
     }
 
-    /// At `shift`, weight 0 is the abort: no request reaches the canary, neither a test route's
-    /// nor a mirror's (they apply while the canary takes a share of the traffic, and at `route`).
+    /// `aborted: true` (what `abort` writes): no request reaches the canary, neither a test
+    /// route's nor a mirror's.
     pub fn aborted(&self) -> bool {
-        self.model.stage == crate::kinds::canary::stage::Stage::Shift
-            && self.model.weight.unwrap_or(0) == 0
+        self.env.aborted.is_some()
     }
 
     /// The mirrored percent at this stage: only while the stable version still serves some
