@@ -311,6 +311,20 @@ fn a_canary_version_other_pods_carry_is_refused() {
         "{}",
         r.stderr
     );
+    // A Deployment of the canary's name whose pods carry another version.
+    let s = Scratch::fixture("bookinfo-reviews");
+    s.write(
+        "base/reviews.yaml",
+        &s.read("base/reviews.yaml")
+            .replace("  name: reviews-v3\n", "  name: reviews-v4\n"),
+    );
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("canaryplan.yaml:15:14: error: the canary Deployment would be reviews-v4, but the base already has a Deployment reviews-v4 whose pods are labelled `version: v3`"),
+        "{}",
+        r.stderr
+    );
     // Succession: another Deployment behind the Service already carries `version: v2`.
     let s = Scratch::fixture("runbook");
     s.write(
