@@ -325,7 +325,8 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
 fn edit(a: &EditArgs, action: Action) -> Result<ExitCode, Error> {
     let promote = matches!(action, Action::Promote { .. } | Action::PromoteLane { .. });
     if (a.to.is_some() || a.lane.is_some()) && !promote {
-        return Err(Diagnostic::new("--to and --lane go with promote")
+        let flag = if a.to.is_some() { "--to" } else { "--lane" };
+        return Err(Diagnostic::new(format!("{flag} goes with promote"))
             .hint("abort always sets every weight to 0; advance moves the stage")
             .into());
     }

@@ -184,6 +184,12 @@ fn under_argo_rollouts() -> Scratch {
         "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: rollouts-demo\n  labels:\n    app: rollouts-demo\nspec:\n  replicas: 4\n  strategy:\n    canary:\n      trafficRouting:\n        istio:\n          virtualService: {name: rollouts-demo-vsvc, routes: [primary]}\n          destinationRule: {name: rollouts-demo-destrule, canarySubsetName: canary, stableSubsetName: stable}\n      analysis:\n        templates: [{templateName: success-rate}]\n        startingStep: 2\n        args:\n        - {name: service, value: rollouts-demo}\n        - {name: namespace, value: rollouts-demo}\n        - {name: reporter, value: source}\n      steps:\n      - setWeight: 5\n      - pause: {}\n      - setWeight: 20\n      - pause: {duration: 30s}\n      - setWeight: 60\n      - pause: {duration: 1m}\n",
     );
     s.write("base/app.yaml", &app);
+    // The base is what its kustomization lists: the template is one of its resources.
+    let kustomization = s.read("base/kustomization.yaml");
+    s.write(
+        "base/kustomization.yaml",
+        &kustomization.replace("- app.yaml\n", "- app.yaml\n- analysis.yaml\n"),
+    );
     s.write(
         "base/analysis.yaml",
         "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  name: success-rate\nspec:\n  args:\n  - name: service\n  - name: namespace\n  - name: reporter\n  metrics:\n  - name: success-rate\n    interval: 1m\n    initialDelay: 30s\n    successCondition: result[0] >= 0.95\n    provider:\n      prometheus:\n        address: http://prometheus.istio-system:9090\n        query: |\n          sum(rate(istio_requests_total{reporter=\"{{args.reporter}}\",destination_service_name=\"{{args.service}}\",response_code!~\"5.*\"}[1m])) / sum(rate(istio_requests_total{reporter=\"{{args.reporter}}\",destination_service_name=\"{{args.service}}\"}[1m]))\n",

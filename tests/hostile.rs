@@ -668,20 +668,15 @@ fn export_never_writes_through_a_planted_temporary_name_or_target() {
     std::fs::create_dir(lanes.path().join("kruise")).unwrap();
     symlink(
         outside.file(),
-        lanes.path().join("kruise/rollout-mockc-canary.yaml"),
+        lanes.path().join("kruise/rollout-mockc.yaml"),
     )
     .unwrap();
     refused(
         &bounded(lanes.path(), &["export", "kruise", "--output", "kruise"]),
-        &["kruise/rollout-mockc-canary.yaml: error: is a symbolic link to"],
+        &["kruise/rollout-mockc.yaml: error: is a symbolic link to"],
     );
     outside.untouched();
-    assert!(
-        !lanes
-            .path()
-            .join("kruise/rollout-mocka-canary.yaml")
-            .exists()
-    );
+    assert!(!lanes.path().join("kruise/rollout-mocka.yaml").exists());
 
     // With the links gone, the export is written: a regular file, and nothing else.
     std::fs::remove_file(&target).unwrap();

@@ -294,13 +294,34 @@ fn a_template_label_patch_that_breaks_an_immutable_selector_is_refused() {
 
 #[test]
 fn a_canary_version_other_pods_carry_is_refused() {
-    // Versioned: reviews-v2 exists, so v2 cannot be the new canary.
+    // Versioned: reviews-v2 exists and runs another image, so v2 cannot be the new canary's
+    // version (the error is at canary.image; the hint offers shifting to what runs).
     let s = Scratch::fixture("bookinfo-reviews");
     s.edit_plan(|t| t.replace("version: v4", "version: v2"));
     let r = s.run(&["validate"]);
     r.fails();
     assert!(
-        r.stderr.contains("the canary Deployment would be reviews-v2, but the base already has a Deployment reviews-v2 of another version"),
+        r.stderr.contains("canaryplan.yaml:16:12: error: the base already runs Deployment reviews-v2 of version v2, with image docker.io/istio/examples-bookinfo-reviews-v2:1.20.1, not canary.image"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("choose a canary.version no Deployment in base uses"),
+        "{}",
+        r.stderr
+    );
+    // A Deployment of the canary's name whose pods carry another version.
+    let s = Scratch::fixture("bookinfo-reviews");
+    s.write(
+        "base/reviews.yaml",
+        &s.read("base/reviews.yaml")
+            .replace("  name: reviews-v3\n", "  name: reviews-v4\n"),
+    );
+    let r = s.run(&["validate"]);
+    r.fails();
+    assert!(
+        r.stderr.contains("canaryplan.yaml:15:14: error: the canary Deployment would be reviews-v4, but the base already has a Deployment reviews-v4 whose pods are labelled `version: v3`"),
         "{}",
         r.stderr
     );

@@ -222,7 +222,7 @@ pub fn convert(
             o.get("kind").and_then(Value::as_str) == Some(kind)
                 && o.pointer("/metadata/name").and_then(Value::as_str) == Some(tn)
         }) else {
-            ledger.drop(format!("the {kind} {tn} (not in the Rollout's folder: put it there and run init again, or write its metrics under `analysis:`)"));
+            ledger.drop(format!("the {kind} {tn} (not in the Rollout's folder, or not among its kustomization's resources: put it there and run init again, or write its metrics under `analysis:`)"));
             continue;
         };
         name.get_or_insert_with(|| tn.to_string());
