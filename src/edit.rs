@@ -79,7 +79,11 @@ pub fn remove_entry(text: &str, key: &str, at: Pos) -> Option<String> {
         if !rest.trim().is_empty() && !rest.trim_start().starts_with('#') {
             return None;
         }
-        return Some(format!("{}{}", text.get(..line_start)?, text.get(line_end..)?));
+        return Some(format!(
+            "{}{}",
+            text.get(..line_start)?,
+            text.get(line_end..)?
+        ));
     }
     let head = text.get(..key_at)?.trim_end();
     if let Some(head) = head.strip_suffix(',') {

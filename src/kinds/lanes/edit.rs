@@ -65,20 +65,38 @@ pub fn edit(
                 })
                 .collect();
             weights.sort_by_key(|(_, p)| std::cmp::Reverse((p.line, p.column)));
+            if e.aborted.is_some() {
+                return Err(plan
+                    .diag(
+                        e.stage.pos,
+                        format!("environment `{env}` is already aborted"),
+                    )
+                    .hint("no request reaches a lane copy; `promote --lane` starts again")
+                    .into());
+            }
+            if e.stage.value != crate::ladder::Stage::Shift {
+                return Err(plan
+                    .diag(e.stage.pos, format!("environment `{env}` is at stage {}; abort takes the lanes out of traffic at shift", e.stage.value))
+                    .hint("before shift only requests naming a lane reach it: to end a lane, set an earlier stage and render")
+                    .into());
+            }
             for (lane, pos) in weights {
                 t = replace_at(&t, pos, "0").ok_or_else(|| cannot(pos))?;
                 moved.push(lane);
             }
-            if moved.is_empty() {
-                return Err(plan
-                    .diag(e.stage.pos, format!("no lane of environment `{env}` takes ingress traffic"))
-                    .hint("requests that name a lane by header still reach it; to end a lane, advance to cleanup-1")
-                    .into());
-            }
             moved.reverse();
+            // The mark goes under the environment's key, which comes before its weights in the
+            // file: their edits left its position as it was.
+            t = super::promote::add_key(&t, e.name.pos, "aborted: true")
+                .ok_or_else(|| cannot(e.stage.pos))?;
+            let what = if moved.is_empty() {
+                "lane routes closed".to_string()
+            } else {
+                format!("lanes {} to weight 0", moved.join(", "))
+            };
             (
                 t,
-                format!("{env}: lanes {} to weight 0", moved.join(", ")),
+                format!("{env}: {what}, no request reaches a lane copy"),
                 format!(
                     "lanes({}): {env}: abort, ingress traffic back on {}",
                     plan.name, plan.baseline.value

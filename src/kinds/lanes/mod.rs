@@ -168,8 +168,7 @@ fn promise(
         .iter()
         .flat_map(|l: &LaneShare| l.copies.clone())
         .collect();
-    let aborted =
-        e.stage.value == Stage::Shift && plan.lanes.iter().all(|l| e.weight(&l.name.value) == 0);
+    let aborted = e.aborted.is_some();
     let lane_weight = |held| {
         Declared::LaneWeight(LaneWeight {
             ingress: plan.ingress.as_ref().map(|i| i.gateway.value.clone()),
@@ -194,6 +193,7 @@ fn promise(
                 "lane": l,
                 "weight": e.weight(l),
                 "end": format!("{end:?}"),
+                "aborted": e.aborted.is_some(),
                 "promoted": e.promoted.iter().filter(|p| p.lane == *l)
                     .flat_map(|p| p.services.iter().map(|s| s.value.clone())).collect::<Vec<_>>(),
             })

@@ -140,6 +140,11 @@ pub struct LaneEnvironment {
     #[serde(default)]
     #[schemars(with = "Option<IndexMap<String, LaneSetting>>")]
     pub lanes: Option<IndexMap<Spanned<String>, LaneSetting>>,
+    /// Written by `canaryplan abort` (every lane's weight to 0): no request reaches a lane
+    /// copy, tagged or not. `promote --lane` removes it.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub aborted: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -206,6 +211,8 @@ pub struct LaneEnv {
     pub lane_keys: Vec<(String, Pos)>,
     /// Per lane: the services promoted one by one in this environment, and where the list is.
     pub promoted: Vec<Promoted>,
+    /// `aborted: true`: no request reaches a lane copy.
+    pub aborted: Option<At<bool>>,
 }
 
 /// The services of a lane promoted one by one in an environment (`promoted:`).
@@ -218,11 +225,11 @@ pub struct Promoted {
 }
 
 impl LaneEnv {
-    /// Whether requests naming `lane` reach its copies: at `route`, and at `shift` while the
-    /// lane has a weight. At `shift`, weight 0 is the lane's abort: its copies take no request,
-    /// tagged or not.
+    /// Whether requests naming `lane` reach its copies: at `route` and `shift`, unless the
+    /// environment is aborted (then no request reaches a copy, tagged or not).
     pub fn lane_open(&self, lane: &str) -> bool {
-        self.model.lane_routes && !(self.stage.value == Stage::Shift && self.weight(lane) == 0)
+        let _ = lane;
+        self.model.lane_routes && self.aborted.is_none()
     }
 
     /// Whether `service` of `lane` is promoted here: the lane's requests go to its baseline.
@@ -286,6 +293,17 @@ impl CheckedLanePlan {
     pub fn copy_name(workload: &str, lane: &str) -> String {
         format!("{workload}-{lane}")
     }
+}
+
+/// Where environment `env` of a LanePlan's text writes `aborted:` (its value), if it does:
+/// parsed, not checked (for an edit that removes it).
+pub fn aborted_at(source: &Arc<Source>, env: &str) -> Option<Pos> {
+    let file = yaml::parse_one::<LanePlanFile>(source).ok()?;
+    file.spec
+        .environments
+        .iter()
+        .find(|(k, _)| k.value == env)
+        .and_then(|(_, e)| e.aborted.as_ref().map(Pos::of))
 }
 
 /// Reads a LanePlan whose source is already read.
@@ -744,6 +762,21 @@ fn environment(
         .iter()
         .filter_map(|(_, w, _)| w.as_ref().map(|w| u32::from(w.value)))
         .sum();
+    let aborted = e.aborted.as_ref().filter(|a| a.value).map(At::of);
+    if let Some(a) = &aborted
+        && (stage != Stage::Shift || total > 0)
+    {
+        d.push(
+            err(
+                a.pos,
+                format!(
+                    "`aborted: true` goes with stage shift and every lane at weight 0, and environment `{}` is at {stage} with {total}% in lanes",
+                    name.value
+                ),
+            )
+            .hint("`canaryplan abort` writes it; `canaryplan promote --lane` removes it: remove the line, or set the lanes' weights back to 0"),
+        );
+    }
     if total > 100 {
         d.push(
             err(
@@ -766,6 +799,7 @@ fn environment(
         lanes: settings,
         lane_keys,
         promoted,
+        aborted,
     })
 }
 

@@ -150,6 +150,13 @@ pub fn promote(
             )
         }
     };
+    // Promoting after an abort opens the lanes again: the mark goes.
+    let new_text = match e.aborted {
+        Some(_) => plan::aborted_at(&Source::from_text(path, new_text.clone()), env)
+            .and_then(|at| crate::edit::remove_entry(&new_text, "aborted", at))
+            .ok_or_else(|| cannot(e.stage.pos))?,
+        None => new_text,
+    };
     let edited = plan::load_in(Source::from_text(path, new_text.clone()), p.root.clone())?;
     super::render_plan(&edited, &[env.to_string()], Mode::Overlay)?;
     Ok(Edit {
@@ -201,7 +208,7 @@ fn splice(text: &str, at: usize, insert: &str) -> Option<String> {
 
 /// Adds `entry` (`key: value`) to the mapping that is the value of the key at `key`: inside
 /// its braces when it is written in flow style, as a new line under it in block style.
-fn add_key(text: &str, key: Pos, entry: &str) -> Option<String> {
+pub(crate) fn add_key(text: &str, key: Pos, entry: &str) -> Option<String> {
     let at = offset(text, key)?;
     let (start, end) = line_bounds(text, at);
     let line = text.get(at..end)?;
