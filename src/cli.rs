@@ -120,11 +120,13 @@ fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
     if a.from_scratch {
         // Written from scratch, an overlay has no record to hold it to: invariant 2 is skipped.
         canaryplan::kinds::promise::accept(&["*".to_string()]);
-        eprintln!(
-            "--from-scratch: records on disk are not compared (invariant 2, an unchanged environment does not change, is skipped); every stage is still held to its promise against the base"
-        );
     }
     let renders = a.plans.render(Mode::Overlay)?;
+    for r in &renders {
+        for m in &r.accepted {
+            eprintln!("accepted (invariant 2 skipped for {}): {m}", r.environment);
+        }
+    }
     canaryplan::refuse_jumps_from_nothing(&renders, a.from_scratch)?;
     let mut changed = false;
     let report = canaryplan::write_overlays(&renders)?;
@@ -178,7 +180,10 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
     if a.format == Format::Markdown {
         print(&review.markdown());
     } else {
-        print(&format!("{}\n", review.traffic_text()));
+        // Above the YAML, what the change moves; nothing at all when every overlay is current.
+        if review.stale() > 0 {
+            print(&format!("{}\n", review.traffic_text()));
+        }
         print(&review.diffs(color, github));
     }
     for (r, changes) in &review.environments {

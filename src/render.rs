@@ -47,6 +47,9 @@ pub struct EnvironmentRender {
     pub model: Option<crate::invariants::Model>,
     /// The traffic model of the base alone, as this environment sees it.
     pub base_model: Option<crate::invariants::Model>,
+    /// Changes of this environment outside its plan entry that `--accept-change` (or
+    /// `--from-scratch`) accepted: what invariant 2 would have refused.
+    pub accepted: Vec<String>,
     /// What the kind declared this render to be (`Unchanged` when the record on disk was
     /// rendered from the same plan entry).
     pub declared: Option<crate::invariants::Declared>,

@@ -219,8 +219,33 @@ pub fn property(text: &str, env: &str, action: Action) -> Result<bool, String> {
             return Err(format!("comment {c:?} lost:\n{}", edit.new_text));
         }
     }
-    // Only the target's stage/weight lines differ (or one weight line was inserted).
-    let (a, b): (Vec<&str>, Vec<&str>) = (text.lines().collect(), edit.new_text.lines().collect());
+    // `abort` writes `aborted: true` (a line of its own in block style), `promote` removes it:
+    // set those aside, then only the target's stage/weight lines differ (or one weight line
+    // was inserted).
+    let strip = |t: &str| -> String {
+        t.lines()
+            .filter(|l| l.trim() != "aborted: true")
+            .map(|l| {
+                l.replace(", aborted: true", "")
+                    .replace("aborted: true, ", "")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    match &action {
+        Action::Abort if !(edit.new_text.contains("aborted: true")) => {
+            return Err(format!(
+                "abort wrote no `aborted: true`:\n{}",
+                edit.new_text
+            ));
+        }
+        Action::Promote { .. } if edit.new_text.contains("aborted: true") => {
+            return Err(format!("promote left `aborted: true`:\n{}", edit.new_text));
+        }
+        _ => {}
+    }
+    let (text, new_text) = (strip(text), strip(&edit.new_text));
+    let (a, b): (Vec<&str>, Vec<&str>) = (text.lines().collect(), new_text.lines().collect());
     if b.len() < a.len() || b.len() > a.len() + 1 {
         return Err(format!("{} lines became {}", a.len(), b.len()));
     }
@@ -239,10 +264,7 @@ pub fn property(text: &str, env: &str, action: Action) -> Result<bool, String> {
             .unwrap_or(usize::MAX)
     };
     if changed > 2 {
-        return Err(format!(
-            "{changed} lines changed:\n{text}\n---\n{}",
-            edit.new_text
-        ));
+        return Err(format!("{changed} lines changed:\n{text}\n---\n{new_text}"));
     }
     Ok(true)
 }

@@ -92,14 +92,20 @@ fn diff_for_github_annotates_and_summarises() {
     );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(
-        md.starts_with("earlier step\n## canaryplan\n"),
+        md.starts_with("earlier step\n## canaryplan: traffic change\n"),
         "appends: {md}"
     );
+    // The traffic change first: production's route moves from 5% to 25% on the canary.
+    assert!(
+        md.contains("| production | gateway istio-system/public, my-service.example.net:80 (http, uri prefix /) | my-service/web 5% · my-service/web-v1 95% | my-service/web 25% · my-service/web-v1 75% |"),
+        "{md}"
+    );
+    assert!(md.contains("| staging | unchanged | | |"), "{md}");
     assert!(
         md.contains("| staging | shift | stable 0% / canary 100% | up to date |"),
         "{md}"
     );
-    assert!(md.contains("| production | shift | stable 75% / canary 25% | 2 file(s) changed: `kustomization.yaml`, `patch-virtualservice-relational-data-access--web.yaml` |"), "{md}");
+    assert!(md.contains("| production | shift | stable 75% / canary 25% | 3 file(s) changed: `canaryplan-record.yaml`, `kustomization.yaml`, `patch-virtualservice-relational-data-access--web.yaml` |"), "{md}");
     // Plan errors become annotations at the plan's line and column.
     s.edit_plan(|t| t.replace("weight: 25\n", "weight: 250\n"));
     let r = s.run(&["diff", "--format", "github"]);

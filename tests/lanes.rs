@@ -252,7 +252,13 @@ fn a_promoted_lane_needs_its_versions_in_base() {
                 .replace("go-http-sample:1.0", "go-http-sample:2.0"),
         );
     }
-    s.run(&["validate"]).ok();
+    // The base is shared: production (at prepare, its entry unchanged since its overlay was
+    // rendered) would run the new images too. That is refused, naming production...
+    let r = s.run(&["validate"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("production's plan entry did not change, but mock/mocka-v1, which serves requests, would change images: container default from registry.example/go-http-sample:1.0 to registry.example/go-http-sample:2.0 [unchanged-environment-does-not-change]"), "{}", r.stderr);
+    // ...until the change is accepted for it, as a reviewed one.
+    s.run(&["validate", "--accept-change", "production"]).ok();
 }
 
 #[test]
@@ -290,14 +296,22 @@ fn advance_abort_and_status_on_a_lane_plan() {
     let before = s.read("canaryplan.yaml");
     let r = s.run(&["abort", "--env", "staging"]);
     assert!(
-        r.ok().stdout.contains("staging: lanes canary to weight 0"),
+        r.ok()
+            .stdout
+            .contains("staging: lanes canary to weight 0, no request reaches a lane copy"),
         "{}",
         r.stdout
     );
     let after = s.read("canaryplan.yaml");
+    // Every lane's weight to 0, and the mark that closes the lane routes too.
     assert_eq!(
         after,
-        before.replace("          weight: 10\n", "          weight: 0\n")
+        before
+            .replace("          weight: 10\n", "          weight: 0\n")
+            .replace(
+                "    staging:\n      stage: shift",
+                "    staging:\n      aborted: true\n      stage: shift"
+            )
     );
     let r = s.run(&["promote", "--env", "staging"]);
     r.fails();
@@ -310,7 +324,7 @@ fn advance_abort_and_status_on_a_lane_plan() {
     let status = s.run(&["status"]).ok().stdout.clone();
     assert!(status.contains("staging  stage shift"), "{status}");
     assert!(
-        status.contains("note: x-asm-prefer-tag=canary: mocka canary → mockb base → mockc canary"),
+        status.contains("note: x-asm-prefer-tag=canary: mocka base → mockb base → mockc base"),
         "{status}"
     );
     assert!(

@@ -114,9 +114,10 @@ fn promote_changes_only_the_weight_and_suggests_a_commit() {
     let before = s.read("canaryplan.yaml");
     let r = s.run(&["promote", "--env", "production"]);
     r.ok();
+    // The commit message's body is the traffic the step moves, computed from the two renders.
     assert_eq!(
         r.stdout,
-        "canaryplan.yaml: production: weight 5 → 25\nsuggested commit message:\n  canary(my-service): production to 25% on v2\n"
+        "canaryplan.yaml: production: weight 5 → 25\nsuggested commit message:\n  canary(my-service): production to 25% on v2\n\n  production: gateway istio-system/public, my-service.example.net:80 (http, uri prefix /): my-service/web 5% → 25%, my-service/web-v1 95% → 75%\n"
     );
     // The base still runs the stable image: the promotion only moves traffic between copies.
     assert!(
@@ -184,23 +185,33 @@ fn abort_puts_all_traffic_back_on_the_stable_copy() {
         "{}",
         r.stdout
     );
-    assert!(r.stdout.ends_with("suggested commit message:\n  canary(my-service): abort in production, all traffic on v1\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("suggested commit message:\n  canary(my-service): abort in production, all traffic on v1\n\n  production: gateway istio-system/public, my-service.example.net:80 (http, uri prefix /): my-service/web 5% → 0%, my-service/web-v1 95% → 100%\n"), "{}", r.stdout);
     let after = s.read("canaryplan.yaml");
-    assert_eq!(changed_lines(&before, &after).len(), 2);
+    // The weight line, and the mark that keeps test routes and mirrors off the canary.
+    assert_eq!(changed_lines(&before, &after).len(), 3);
+    assert!(after.contains("      stage: shift\n      aborted: true\n      weight: 0\n"));
     assert!(after.contains("      weight: 0\n"));
     let vs = s.read("gap/production/patch-virtualservice-relational-data-access--web.yaml");
     assert!(vs.contains("subset: v1\n    weight: 100\n"), "{vs}");
     // From route, abort moves to shift at weight 0 (a weight line is added).
     s.edit_plan(|t| {
         t.replace(
-            "      stage: shift\n      weight: 0\n",
+            "      stage: shift\n      aborted: true\n      weight: 0\n",
             "      stage: route\n",
         )
     });
     s.run(&["abort", "--env", "production"]).ok();
     assert!(
         s.read("canaryplan.yaml")
-            .contains("      stage: shift\n      weight: 0\n")
+            .contains("      stage: shift\n      aborted: true\n      weight: 0\n")
+    );
+    // Promote starts again: the mark goes with the new weight.
+    s.run(&["promote", "--env", "production", "--force"]).ok();
+    let again = s.read("canaryplan.yaml");
+    assert!(!again.contains("aborted"), "{again}");
+    assert!(
+        again.contains("      stage: shift\n      weight: 1\n"),
+        "{again}"
     );
     // Not while the copy does not serve.
     s.set_stage("cleanup-2");

@@ -460,6 +460,22 @@ impl Injection {
                 ))
             })
             .collect();
+        // A revision's own injector (`istio-sidecar-injector-<rev>`, labelled with it) by the
+        // URL it is called at: a tag whose webhook calls an external istiod by URL serves the
+        // revision whose own webhook calls that URL.
+        let by_url: BTreeMap<&str, &str> = objects
+            .iter()
+            .filter(|o| s(o, "/kind") == Some("MutatingWebhookConfiguration"))
+            .filter(|o| {
+                s(o, "/metadata/name").is_some_and(|n| n.starts_with("istio-sidecar-injector"))
+            })
+            .filter_map(|o| {
+                Some((
+                    s(o, "/webhooks/0/clientConfig/url")?,
+                    s(o, "/metadata/labels/istio.io~1rev")?,
+                ))
+            })
+            .collect();
         let mut tags = BTreeMap::new();
         for w in objects
             .iter()
@@ -474,7 +490,10 @@ impl Injection {
                 None if name.starts_with("istio-sidecar-injector") => DEFAULT_TAG.to_string(),
                 None => continue,
             };
-            if let Some(rev) = webhook_revision(w) {
+            let by_own_url = s(w, "/webhooks/0/clientConfig/url")
+                .and_then(|u| by_url.get(u))
+                .map(|r| r.to_string());
+            if let Some(rev) = by_own_url.or_else(|| webhook_revision(w)) {
                 tags.insert(tag, rev);
             }
         }
@@ -520,22 +539,24 @@ impl Injection {
     }
 }
 
-/// The revision a webhook configuration calls: its `istiod-<rev>` Service or URL host, else its
-/// `istio.io/rev` label.
+/// The revision a webhook configuration calls: its `istiod-<rev>` Service, else (a URL, whose
+/// host names no revision for sure) its `istio.io/rev` label, else the URL's `istiod-<rev>` host.
 fn webhook_revision(w: &Value) -> Option<String> {
     let hook = w.pointer("/webhooks/0")?;
-    let host = s(hook, "/clientConfig/service/name")
-        .map(str::to_string)
-        .or_else(|| {
-            let url = s(hook, "/clientConfig/url")?;
-            let rest = url.split_once("://").map_or(url, |(_, r)| r);
-            rest.split(['.', ':', '/']).next().map(str::to_string)
-        });
-    match host.as_deref() {
-        Some("istiod") => Some(DEFAULT_TAG.to_string()),
-        Some(h) if h.starts_with("istiod-") => h.strip_prefix("istiod-").map(str::to_string),
-        _ => s(w, "/metadata/labels/istio.io~1rev").map(str::to_string),
+    let of_host = |h: &str| match h {
+        "istiod" => Some(DEFAULT_TAG.to_string()),
+        h => h.strip_prefix("istiod-").map(str::to_string),
+    };
+    if let Some(name) = s(hook, "/clientConfig/service/name") {
+        return of_host(name)
+            .or_else(|| s(w, "/metadata/labels/istio.io~1rev").map(str::to_string));
     }
+    if let Some(rev) = s(w, "/metadata/labels/istio.io~1rev") {
+        return Some(rev.to_string());
+    }
+    let url = s(hook, "/clientConfig/url")?;
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    of_host(rest.split(['.', ':', '/']).next()?)
 }
 
 #[cfg(test)]

@@ -267,6 +267,7 @@ pub fn environment_render(
         patched_selector: None,
         stage_at: w.stage_at,
         model: None,
+        accepted: Vec::new(),
         base_model: None,
         declared: None,
         traffic_before: None,

@@ -66,10 +66,25 @@ pub fn keep(r: &mut EnvironmentRender, base: &[Value], promise: Promise, mode: M
     let new = invariants::model(&r.objects);
     let root = crate::fsio::Root::discover(r.plan.parent().unwrap_or(Path::new("")))?;
     let disk = record_on_disk(&r.dir, &root)?;
-    let step = match &disk {
-        Some(d) if d.entry == promise.entry && !accepted(&r.environment) => Declared::Unchanged,
-        _ => promise.declared.clone(),
+    let unchanged = disk.as_ref().is_some_and(|d| d.entry == promise.entry);
+    let step = if unchanged && !accepted(&r.environment) {
+        Declared::Unchanged
+    } else {
+        promise.declared.clone()
     };
+    if unchanged && accepted(&r.environment) {
+        // What invariant 2 would have refused, said where the change is accepted.
+        r.accepted = invariants::check(
+            &r.environment,
+            &base_model,
+            disk.as_ref(),
+            &new,
+            &Declared::Unchanged,
+        )
+        .into_iter()
+        .map(|v| v.message)
+        .collect();
+    }
     let violations = invariants::check(&r.environment, &base_model, disk.as_ref(), &new, &step);
     if !violations.is_empty() {
         let mut d = Diagnostics::default();

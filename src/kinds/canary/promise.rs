@@ -44,14 +44,14 @@ pub fn of(plan: &CheckedPlan, e: &EnvironmentPlan, base: &[Value]) -> Promise {
         Stage::Cleanup1 | Stage::Cleanup2 | Stage::Cleanup3 => Declared::Cleanup(shift(100.0)),
         Stage::Done => Declared::Done,
     };
-    Promise {
-        entry: json!({
-            "stage": e.stage.value.name(),
-            "weight": e.weight.as_ref().map(|w| w.value),
-            "aborted": e.aborted.is_some(),
-            "hosts": e.hosts.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
-            "matches": held,
-        }),
-        declared,
+    let mut entry = json!({
+        "stage": e.stage.value.name(),
+        "weight": e.weight.as_ref().map(|w| w.value),
+        "hosts": e.hosts.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
+        "matches": held,
+    });
+    if let (Some(m), Some(_)) = (entry.as_object_mut(), &e.aborted) {
+        m.insert("aborted".into(), json!(true));
     }
+    Promise { entry, declared }
 }

@@ -161,6 +161,7 @@ pub fn render_environment(
         patched_selector,
         stage_at: plan.diag(env.stage.pos, String::new()),
         model: None,
+        accepted: Vec::new(),
         base_model: None,
         declared: None,
         traffic_before: None,

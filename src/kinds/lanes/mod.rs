@@ -193,16 +193,16 @@ fn promise(
                 "lane": l,
                 "weight": e.weight(l),
                 "end": format!("{end:?}"),
-                "aborted": e.aborted.is_some(),
                 "promoted": e.promoted.iter().filter(|p| p.lane == *l)
                     .flat_map(|p| p.services.iter().map(|s| s.value.clone())).collect::<Vec<_>>(),
             })
         })
         .collect();
-    crate::kinds::promise::Promise {
-        entry: serde_json::json!({"stage": e.stage.value.name(), "lanes": settings}),
-        declared,
+    let mut entry = serde_json::json!({"stage": e.stage.value.name(), "lanes": settings});
+    if let (Some(m), Some(_)) = (entry.as_object_mut(), &e.aborted) {
+        m.insert("aborted".into(), serde_json::json!(true));
     }
+    crate::kinds::promise::Promise { entry, declared }
 }
 
 fn render_environment(
