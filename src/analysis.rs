@@ -445,7 +445,7 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
         },
     };
     if let Some(p) = &a.prometheus
-        && let Err(why) = crate::gate::Endpoint::parse(&p.value)
+        && let Err(why) = crate::endpoint::Endpoint::parse(&p.value)
     {
         ok = false;
         d.push(

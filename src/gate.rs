@@ -13,8 +13,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::analysis::{human, human_left};
+pub use crate::endpoint::Endpoint;
 pub use crate::names::clean;
-pub use http::{Access, Endpoint};
+pub use http::Access;
 
 use crate::analysis::{self, CheckedAnalysis, CheckedMetric};
 use crate::error::{Diagnostic, Result};

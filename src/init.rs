@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::base::{self, BaseObject};
+use crate::base::{self, Base, BaseObject};
 use crate::error::{Diagnostic, Result};
 use crate::names;
 use crate::output::overlay::relative;
@@ -101,8 +101,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     // An Istio gateway or a cluster with revision tags is upgraded with a mesh upgrade kind.
     if pick.service.is_none()
         && pick.workload.is_none()
-        && let Some(t) =
-            crate::kinds::gateway_upgrade::init::mesh_starter(&base, base_dir, plan_path)
+        && let Some(t) = mesh_starter(&base, base_dir, plan_path)
     {
         return Ok(t);
     }
@@ -356,4 +355,14 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     t.push_str("  steps: [1, 5, 25, 50, 100]\n");
     t.push_str("  environments:\n    staging:\n      stage: prepare\n");
     Ok(t)
+}
+
+/// The mesh upgrade `init` proposes for a base, if it is one: a cluster base with revision tags
+/// and injected namespaces → a RevisionUpgrade; a base with an injected gateway → a
+/// GatewayUpgrade.
+fn mesh_starter(base: &Base, base_dir: &Path, plan_path: &Path) -> Option<String> {
+    let plan_dir = plan_path.parent().unwrap_or(Path::new(""));
+    let base_rel = relative(plan_dir, base_dir).unwrap_or_else(|| base_dir.display().to_string());
+    crate::kinds::revision_upgrade::init::starter(base, &base_rel)
+        .or_else(|| crate::kinds::gateway_upgrade::init::starter(base, &base_rel))
 }

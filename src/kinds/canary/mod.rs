@@ -9,6 +9,7 @@ pub mod edit;
 pub mod export;
 pub mod objects;
 pub mod plan;
+pub mod remaining;
 pub mod render;
 pub mod safety;
 pub mod soak;
