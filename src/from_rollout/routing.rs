@@ -207,7 +207,7 @@ pub(super) fn read(
             }
             let mut service = None;
             for (vname, routes) in &vs_list {
-                let Some(vs) = find(&all, "VirtualService", vname) else {
+                let Some(vs) = find(all, "VirtualService", vname) else {
                     return Err(refuse(
                         file,
                         format!(
@@ -277,7 +277,7 @@ pub(super) fn read(
             // Argo labels the subsets at run time (with the pod-template hash); the plan labels
             // them by version, so the labels in git go.
             if let Some(dr_name) = s(&istio, "/destinationRule/name")
-                && let Some(dr) = find(&all, "DestinationRule", dr_name)
+                && let Some(dr) = find(all, "DestinationRule", dr_name)
             {
                 let ours = [
                     s(&istio, "/destinationRule/stableSubsetName"),
@@ -364,7 +364,7 @@ pub(super) fn read(
                 ));
             };
             for hr in &http_routes {
-                let Some(route) = find(&all, "HTTPRoute", hr) else {
+                let Some(route) = find(all, "HTTPRoute", hr) else {
                     return Err(refuse(
                         file,
                         format!(
