@@ -5,7 +5,9 @@
 //! diff). `kinds::Plan` is the one interface every kind implements; `kinds::KINDS` lists them.
 //! What every kind shares sits below the kinds: located errors and YAML (`error`, `yaml`),
 //! confined file access (`fsio`), plan-file basics (`plan_file`), the stage ladder (`ladder`),
-//! bases (`base`), rendered objects (`rendered`), the traffic evaluator (`traffic`, `explain`).
+//! bases (`base`), rendered objects (`rendered`), the traffic evaluator (`traffic`, `explain`),
+//! and what the two mesh upgrade kinds share (`mesh_upgrade`: the injection resolver, their
+//! plan files' common parts).
 //! Commands that work over kinds (`plans`, `edit`, `export`, `gate`, `init`) sit above them.
 //!
 //! The library never prints and never exits; the binary owns the terminal.

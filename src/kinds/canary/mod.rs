@@ -1,7 +1,8 @@
 //! The CanaryPlan: one Service's release from a stable to a canary version, on Istio subsets or
 //! Gateway API version Services. Its plan file (`plan`), checks (`check`), stage model
 //! (`stage`), what each stage renders (`objects`, one folder per traffic backend), the checks
-//! on the final stream (`safety`), `status`, and the edits of `advance`/`promote`/`abort`.
+//! on the final stream (`safety`), what finishing a release changes in base (`remaining`),
+//! `status`, and the edits of `advance`/`promote`/`abort`.
 
 pub mod analysis;
 pub mod check;
