@@ -347,114 +347,35 @@ fn number(n: &Option<Node>) -> Option<(Option<f64>, Pos)> {
 /// Checks `analysis:`: durations, the URL, every query renders, every metric has a bound.
 pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<CheckedAnalysis> {
     let err = |pos: Pos, m: String| source.error(pos, m);
-    let mut ok = true;
-    let mut duration = |s: &Option<Spanned<String>>, field: &str, d: &mut Diagnostics| {
-        let s = s.as_ref()?;
-        if !is_duration(&s.value) {
-            ok = false;
-            d.push(
-                err(
-                    Pos::of(s),
-                    format!("{field} `{}` is not a duration", s.value),
-                )
-                .hint("write digits and a unit: `30s`, `5m`, `1h`"),
-            );
-        }
-        Some(s.value.clone())
-    };
-    let interval = duration(&a.interval, "analysis.interval", d).unwrap_or_else(|| "5m".into());
-    let initial_delay = duration(&a.initial_delay, "analysis.initialDelay", d);
-    let starting_step = match &a.starting_step {
-        None => None,
-        Some(n) => match &n.kind {
-            Kind::Number(x) if x.as_u64().is_some_and(|v| v >= 1) => x.as_u64().map(|v| v as u32),
-            _ => {
-                ok = false;
-                d.push(
-                    err(
-                        n.pos,
-                        "analysis.startingStep is a step number from 1".into(),
-                    )
-                    .hint("count the steps from 1, as Argo Rollouts does"),
-                );
-                None
-            }
-        },
-    };
-    let mut whole = |n: &Option<Node>, field: &str, min: u64, d: &mut Diagnostics| -> Option<u32> {
-        let node = n.as_ref()?;
-        match &node.kind {
-            Kind::Number(x) if x.as_u64().is_some_and(|v| v >= min && v <= 10_000) => {
-                x.as_u64().and_then(|v| u32::try_from(v).ok())
-            }
-            _ => {
-                ok = false;
-                d.push(
-                    err(
-                        node.pos,
-                        format!("analysis.{field} is a whole number from {min}"),
-                    )
-                    .hint("as Argo Rollouts counts it, e.g. `3`"),
-                );
-                None
-            }
-        }
-    };
-    let count = whole(&a.count, "count", 1, d).unwrap_or(1);
-    let failure_limit = whole(&a.failure_limit, "failureLimit", 0, d).unwrap_or(0);
-    let inconclusive_limit = whole(&a.inconclusive_limit, "inconclusiveLimit", 0, d).unwrap_or(0);
-    let consecutive_error_limit =
-        whole(&a.consecutive_error_limit, "consecutiveErrorLimit", 0, d).unwrap_or(4);
-    let min_requests = match number(&a.min_requests) {
-        Some((Some(v), _)) if v.is_finite() && v >= 0.0 => Some(v),
-        Some((_, pos)) => {
-            ok = false;
-            d.push(
-                err(pos, "analysis.minRequests is a number of requests".into())
-                    .hint("e.g. `minRequests: 100`"),
-            );
-            None
-        }
-        None => None,
-    };
-    if min_requests.is_some() != a.requests.is_some() {
-        ok = false;
-        let pos = a
-            .requests
-            .as_ref()
-            .map(Pos::of)
-            .or(a.min_requests.as_ref().map(|n| n.pos))
-            .unwrap_or_default();
-        d.push(
-            err(pos, "analysis.requests and analysis.minRequests go together".into())
-                .hint("`requests:` counts the canary's requests in the window, `minRequests:` is the fewest a sample needs"),
-        );
-    }
-    let allow_partial = match &a.allow_partial {
-        None => false,
-        Some(n) => match &n.kind {
-            Kind::Bool(b) => *b,
-            _ => {
-                ok = false;
-                d.push(
-                    err(n.pos, "analysis.allowPartial is true or false".into())
-                        .hint("e.g. `allowPartial: true` for Thanos with a store down"),
-                );
-                false
-            }
-        },
-    };
+    // Every mistake is a diagnostic: the analysis is checked when none was added.
+    let before = d.0.len();
+    let interval =
+        duration(source, d, &a.interval, "analysis.interval").unwrap_or_else(|| "5m".into());
+    let initial_delay = duration(source, d, &a.initial_delay, "analysis.initialDelay");
+    let starting_step = starting_step(source, d, a);
+    let count = whole(source, d, &a.count, "count", 1).unwrap_or(1);
+    let failure_limit = whole(source, d, &a.failure_limit, "failureLimit", 0).unwrap_or(0);
+    let inconclusive_limit =
+        whole(source, d, &a.inconclusive_limit, "inconclusiveLimit", 0).unwrap_or(0);
+    let consecutive_error_limit = whole(
+        source,
+        d,
+        &a.consecutive_error_limit,
+        "consecutiveErrorLimit",
+        0,
+    )
+    .unwrap_or(4);
+    let min_requests = min_requests(source, d, a);
+    let allow_partial = allow_partial(source, d, a);
     if let Some(p) = &a.prometheus
-        && let Err(why) = crate::gate::Endpoint::parse(&p.value)
+        && let Err(why) = crate::endpoint::Endpoint::parse(&p.value)
     {
-        ok = false;
         d.push(
             err(Pos::of(p), format!("analysis.prometheus: {why}"))
                 .hint("e.g. `https://prometheus.istio-system:9090` (credentials go in --prometheus or a token file, not in the plan)"),
         );
     }
     if a.metrics.value.is_empty() {
-        ok = false;
         d.push(
             err(Pos::of(&a.metrics), "`analysis.metrics` is empty".into())
                 .hint("add a metric with a query and a `min` or `max`"),
@@ -473,7 +394,6 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
     if let Some(r) = &a.requests
         && let Err(why) = render_query(&r.value, &probe)
     {
-        ok = false;
         d.push(
             err(
                 Pos::of(r),
@@ -482,73 +402,13 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
             .hint(format!("queries may use {VARIABLES}")),
         );
     }
-    let mut metrics = Vec::new();
-    for m in &a.metrics.value {
-        if let Err(why) = render_query(&m.query.value, &probe) {
-            ok = false;
-            d.push(
-                err(
-                    Pos::of(&m.query),
-                    format!(
-                        "the query of metric `{}` does not render: {why}",
-                        m.name.value
-                    ),
-                )
-                .hint(format!("queries may use {VARIABLES}")),
-            );
-        }
-        for c in [&m.success_condition, &m.failure_condition]
-            .into_iter()
-            .flatten()
-        {
-            if let Err(why) = condition_holds(&c.value, 0.5) {
-                ok = false;
-                d.push(
-                    err(
-                        Pos::of(c),
-                        format!(
-                            "the condition `{}` of metric `{}` is not an expression: {why}",
-                            c.value, m.name.value
-                        ),
-                    )
-                    .hint("compare `result`, e.g. `result >= 0.99 && result <= 1`"),
-                );
-            }
-        }
-        let (min, max) = (number(&m.min), number(&m.max));
-        for (v, field) in [(&min, "min"), (&max, "max")] {
-            if let Some((None, pos)) = v {
-                ok = false;
-                d.push(err(*pos, format!("`{field}` is a number")).hint("e.g. `min: 0.99`"));
-            }
-        }
-        if min.is_none()
-            && max.is_none()
-            && m.success_condition.is_none()
-            && m.failure_condition.is_none()
-        {
-            ok = false;
-            d.push(
-                err(
-                    Pos::of(&m.name),
-                    format!(
-                        "metric `{}` has neither `min` nor `max` nor a condition",
-                        m.name.value
-                    ),
-                )
-                .hint("say what value passes, e.g. `min: 0.99` for a success rate"),
-            );
-        }
-        metrics.push(CheckedMetric {
-            name: At::of(&m.name),
-            query: At::of(&m.query),
-            min: min.and_then(|(v, _)| v),
-            max: max.and_then(|(v, _)| v),
-            success_condition: m.success_condition.as_ref().map(At::of),
-            failure_condition: m.failure_condition.as_ref().map(At::of),
-        });
-    }
-    ok.then(|| CheckedAnalysis {
+    let metrics: Vec<CheckedMetric> = a
+        .metrics
+        .value
+        .iter()
+        .map(|m| check_metric(source, d, m, &probe))
+        .collect();
+    (d.0.len() == before).then(|| CheckedAnalysis {
         prometheus: a.prometheus.as_ref().map(At::of),
         interval,
         initial_delay,
@@ -563,6 +423,191 @@ pub fn check(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<Check
         allow_partial,
         metrics,
     })
+}
+
+/// A duration field (`30s`, `5m`, `1h`), if set.
+fn duration(
+    source: &Source,
+    d: &mut Diagnostics,
+    s: &Option<Spanned<String>>,
+    field: &str,
+) -> Option<String> {
+    let s = s.as_ref()?;
+    if !is_duration(&s.value) {
+        d.push(
+            source
+                .error(
+                    Pos::of(s),
+                    format!("{field} `{}` is not a duration", s.value),
+                )
+                .hint("write digits and a unit: `30s`, `5m`, `1h`"),
+        );
+    }
+    Some(s.value.clone())
+}
+
+/// `startingStep`: a step number from 1, as Argo Rollouts counts.
+fn starting_step(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<u32> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    match &a.starting_step {
+        None => None,
+        Some(n) => match &n.kind {
+            Kind::Number(x) if x.as_u64().is_some_and(|v| v >= 1) => x.as_u64().map(|v| v as u32),
+            _ => {
+                d.push(
+                    err(
+                        n.pos,
+                        "analysis.startingStep is a step number from 1".into(),
+                    )
+                    .hint("count the steps from 1, as Argo Rollouts does"),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// A count or limit: a whole number from `min` (to 10000), if set.
+fn whole(
+    source: &Source,
+    d: &mut Diagnostics,
+    n: &Option<Node>,
+    field: &str,
+    min: u64,
+) -> Option<u32> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let node = n.as_ref()?;
+    match &node.kind {
+        Kind::Number(x) if x.as_u64().is_some_and(|v| v >= min && v <= 10_000) => {
+            x.as_u64().and_then(|v| u32::try_from(v).ok())
+        }
+        _ => {
+            d.push(
+                err(
+                    node.pos,
+                    format!("analysis.{field} is a whole number from {min}"),
+                )
+                .hint("as Argo Rollouts counts it, e.g. `3`"),
+            );
+            None
+        }
+    }
+}
+
+/// `minRequests`: a number of requests, set together with the `requests` query.
+fn min_requests(source: &Source, d: &mut Diagnostics, a: &Analysis) -> Option<f64> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let min_requests = match number(&a.min_requests) {
+        Some((Some(v), _)) if v.is_finite() && v >= 0.0 => Some(v),
+        Some((_, pos)) => {
+            d.push(
+                err(pos, "analysis.minRequests is a number of requests".into())
+                    .hint("e.g. `minRequests: 100`"),
+            );
+            None
+        }
+        None => None,
+    };
+    if min_requests.is_some() != a.requests.is_some() {
+        let pos = a
+            .requests
+            .as_ref()
+            .map(Pos::of)
+            .or(a.min_requests.as_ref().map(|n| n.pos))
+            .unwrap_or_default();
+        d.push(
+            err(pos, "analysis.requests and analysis.minRequests go together".into())
+                .hint("`requests:` counts the canary's requests in the window, `minRequests:` is the fewest a sample needs"),
+        );
+    }
+    min_requests
+}
+
+/// `allowPartial`: true or false (default false).
+fn allow_partial(source: &Source, d: &mut Diagnostics, a: &Analysis) -> bool {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    match &a.allow_partial {
+        None => false,
+        Some(n) => match &n.kind {
+            Kind::Bool(b) => *b,
+            _ => {
+                d.push(
+                    err(n.pos, "analysis.allowPartial is true or false".into())
+                        .hint("e.g. `allowPartial: true` for Thanos with a store down"),
+                );
+                false
+            }
+        },
+    }
+}
+
+/// One metric: its query renders, its conditions are expressions, and it has a bound.
+fn check_metric(
+    source: &Source,
+    d: &mut Diagnostics,
+    m: &Metric,
+    probe: &QueryValues<'_>,
+) -> CheckedMetric {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if let Err(why) = render_query(&m.query.value, probe) {
+        d.push(
+            err(
+                Pos::of(&m.query),
+                format!(
+                    "the query of metric `{}` does not render: {why}",
+                    m.name.value
+                ),
+            )
+            .hint(format!("queries may use {VARIABLES}")),
+        );
+    }
+    for c in [&m.success_condition, &m.failure_condition]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(why) = condition_holds(&c.value, 0.5) {
+            d.push(
+                err(
+                    Pos::of(c),
+                    format!(
+                        "the condition `{}` of metric `{}` is not an expression: {why}",
+                        c.value, m.name.value
+                    ),
+                )
+                .hint("compare `result`, e.g. `result >= 0.99 && result <= 1`"),
+            );
+        }
+    }
+    let (min, max) = (number(&m.min), number(&m.max));
+    for (v, field) in [(&min, "min"), (&max, "max")] {
+        if let Some((None, pos)) = v {
+            d.push(err(*pos, format!("`{field}` is a number")).hint("e.g. `min: 0.99`"));
+        }
+    }
+    if min.is_none()
+        && max.is_none()
+        && m.success_condition.is_none()
+        && m.failure_condition.is_none()
+    {
+        d.push(
+            err(
+                Pos::of(&m.name),
+                format!(
+                    "metric `{}` has neither `min` nor `max` nor a condition",
+                    m.name.value
+                ),
+            )
+            .hint("say what value passes, e.g. `min: 0.99` for a success rate"),
+        );
+    }
+    CheckedMetric {
+        name: At::of(&m.name),
+        query: At::of(&m.query),
+        min: min.and_then(|(v, _)| v),
+        max: max.and_then(|(v, _)| v),
+        success_condition: m.success_condition.as_ref().map(At::of),
+        failure_condition: m.failure_condition.as_ref().map(At::of),
+    }
 }
 
 /// A step's pause: until a person (or a passing gate) promotes, or a duration.

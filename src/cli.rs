@@ -2,8 +2,10 @@
 //! returns, and maps errors to exit codes. Nothing else in canaryplan prints or exits.
 
 mod args;
+mod edit;
 mod finish;
 mod gate;
+mod init;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -12,8 +14,8 @@ use anyhow::Context as _;
 use clap::Parser;
 
 use args::{
-    Cli, Color, Command, DiffArgs, EditArgs, ExplainArgs, ExportArgs, ExportRouting, ExportTarget,
-    Format, InitArgs, PlansArgs, RenderArgs, StatusArgs, StatusFormat, plan_path, templates,
+    Cli, Color, Command, DiffArgs, ExplainArgs, ExportArgs, ExportRouting, ExportTarget, Format,
+    PlansArgs, RenderArgs, StatusArgs, StatusFormat, plan_path, templates,
 };
 use canaryplan::edit::Action;
 use canaryplan::output::diff;
@@ -31,22 +33,11 @@ pub fn main() -> ExitCode {
         Command::Explain(a) => explain(&a).map_err(anyhow::Error::from),
         Command::Export(a) => export(&a).map_err(anyhow::Error::from),
         Command::Gate(a) => gate::gate(&a).map_err(anyhow::Error::from),
-        Command::Promote(a) => {
-            let (to, service) = (a.to, a.service.clone());
-            let action = match a.lane.clone() {
-                Some(lane) => Action::PromoteLane { lane, service, to },
-                None => Action::Promote {
-                    to,
-                    approve: a.approve,
-                    force: a.force,
-                },
-            };
-            edit(&a, action).map_err(anyhow::Error::from)
-        }
-        Command::Abort(a) => edit(&a, Action::Abort).map_err(anyhow::Error::from),
-        Command::Advance(a) => edit(&a, Action::Advance).map_err(anyhow::Error::from),
+        Command::Promote(a) => edit::promote(&a).map_err(anyhow::Error::from),
+        Command::Abort(a) => edit::edit(&a, Action::Abort).map_err(anyhow::Error::from),
+        Command::Advance(a) => edit::edit(&a, Action::Advance).map_err(anyhow::Error::from),
         Command::Finish(a) => finish::finish(&a).map_err(anyhow::Error::from),
-        Command::Init(a) => init(&a).map_err(anyhow::Error::from),
+        Command::Init(a) => init::init(&a).map_err(anyhow::Error::from),
         Command::Schema => schema(),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -327,61 +318,6 @@ fn status(a: &StatusArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn edit(a: &EditArgs, action: Action) -> Result<ExitCode, Error> {
-    let promote = matches!(action, Action::Promote { .. } | Action::PromoteLane { .. });
-    if (a.to.is_some() || a.lane.is_some()) && !promote {
-        let flag = if a.to.is_some() { "--to" } else { "--lane" };
-        return Err(Diagnostic::new(format!("{flag} goes with promote"))
-            .hint("abort always sets every weight to 0; advance moves the stage")
-            .into());
-    }
-    if a.gate && !promote {
-        return Err(Diagnostic::new("--gate goes with promote")
-            .hint("run `canaryplan gate` to measure without promoting")
-            .into());
-    }
-    if (a.approve || a.force) && !promote {
-        return Err(Diagnostic::new("--approve and --force go with promote")
-            .hint("abort and advance do not wait for a pause")
-            .into());
-    }
-    let path = plan_path(a.plan.as_ref());
-    // promote --gate: measure first; a failing gate edits nothing, or aborts with --on-fail.
-    let (action, failed) = if a.gate {
-        match gate::gated(a, action)? {
-            Ok(go) => go,
-            Err(code) => return Ok(code),
-        }
-    } else {
-        (action, None)
-    };
-    let templates = templates(a.templates.as_deref())?;
-    let render = a.render.then_some(a.from_scratch);
-    let done = canaryplan::step::apply(&path, &a.env, action, &templates, render)?;
-    let mut out = format!("{}: {}\n", diff::shown(&path), done.edit.change);
-    for (dir, written) in &done.report.written {
-        let what = match written {
-            Written::Unchanged => "unchanged",
-            _ => "rendered",
-        };
-        out.push_str(&format!("{}: {what}\n", diff::shown(dir)));
-    }
-    warn_left_behind(&done.report);
-    for n in &done.edit.notes {
-        eprintln!("{n}");
-    }
-    out.push_str("suggested commit message:\n");
-    for line in done.edit.commit_message.lines() {
-        out.push_str(&if line.is_empty() {
-            "\n".to_string()
-        } else {
-            format!("  {line}\n")
-        });
-    }
-    print(&out);
-    Ok(failed.map_or(ExitCode::SUCCESS, |v| ExitCode::from(v.exit_code())))
-}
-
 fn warn_left_behind(report: &canaryplan::WriteReport) {
     for p in &report.left_behind {
         eprintln!(
@@ -389,39 +325,6 @@ fn warn_left_behind(report: &canaryplan::WriteReport) {
             diff::shown(p)
         );
     }
-}
-
-fn init(a: &InitArgs) -> Result<ExitCode, Error> {
-    if let Some(file) = &a.from_rollout {
-        let target =
-            canaryplan::init::target(file.parent().unwrap_or(std::path::Path::new("")), &a.output)?;
-        let m = canaryplan::from_rollout::migrate(file, &a.output, a.strict)?;
-        target.write(&m.plan)?;
-        print!("{}", m.base_changes);
-        for n in &m.dropped {
-            eprintln!("note: not carried over: {n}");
-        }
-        for n in &m.notes {
-            eprintln!("note: {n}");
-        }
-        eprintln!(
-            "wrote {}: review it, commit the objects above in place of the Rollout (and the routes they replace), then run `canaryplan validate`",
-            diff::shown(&a.output)
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let target = canaryplan::init::target(&a.base, &a.output)?;
-    let pick = canaryplan::init::Pick {
-        service: a.service.clone(),
-        workload: a.workload.clone(),
-    };
-    let text = canaryplan::init::starter(&a.base, &a.output, &pick)?;
-    target.write(&text)?;
-    eprintln!(
-        "wrote {}: review it (the image above all), then run `canaryplan validate`",
-        diff::shown(&a.output)
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn man() -> anyhow::Result<ExitCode> {

@@ -99,6 +99,288 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
     let plan_dir = plan_path.parent().unwrap_or(Path::new(""));
     let source = Source::read(file, &root)?;
     let docs = yaml::parse_values(&source)?;
+    let rollout = the_rollout(file, &docs)?;
+    let name = s(rollout, "/metadata/name").unwrap_or("app").to_string();
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let all = base_objects(dir, &root)?;
+    let mut ledger = Ledger::default();
+    for p in CARRIED {
+        ledger.carry(p);
+    }
+    let canary = canary_strategy(file, &name, rollout)?;
+
+    // The pod template and what replaces the Rollout in base.
+    let app = App {
+        file,
+        dir,
+        name: &name,
+        canary,
+        all: &all,
+    };
+    let workload_ref = s(rollout, "/spec/workloadRef/name").map(str::to_string);
+    let deployment = deployment(&app, rollout, workload_ref.as_deref(), &mut ledger)?;
+    let template = deployment
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let workload = s(&deployment, "/metadata/name")
+        .unwrap_or(&name)
+        .to_string();
+    let Some(image) = s(&template, "/spec/containers/0/image").map(str::to_string) else {
+        return Err(refuse(
+            file,
+            format!("Rollout {name} has no pod template with a container image"),
+            "a plan pins the stable image: give the Rollout (or its workloadRef Deployment) its pod template and run init again",
+        ));
+    };
+    let pod_labels = template.pointer("/metadata/labels").cloned();
+    let namespace = s(rollout, "/metadata/namespace").map(str::to_string);
+
+    let routing = routing::read(&app, pod_labels.as_ref(), &mut ledger)?;
+    let service_object = service_object(&app, &routing.service)?;
+
+    // Steps and analysis.
+    let names = analysis::Names {
+        service: &routing.service,
+        namespace: namespace.as_deref(),
+        workload: &workload,
+        rollout,
+    };
+    let (converted, plan_analysis) = steps_and_analysis(&app, routing.router, &names, &mut ledger);
+
+    // Every other field of the Rollout is named.
+    ledger.account(rollout, "");
+
+    // The plan, as data.
+    let Some(key) = selector_key(&deployment, service_object) else {
+        return Err(refuse(
+            file,
+            format!("Rollout {name} has no selector matchLabels"),
+            "give it `selector.matchLabels` (a Deployment needs them) and run init again",
+        ));
+    };
+    let key_value = label_value(&deployment, &key).unwrap_or(&name).to_string();
+    let folder = relative(plan_dir, dir).unwrap_or_else(|| dir.display().to_string());
+    let plan = plan(&PlanParts {
+        name: &name,
+        base: if folder.is_empty() { "." } else { &folder },
+        routing: &routing,
+        workload: &workload,
+        image: &image,
+        key: &key,
+        key_value: &key_value,
+        converted: &converted,
+        analysis: plan_analysis,
+    });
+
+    // The base changes, headed by what each replaces.
+    let base_changes = base_changes(
+        file,
+        &name,
+        workload_ref.as_deref(),
+        &deployment,
+        &routing.changed,
+    );
+    let header = header(file, &name, &ledger);
+    let text = format!("{header}{}", yaml::to_yaml(&plan));
+
+    let replaced = verify::Replacements {
+        rollout: name.clone(),
+        deployment: deployment.clone(),
+        workload_ref: workload_ref.is_some(),
+        changed: routing.changed.iter().map(|(_, o)| o.clone()).collect(),
+    };
+    verify::plan_validates(&text, &plan, plan_path, &root, dir, file, &replaced)?;
+    if strict && !ledger.dropped.is_empty() {
+        return Err(strict_refusal(file, &name, &ledger));
+    }
+    Ok(Migration {
+        plan: text,
+        base_changes,
+        dropped: ledger.dropped,
+        notes: ledger.notes,
+    })
+}
+
+/// The Rollout's steps converted (with the managed routes their header and mirror steps
+/// need), and its analysis as the plan's.
+fn steps_and_analysis(
+    app: &App<'_>,
+    router: Router,
+    names: &analysis::Names<'_>,
+    ledger: &mut Ledger,
+) -> (steps::Converted, Option<Value>) {
+    let (canary, all) = (app.canary, app.all);
+    let step_list: Vec<Value> = canary
+        .get("steps")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let converted = steps::convert(&step_list, router, ledger);
+    if converted.matches.is_some() || converted.mirror.is_some() {
+        ledger.carry("/spec/strategy/canary/trafficRouting/managedRoutes");
+    }
+    if canary.get("analysis").is_some() {
+        ledger.carry("/spec/strategy/canary/analysis");
+    }
+    let index = &converted.export_index;
+    let starting_step = |argo: usize| index.iter().skip(argo).find_map(|i| *i);
+    let plan_analysis = analysis::convert(
+        canary.get("analysis"),
+        &converted.analysis_steps,
+        starting_step,
+        all,
+        names,
+        ledger,
+    );
+    if canary.get("analysis").is_some() && plan_analysis.is_none() {
+        ledger.drop("the analysis: none of its metrics could be carried over (see above)");
+    }
+    (converted, plan_analysis)
+}
+
+/// What the plan is made of.
+struct PlanParts<'a> {
+    name: &'a str,
+    /// The base folder, relative to the plan.
+    base: &'a str,
+    routing: &'a routing::Routing,
+    workload: &'a str,
+    image: &'a str,
+    /// The selector label the stable copy changes, and its value in the Deployment.
+    key: &'a str,
+    key_value: &'a str,
+    converted: &'a steps::Converted,
+    analysis: Option<Value>,
+}
+
+/// The CanaryPlan, as data: the routing, the two versions, the steps, the analysis, and one
+/// environment at prepare.
+fn plan(p: &PlanParts<'_>) -> Value {
+    let PlanParts {
+        name,
+        routing,
+        key,
+        converted,
+        ..
+    } = p;
+    let router = routing.router;
+    let mut spec = Map::new();
+    if router == Router::GatewayApi {
+        spec.insert("traffic".into(), json!("gateway-api"));
+        spec.insert("httpRoutes".into(), json!(routing.http_routes));
+    }
+    spec.insert("base".into(), json!(p.base));
+    spec.insert("service".into(), json!(routing.service));
+    spec.insert("workload".into(), json!(p.workload));
+    routing_fields(&mut spec, &routing.virtual_services);
+    let (stable, canary_version) = versions(p.image, key, p.key_value, router, &routing.istio);
+    spec.insert("stable".into(), stable);
+    spec.insert("canary".into(), canary_version);
+    if router != Router::GatewayApi {
+        spec.insert("podLabels".into(), json!({"applicationName": name}));
+        spec.insert(
+            "selector".into(),
+            json!({"remove": [key], "add": {"applicationName": name}}),
+        );
+    }
+    if let Some(m) = &converted.matches {
+        spec.insert("match".into(), json!([m]));
+    }
+    if let Some(m) = converted.mirror {
+        spec.insert("mirror".into(), json!(m));
+    }
+    spec.insert("steps".into(), Value::Array(plan_steps(converted)));
+    if let Some(a) = &p.analysis {
+        spec.insert("analysis".into(), a.clone());
+    }
+    spec.insert(
+        "environments".into(),
+        json!({"production": {"stage": "prepare"}}),
+    );
+    json!({
+        "apiVersion": crate::plan_file::API_VERSION,
+        "kind": crate::kinds::canary::plan::KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+/// What the base holds: the kustomization's resources (wherever they are), else the YAML
+/// files of the Rollout's folder.
+fn base_objects(dir: &Path, root: &crate::fsio::Root) -> Result<Vec<Value>> {
+    let dir_or_here = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    Ok(match crate::base::kustomization_file(dir_or_here) {
+        Some(_) => crate::base::load(dir_or_here, root)?
+            .objects
+            .into_iter()
+            .map(|o| o.value)
+            .collect(),
+        None => objects_in(dir_or_here, root)?,
+    })
+}
+
+/// The Service the Rollout's traffic goes to, which must be in its folder.
+fn service_object<'a>(app: &App<'a>, service: &str) -> Result<&'a Value> {
+    find(app.all, "Service", service).ok_or_else(|| {
+        refuse(
+            app.file,
+            format!(
+                "the Rollout's traffic goes to Service {service}, which is not in {}",
+                app.dir.display()
+            ),
+            format!(
+                "put Service {service} in the Rollout's folder (the plan splits its traffic) and run init again"
+            ),
+        )
+    })
+}
+
+/// The value of the Deployment's selector label `key`.
+fn label_value<'d>(deployment: &'d Value, key: &str) -> Option<&'d str> {
+    s(
+        deployment,
+        &format!(
+            "/spec/selector/matchLabels/{}",
+            key.replace('~', "~0").replace('/', "~1")
+        ),
+    )
+}
+
+/// The Rollout fields the plan (or the Deployment in its place) carries over as they are.
+const CARRIED: [&str; 24] = [
+    "/apiVersion",
+    "/kind",
+    "/status",
+    "/metadata/name",
+    "/metadata/namespace",
+    "/metadata/labels",
+    "/metadata/annotations",
+    "/metadata/uid",
+    "/metadata/resourceVersion",
+    "/metadata/generation",
+    "/metadata/creationTimestamp",
+    "/metadata/managedFields",
+    "/metadata/selfLink",
+    "/spec/replicas",
+    "/spec/selector",
+    "/spec/template",
+    "/spec/minReadySeconds",
+    "/spec/revisionHistoryLimit",
+    "/spec/progressDeadlineSeconds",
+    "/spec/paused",
+    "/spec/workloadRef",
+    "/spec/strategy/canary/steps",
+    "/spec/strategy/canary/maxSurge",
+    "/spec/strategy/canary/maxUnavailable",
+];
+
+/// The one Argo Rollouts Rollout of the file.
+fn the_rollout<'d>(file: &Path, docs: &'d [Value]) -> Result<&'d Value> {
     let rollouts: Vec<&Value> = docs
         .iter()
         .filter(|d| {
@@ -106,18 +388,16 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
                 && s(d, "/apiVersion").is_some_and(|a| a.starts_with("argoproj.io/"))
         })
         .collect();
-    let rollout = match rollouts.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(refuse(
-                file,
-                "no Argo Rollouts Rollout in this file",
-                "name the file that holds the `kind: Rollout`",
-            ));
-        }
+    match rollouts.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(refuse(
+            file,
+            "no Argo Rollouts Rollout in this file",
+            "name the file that holds the `kind: Rollout`",
+        )),
         many => {
             let names: Vec<&str> = many.iter().filter_map(|r| s(r, "/metadata/name")).collect();
-            return Err(refuse(
+            Err(refuse(
                 file,
                 format!(
                     "{} Rollouts in this file ({})",
@@ -125,56 +405,13 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
                     names.join(", ")
                 ),
                 "move each Rollout to a file of its own (with its Services and routing) and run init on one",
-            ));
+            ))
         }
-    };
-    let name = s(rollout, "/metadata/name").unwrap_or("app").to_string();
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let dir_or_here = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    // What the base holds: the kustomization's resources (wherever they are), else the
-    // folder's YAML files.
-    let all = match crate::base::kustomization_file(dir_or_here) {
-        Some(_) => crate::base::load(dir_or_here, &root)?
-            .objects
-            .into_iter()
-            .map(|o| o.value)
-            .collect(),
-        None => objects_in(dir_or_here, &root)?,
-    };
-    let mut ledger = Ledger::default();
-    for p in [
-        "/apiVersion",
-        "/kind",
-        "/status",
-        "/metadata/name",
-        "/metadata/namespace",
-        "/metadata/labels",
-        "/metadata/annotations",
-        "/metadata/uid",
-        "/metadata/resourceVersion",
-        "/metadata/generation",
-        "/metadata/creationTimestamp",
-        "/metadata/managedFields",
-        "/metadata/selfLink",
-        "/spec/replicas",
-        "/spec/selector",
-        "/spec/template",
-        "/spec/minReadySeconds",
-        "/spec/revisionHistoryLimit",
-        "/spec/progressDeadlineSeconds",
-        "/spec/paused",
-        "/spec/workloadRef",
-        "/spec/strategy/canary/steps",
-        "/spec/strategy/canary/maxSurge",
-        "/spec/strategy/canary/maxUnavailable",
-    ] {
-        ledger.carry(p);
     }
+}
 
+/// The Rollout's canary strategy; blueGreen, pingPong and no strategy are refused.
+fn canary_strategy<'r>(file: &Path, name: &str, rollout: &'r Value) -> Result<&'r Value> {
     // The strategy: canary only.
     if rollout.pointer("/spec/strategy/blueGreen").is_some() {
         return Err(refuse(
@@ -201,12 +438,22 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
             "remove `pingPong` and route with `canaryService`/`stableService` (or Istio subsets), then run init again",
         ));
     }
+    Ok(canary)
+}
 
-    // The pod template and what replaces the Rollout in base.
-    let workload_ref = s(rollout, "/spec/workloadRef/name").map(str::to_string);
-    let mut deployment = match &workload_ref {
+/// The Deployment that replaces the Rollout in base: its workloadRef's, or one made of the
+/// Rollout's metadata, with the Rollout's replicas, pod template (without a workloadRef) and
+/// rolling-update limits.
+fn deployment(
+    app: &App<'_>,
+    rollout: &Value,
+    workload_ref: Option<&str>,
+    ledger: &mut Ledger,
+) -> Result<Value> {
+    let (file, dir, canary) = (app.file, app.dir, app.canary);
+    let mut deployment = match workload_ref {
         Some(d) => {
-            let Some(found) = find(&all, "Deployment", d) else {
+            let Some(found) = find(app.all, "Deployment", d) else {
                 return Err(refuse(
                     file,
                     format!(
@@ -261,84 +508,11 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
             ledger.note("maxSurge/maxUnavailable: the Deployment's rolling update (how the canary's pods are replaced when its image changes)");
         }
     }
-    let template = deployment
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let workload = s(&deployment, "/metadata/name")
-        .unwrap_or(&name)
-        .to_string();
-    let Some(image) = s(&template, "/spec/containers/0/image").map(str::to_string) else {
-        return Err(refuse(
-            file,
-            format!("Rollout {name} has no pod template with a container image"),
-            "a plan pins the stable image: give the Rollout (or its workloadRef Deployment) its pod template and run init again",
-        ));
-    };
-    let pod_labels = template.pointer("/metadata/labels").cloned();
-    let namespace = s(rollout, "/metadata/namespace").map(str::to_string);
+    Ok(deployment)
+}
 
-    let app = App {
-        file,
-        dir,
-        name: &name,
-        canary,
-        all: &all,
-    };
-    let routing = routing::read(&app, pod_labels.as_ref(), &mut ledger)?;
-    let routing::Routing {
-        router,
-        service,
-        virtual_services: vs_list,
-        http_routes,
-        changed: changed_objects,
-        istio,
-    } = routing;
-    let Some(service_object) = find(&all, "Service", &service) else {
-        return Err(refuse(
-            file,
-            format!(
-                "the Rollout's traffic goes to Service {service}, which is not in {}",
-                dir.display()
-            ),
-            format!(
-                "put Service {service} in the Rollout's folder (the plan splits its traffic) and run init again"
-            ),
-        ));
-    };
-
-    // Steps and analysis.
-    let step_list: Vec<Value> = canary
-        .get("steps")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let converted = steps::convert(&step_list, router, &mut ledger);
-    if converted.matches.is_some() || converted.mirror.is_some() {
-        ledger.carry("/spec/strategy/canary/trafficRouting/managedRoutes");
-    }
-    if canary.get("analysis").is_some() {
-        ledger.carry("/spec/strategy/canary/analysis");
-    }
-    let names = analysis::Names {
-        service: &service,
-        namespace: namespace.as_deref(),
-        workload: &workload,
-        rollout,
-    };
-    let index = &converted.export_index;
-    let starting_step = |argo: usize| index.iter().skip(argo).find_map(|i| *i);
-    let plan_analysis = analysis::convert(
-        canary.get("analysis"),
-        &converted.analysis_steps,
-        starting_step,
-        &all,
-        &names,
-        &mut ledger,
-    );
-    if canary.get("analysis").is_some() && plan_analysis.is_none() {
-        ledger.drop("the analysis: none of its metrics could be carried over (see above)");
-    }
+/// The plan's steps: each weight with its pause, ending at 100.
+fn plan_steps(converted: &steps::Converted) -> Vec<Value> {
     let mut plan_steps: Vec<Value> = converted
         .steps
         .iter()
@@ -351,60 +525,32 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
         plan_steps.push(json!(100));
     }
 
-    // Every other field of the Rollout is named.
-    ledger.account(rollout, "");
+    plan_steps
+}
 
-    // The plan, as data.
-    let selector_key = {
-        let sel = deployment
-            .pointer("/spec/selector/matchLabels")
-            .and_then(Value::as_object);
-        let svc_sel = service_object
-            .pointer("/spec/selector")
-            .and_then(Value::as_object);
-        let keys: Vec<&String> = sel.map(|m| m.keys().collect()).unwrap_or_default();
-        keys.iter()
-            .find(|k| k.as_str() == "app" && svc_sel.is_some_and(|s| s.contains_key(k.as_str())))
-            .or_else(|| {
-                keys.iter()
-                    .find(|k| svc_sel.is_some_and(|s| s.contains_key(k.as_str())))
-            })
-            .or_else(|| keys.first())
-            .map(|k| k.to_string())
-    };
-    let Some(key) = selector_key else {
-        return Err(refuse(
-            file,
-            format!("Rollout {name} has no selector matchLabels"),
-            "give it `selector.matchLabels` (a Deployment needs them) and run init again",
-        ));
-    };
-    let key_value = s(
-        &deployment,
-        &format!(
-            "/spec/selector/matchLabels/{}",
-            key.replace('~', "~0").replace('/', "~1")
-        ),
-    )
-    .unwrap_or(&name)
-    .to_string();
-    let folder = relative(plan_dir, dir).unwrap_or_else(|| dir.display().to_string());
-    let mut spec = Map::new();
-    if router == Router::GatewayApi {
-        spec.insert("traffic".into(), json!("gateway-api"));
-        spec.insert("httpRoutes".into(), json!(http_routes));
-    }
-    spec.insert(
-        "base".into(),
-        json!(if folder.is_empty() {
-            ".".to_string()
-        } else {
-            folder
-        }),
-    );
-    spec.insert("service".into(), json!(service));
-    spec.insert("workload".into(), json!(workload));
-    match vs_list.as_slice() {
+/// The selector label the stable copy changes: `app` if the Service selects by it, else the
+/// first the Service selects by, else the first.
+fn selector_key(deployment: &Value, service_object: &Value) -> Option<String> {
+    let sel = deployment
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object);
+    let svc_sel = service_object
+        .pointer("/spec/selector")
+        .and_then(Value::as_object);
+    let keys: Vec<&String> = sel.map(|m| m.keys().collect()).unwrap_or_default();
+    keys.iter()
+        .find(|k| k.as_str() == "app" && svc_sel.is_some_and(|s| s.contains_key(k.as_str())))
+        .or_else(|| {
+            keys.iter()
+                .find(|k| svc_sel.is_some_and(|s| s.contains_key(k.as_str())))
+        })
+        .or_else(|| keys.first())
+        .map(|k| k.to_string())
+}
+
+/// The VirtualServices the plan weights (`virtualService` for one) and their routes.
+fn routing_fields(spec: &mut Map<String, Value>, vs_list: &[(String, Vec<String>)]) {
+    match vs_list {
         [] => {}
         [(vs, _)] => {
             spec.insert("virtualService".into(), json!(vs));
@@ -420,74 +566,73 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
     if !routes.is_empty() {
         spec.insert("routes".into(), json!(routes));
     }
-    let mut stable = json!({"version": "v1", "image": image, "labels": {key.clone(): format!("{key_value}-v1")}});
+}
+
+/// The `stable` and `canary` versions: the image the Rollout runs, the copy's selector label
+/// (`<value>-v1`), and with Istio the Rollout's subset names.
+fn versions(
+    image: &str,
+    key: &str,
+    key_value: &str,
+    router: Router,
+    istio: &Value,
+) -> (Value, Value) {
+    let mut stable =
+        json!({"version": "v1", "image": image, "labels": {key: format!("{key_value}-v1")}});
     let mut canary_version = json!({"version": "v2"});
     if router == Router::Istio {
         if let (Some(sub), Some(o)) = (
-            s(&istio, "/destinationRule/stableSubsetName"),
+            s(istio, "/destinationRule/stableSubsetName"),
             stable.as_object_mut(),
         ) {
             o.insert("subset".into(), json!(sub));
         }
         if let (Some(sub), Some(o)) = (
-            s(&istio, "/destinationRule/canarySubsetName"),
+            s(istio, "/destinationRule/canarySubsetName"),
             canary_version.as_object_mut(),
         ) {
             o.insert("subset".into(), json!(sub));
         }
     }
-    spec.insert("stable".into(), stable);
-    spec.insert("canary".into(), canary_version);
-    if router != Router::GatewayApi {
-        spec.insert("podLabels".into(), json!({"applicationName": name}));
-        spec.insert(
-            "selector".into(),
-            json!({"remove": [key], "add": {"applicationName": name}}),
-        );
-    }
-    if let Some(m) = &converted.matches {
-        spec.insert("match".into(), json!([m]));
-    }
-    if let Some(m) = converted.mirror {
-        spec.insert("mirror".into(), json!(m));
-    }
-    spec.insert("steps".into(), Value::Array(plan_steps));
-    if let Some(a) = plan_analysis {
-        spec.insert("analysis".into(), a);
-    }
-    spec.insert(
-        "environments".into(),
-        json!({"production": {"stage": "prepare"}}),
-    );
-    let plan = json!({
-        "apiVersion": crate::plan_file::API_VERSION,
-        "kind": crate::kinds::canary::plan::KIND,
-        "metadata": {"name": name},
-        "spec": spec,
-    });
+    (stable, canary_version)
+}
 
-    // The base changes, headed by what each replaces.
+/// The base changes `init` prints: the Deployment in place of the Rollout, then each routing
+/// object changed, headed by what it replaces.
+fn base_changes(
+    file: &Path,
+    name: &str,
+    workload_ref: Option<&str>,
+    deployment: &Value,
+    changed_objects: &[(String, Value)],
+) -> String {
     let file_shown = one_line(&file.display().to_string());
-    let mut base_changes = match &workload_ref {
+    let mut base_changes = match workload_ref {
         Some(d) => format!(
             "# Delete the Rollout {} in {file_shown}; its workloadRef, Deployment {}, takes over with the Rollout's replicas:\n",
-            one_line(&name),
+            one_line(name),
             one_line(d)
         ),
         None => format!(
             "# Replace the Rollout {} in {file_shown} with this Deployment (same name, selector and pod template; no Argo strategy):\n",
-            one_line(&name)
+            one_line(name)
         ),
     };
-    base_changes.push_str(&yaml::to_yaml(&deployment));
-    for (about, object) in &changed_objects {
+    base_changes.push_str(&yaml::to_yaml(deployment));
+    for (about, object) in changed_objects {
         base_changes.push_str(&format!("---\n# In place of {}:\n", one_line(about)));
         base_changes.push_str(&yaml::to_yaml(object));
     }
 
+    base_changes
+}
+
+/// The plan file's head comment: where it comes from, what to review, and every setting
+/// not carried over or carried in another form.
+fn header(file: &Path, name: &str, ledger: &Ledger) -> String {
     let mut header = format!(
         "# A canary plan from the Argo Rollouts Rollout {} ({}).\n# Review every value: stable.image is the image the Rollout runs today (pin it by digest).\n# Commit the objects `init` printed in place of the ones they replace, then run\n# `canaryplan validate`.\n",
-        one_line(&name),
+        one_line(name),
         one_line(
             &file
                 .file_name()
@@ -501,28 +646,16 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
     for n in &ledger.notes {
         header.push_str(&format!("# Note: {}\n", one_line(n)));
     }
-    let text = format!("{header}{}", yaml::to_yaml(&plan));
+    header
+}
 
-    let replaced = verify::Replacements {
-        rollout: name.clone(),
-        deployment: deployment.clone(),
-        workload_ref: workload_ref.is_some(),
-        changed: changed_objects.iter().map(|(_, o)| o.clone()).collect(),
-    };
-    verify::plan_validates(&text, &plan, plan_path, &root, dir, file, &replaced)?;
-    if strict && !ledger.dropped.is_empty() {
-        let mut e: Vec<Diagnostic> = ledger
-            .dropped
-            .iter()
-            .map(|d| Diagnostic::new(format!("not carried over: {d}")).in_file(file))
-            .collect();
-        e.push(Diagnostic::new(format!("--strict: the plan cannot carry over all of Rollout {name}; nothing was written")).in_file(file).hint("change the Rollout so that each setting above has a counterpart, or run without --strict and review the notes"));
-        return Err(e.into());
-    }
-    Ok(Migration {
-        plan: text,
-        base_changes,
-        dropped: ledger.dropped,
-        notes: ledger.notes,
-    })
+/// `--strict`: every setting not carried over, and that nothing was written.
+fn strict_refusal(file: &Path, name: &str, ledger: &Ledger) -> crate::error::Error {
+    let mut e: Vec<Diagnostic> = ledger
+        .dropped
+        .iter()
+        .map(|d| Diagnostic::new(format!("not carried over: {d}")).in_file(file))
+        .collect();
+    e.push(Diagnostic::new(format!("--strict: the plan cannot carry over all of Rollout {name}; nothing was written")).in_file(file).hint("change the Rollout so that each setting above has a counterpart, or run without --strict and review the notes"));
+    e.into()
 }

@@ -13,8 +13,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::analysis::{human, human_left};
+pub use crate::endpoint::Endpoint;
 pub use crate::names::clean;
-pub use http::{Access, Endpoint};
+pub use http::Access;
 
 use crate::analysis::{self, CheckedAnalysis, CheckedMetric};
 use crate::error::{Diagnostic, Result};
@@ -155,26 +156,7 @@ pub fn run(
     let count = if opts.once { 1 } else { a.count.max(1) };
     let interval = analysis::seconds(&a.interval).unwrap_or(300);
     let timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let (times, sampling): (Vec<Option<f64>>, String) = match opts.since {
-        Some(since) if count > 1 && (since as f64) < now => {
-            let span = now - since as f64;
-            let times = (1..=count)
-                .map(|i| Some(since as f64 + span * f64::from(i) / f64::from(count)))
-                .collect();
-            (
-                times,
-                format!(
-                    "{count} samples over the {} since the current weight was set",
-                    human(Duration::from_secs_f64(span))
-                ),
-            )
-        }
-        _ if count > 1 => (
-            vec![None; count as usize],
-            format!("{count} samples, {} apart", a.interval),
-        ),
-        _ => (vec![None], "one sample, now".into()),
-    };
+    let (times, sampling) = schedule(count, opts.since, now, &a.interval);
     let live = times.first().is_some_and(Option::is_none) && count > 1;
     let spread = if live {
         Duration::from_secs(interval * u64::from(count - 1))
@@ -224,8 +206,57 @@ pub fn run(
             out.push(sample);
         }
     }
-    let rows: Vec<Row> = a
-        .metrics
+    let rows = judge_all(plan, a, queries, samples);
+    let verdict = [Outcome::Fail, Outcome::Error, Outcome::Inconclusive]
+        .into_iter()
+        .find(|o| rows.iter().any(|r| r.result == *o))
+        .unwrap_or(Outcome::Pass);
+    Ok(Report {
+        prometheus: client.shown(),
+        verdict,
+        sampling,
+        rows,
+    })
+}
+
+/// When to take `count` samples, and that in words: spread over the time since the weight
+/// was set (`since`, from git) up to `now`, else live, `interval` apart (`None`: now).
+fn schedule(
+    count: u32,
+    since: Option<i64>,
+    now: f64,
+    interval: &str,
+) -> (Vec<Option<f64>>, String) {
+    match since {
+        Some(since) if count > 1 && (since as f64) < now => {
+            let span = now - since as f64;
+            let times = (1..=count)
+                .map(|i| Some(since as f64 + span * f64::from(i) / f64::from(count)))
+                .collect();
+            (
+                times,
+                format!(
+                    "{count} samples over the {} since the current weight was set",
+                    human(Duration::from_secs_f64(span))
+                ),
+            )
+        }
+        _ if count > 1 => (
+            vec![None; count as usize],
+            format!("{count} samples, {interval} apart"),
+        ),
+        _ => (vec![None], "one sample, now".into()),
+    }
+}
+
+/// Each metric's samples judged against its bounds, a row per metric located at its query.
+fn judge_all(
+    plan: &CheckedPlan,
+    a: &CheckedAnalysis,
+    queries: Vec<String>,
+    samples: Vec<Vec<Sample>>,
+) -> Vec<Row> {
+    a.metrics
         .iter()
         .zip(queries)
         .zip(samples)
@@ -237,17 +268,7 @@ pub fn run(
                 .unwrap_or_default();
             judge(m, a, query, samples, at)
         })
-        .collect();
-    let verdict = [Outcome::Fail, Outcome::Error, Outcome::Inconclusive]
-        .into_iter()
-        .find(|o| rows.iter().any(|r| r.result == *o))
-        .unwrap_or(Outcome::Pass);
-    Ok(Report {
-        prometheus: client.shown(),
-        verdict,
-        sampling,
-        rows,
-    })
+        .collect()
 }
 
 /// The server: `--prometheus`/`$CANARYPLAN_PROMETHEUS_URL`, else the plan's.

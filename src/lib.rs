@@ -5,7 +5,9 @@
 //! diff). `kinds::Plan` is the one interface every kind implements; `kinds::KINDS` lists them.
 //! What every kind shares sits below the kinds: located errors and YAML (`error`, `yaml`),
 //! confined file access (`fsio`), plan-file basics (`plan_file`), the stage ladder (`ladder`),
-//! bases (`base`), rendered objects (`rendered`), the traffic evaluator (`traffic`, `explain`).
+//! bases (`base`), rendered objects (`rendered`), the traffic evaluator (`traffic`, `explain`),
+//! and what the two mesh upgrade kinds share (`mesh_upgrade`: the injection resolver, their
+//! plan files' common parts).
 //! Commands that work over kinds (`plans`, `edit`, `export`, `gate`, `init`) sit above them.
 //!
 //! The library never prints and never exits; the binary owns the terminal.
@@ -20,6 +22,7 @@ pub mod analysis;
 pub mod argocd;
 pub mod base;
 pub mod edit;
+pub mod endpoint;
 pub mod error;
 pub mod explain;
 pub mod export;
@@ -31,6 +34,7 @@ pub mod init;
 pub mod invariants;
 pub mod kinds;
 pub mod ladder;
+pub mod mesh_upgrade;
 pub mod monorepo;
 pub mod names;
 pub mod output;

@@ -200,6 +200,56 @@ struct Root {
     position: String,
 }
 
+/// The strings of the array at `p`.
+fn strings(v: &Value, p: &str) -> Vec<String> {
+    v.pointer(p)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// An HTTPRoute's hostnames and parents: a Gateway (`ns/name` when the namespace is written),
+/// or for GAMMA a Service, whose callers are the mesh and whose name is a host.
+fn parents(hr: &Value, ns: &Option<String>) -> (Vec<String>, Vec<String>) {
+    let mut hosts: Vec<String> = hr
+        .pointer("/spec/hostnames")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    let mut gateways = Vec::new();
+    for p in hr
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let parent = s(p, "/name").unwrap_or_default();
+        let parent_ns = s(p, "/namespace")
+            .map(str::to_string)
+            .or_else(|| ns.clone());
+        if s(p, "/kind") == Some("Service") {
+            // GAMMA: the route serves mesh callers of that Service.
+            gateways.push("mesh".to_string());
+            hosts.push(match &parent_ns {
+                Some(n) => format!("{parent}.{n}.svc.cluster.local"),
+                None => parent.to_string(),
+            });
+        } else {
+            gateways.push(match (s(p, "/namespace"), &ns) {
+                (Some(n), _) => format!("{n}/{parent}"),
+                _ => parent.to_string(),
+            });
+        }
+    }
+    (hosts, gateways)
+}
+
 /// A delegate route's conditions under its root's, as Istio merges them: each pair of match
 /// entries, the root's fields taken where the delegate's does not set them.
 fn merge_matches(root: &[Value], own: &[Value]) -> Vec<Value> {
@@ -395,18 +445,66 @@ impl<'a> Mesh<'a> {
         self.routes.get_or_init(|| self.resolve_routes())
     }
 
+    /// Every VirtualService route (a delegate's under its root's hosts, gateways and
+    /// conditions), then every HTTPRoute rule.
     fn resolve_routes(&self) -> Vec<Route> {
-        let strings = |vs: &Value, p: &str| -> Vec<String> {
-            vs.pointer(p)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        };
-        // Root routes that delegate: a delegate (a VirtualService without hosts) serves its
-        // root's hosts and gateways, under the root route's conditions merged with its own.
+        let roots = self.delegating_roots();
+        let mut out = Vec::new();
+        for vs in self.of_kind("VirtualService") {
+            let ns = namespace(vs);
+            let vs_name = s(vs, "/metadata/name").unwrap_or_default();
+            let mut hosts = strings(vs, "/spec/hosts");
+            let mut gateways = strings(vs, "/spec/gateways");
+            let mut root_matches: Vec<Value> = Vec::new();
+            let mut delegated_from = None;
+            if hosts.is_empty()
+                && let Some(root) = roots
+                    .iter()
+                    .find(|r| r.delegate == vs_name && r.delegate_ns == ns)
+            {
+                hosts = root.hosts.clone();
+                gateways = root.gateways.clone();
+                root_matches = root.matches.clone();
+                delegated_from = Some(root.position.clone());
+            }
+            for kind in ROUTE_KINDS {
+                let routes = vs
+                    .pointer(&format!("/spec/{kind}"))
+                    .and_then(Value::as_array);
+                for (index, r) in routes.into_iter().flatten().enumerate() {
+                    let destinations = self.weighted_destinations(r, ns.as_deref());
+                    let mirrors = self.mirrors(r, ns.as_deref());
+                    out.push(Route {
+                        object: "VirtualService",
+                        virtual_service: vs_name.to_string(),
+                        namespace: ns.clone(),
+                        hosts: hosts.clone(),
+                        gateways: gateways.clone(),
+                        kind,
+                        index,
+                        name: r.get("name").and_then(Value::as_str).map(str::to_string),
+                        matches: merge_matches(
+                            &root_matches,
+                            &r.get("match")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default(),
+                        ),
+                        destinations,
+                        mirrors,
+                        delegate: s(r, "/delegate/name").map(str::to_string),
+                        delegated_from: delegated_from.clone(),
+                    });
+                }
+            }
+        }
+        out.extend(self.http_routes());
+        out
+    }
+
+    /// Root routes that delegate: a delegate (a VirtualService without hosts) serves its
+    /// root's hosts and gateways, under the root route's conditions merged with its own.
+    fn delegating_roots(&self) -> Vec<Root> {
         let mut roots: Vec<Root> = Vec::new();
         for vs in self.of_kind("VirtualService") {
             let ns = namespace(vs);
@@ -438,106 +536,68 @@ impl<'a> Mesh<'a> {
                 }
             }
         }
-        let mut out = Vec::new();
-        for vs in self.of_kind("VirtualService") {
-            let ns = namespace(vs);
-            let vs_name = s(vs, "/metadata/name").unwrap_or_default();
-            let mut hosts = strings(vs, "/spec/hosts");
-            let mut gateways = strings(vs, "/spec/gateways");
-            let mut root_matches: Vec<Value> = Vec::new();
-            let mut delegated_from = None;
-            if hosts.is_empty()
-                && let Some(root) = roots
-                    .iter()
-                    .find(|r| r.delegate == vs_name && r.delegate_ns == ns)
-            {
-                hosts = root.hosts.clone();
-                gateways = root.gateways.clone();
-                root_matches = root.matches.clone();
-                delegated_from = Some(root.position.clone());
-            }
-            for kind in ROUTE_KINDS {
-                let routes = vs
-                    .pointer(&format!("/spec/{kind}"))
-                    .and_then(Value::as_array);
-                for (index, r) in routes.into_iter().flatten().enumerate() {
-                    let dests: Vec<&Value> = r
-                        .get("route")
-                        .and_then(Value::as_array)
+        roots
+    }
+
+    /// A VirtualService route's destinations: each with its weight (a lone destination
+    /// without one takes 100) and the request headers it sets.
+    fn weighted_destinations(&self, r: &Value, ns: Option<&str>) -> Vec<Destination> {
+        let dests: Vec<&Value> = r
+            .get("route")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .collect();
+        let single = dests.len() == 1;
+        dests
+            .iter()
+            .filter_map(|d| {
+                let w = match d.get("weight").and_then(Value::as_f64) {
+                    Some(w) => w,
+                    None if single => 100.0,
+                    None => 0.0,
+                };
+                d.get("destination").map(|dest| {
+                    let mut out = self.destination(dest, w, ns);
+                    out.sets = d
+                        .pointer("/headers/request/set")
+                        .and_then(Value::as_object)
                         .into_iter()
                         .flatten()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
                         .collect();
-                    let single = dests.len() == 1;
-                    let destinations = dests
-                        .iter()
-                        .filter_map(|d| {
-                            let w = match d.get("weight").and_then(Value::as_f64) {
-                                Some(w) => w,
-                                None if single => 100.0,
-                                None => 0.0,
-                            };
-                            d.get("destination").map(|dest| {
-                                let mut out = self.destination(dest, w, ns.as_deref());
-                                out.sets = d
-                                    .pointer("/headers/request/set")
-                                    .and_then(Value::as_object)
-                                    .into_iter()
-                                    .flatten()
-                                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                                    .collect();
-                                out
-                            })
-                        })
-                        .collect();
-                    let mirror_percent = r
-                        .pointer("/mirrorPercentage/value")
-                        .and_then(Value::as_f64)
-                        .unwrap_or(100.0);
-                    let mut mirrors: Vec<Destination> = r
-                        .get("mirror")
-                        .map(|m| self.destination(m, mirror_percent, ns.as_deref()))
-                        .into_iter()
-                        .collect();
-                    for m in r
-                        .get("mirrors")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let p = m
-                            .pointer("/percentage/value")
-                            .and_then(Value::as_f64)
-                            .unwrap_or(100.0);
-                        if let Some(dest) = m.get("destination") {
-                            mirrors.push(self.destination(dest, p, ns.as_deref()));
-                        }
-                    }
-                    out.push(Route {
-                        object: "VirtualService",
-                        virtual_service: vs_name.to_string(),
-                        namespace: ns.clone(),
-                        hosts: hosts.clone(),
-                        gateways: gateways.clone(),
-                        kind,
-                        index,
-                        name: r.get("name").and_then(Value::as_str).map(str::to_string),
-                        matches: merge_matches(
-                            &root_matches,
-                            &r.get("match")
-                                .and_then(Value::as_array)
-                                .cloned()
-                                .unwrap_or_default(),
-                        ),
-                        destinations,
-                        mirrors,
-                        delegate: s(r, "/delegate/name").map(str::to_string),
-                        delegated_from: delegated_from.clone(),
-                    });
-                }
+                    out
+                })
+            })
+            .collect()
+    }
+
+    /// A VirtualService route's mirrors (`mirror` with `mirrorPercentage`, and `mirrors`).
+    fn mirrors(&self, r: &Value, ns: Option<&str>) -> Vec<Destination> {
+        let mirror_percent = r
+            .pointer("/mirrorPercentage/value")
+            .and_then(Value::as_f64)
+            .unwrap_or(100.0);
+        let mut mirrors: Vec<Destination> = r
+            .get("mirror")
+            .map(|m| self.destination(m, mirror_percent, ns))
+            .into_iter()
+            .collect();
+        for m in r
+            .get("mirrors")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let p = m
+                .pointer("/percentage/value")
+                .and_then(Value::as_f64)
+                .unwrap_or(100.0);
+            if let Some(dest) = m.get("destination") {
+                mirrors.push(self.destination(dest, p, ns));
             }
         }
-        out.extend(self.http_routes());
-        out
+        mirrors
     }
 
     /// Gateway API HTTPRoutes, a route per rule: its parents (Gateways, or for GAMMA a Service:
@@ -547,39 +607,7 @@ impl<'a> Mesh<'a> {
         for hr in self.of_kind("HTTPRoute") {
             let ns = namespace(hr);
             let name = s(hr, "/metadata/name").unwrap_or_default();
-            let mut hosts: Vec<String> = hr
-                .pointer("/spec/hostnames")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect();
-            let mut gateways = Vec::new();
-            for p in hr
-                .pointer("/spec/parentRefs")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let parent = s(p, "/name").unwrap_or_default();
-                let parent_ns = s(p, "/namespace")
-                    .map(str::to_string)
-                    .or_else(|| ns.clone());
-                if s(p, "/kind") == Some("Service") {
-                    // GAMMA: the route serves mesh callers of that Service.
-                    gateways.push("mesh".to_string());
-                    hosts.push(match &parent_ns {
-                        Some(n) => format!("{parent}.{n}.svc.cluster.local"),
-                        None => parent.to_string(),
-                    });
-                } else {
-                    gateways.push(match (s(p, "/namespace"), &ns) {
-                        (Some(n), _) => format!("{n}/{parent}"),
-                        _ => parent.to_string(),
-                    });
-                }
-            }
+            let (hosts, gateways) = parents(hr, &ns);
             if gateways.is_empty() {
                 // A route with no parent is attached to nothing: no request reaches it.
                 continue;
@@ -591,84 +619,7 @@ impl<'a> Mesh<'a> {
                 .flatten()
                 .enumerate()
             {
-                let backend = |b: &Value, percent: f64| {
-                    let kind_ok = s(b, "/kind").is_none_or(|k| k == "Service")
-                        && s(b, "/group").is_none_or(str::is_empty);
-                    let target = s(b, "/name").unwrap_or_default();
-                    let b_ns = s(b, "/namespace")
-                        .map(str::to_string)
-                        .or_else(|| ns.clone());
-                    let host = if kind_ok {
-                        target.to_string()
-                    } else {
-                        format!("{} {target}", s(b, "/kind").unwrap_or_default())
-                    };
-                    let mut d = serde_json::json!({ "host": host });
-                    if let (Some(p), Some(o)) = (b.get("port"), d.as_object_mut()) {
-                        o.insert("port".into(), p.clone());
-                    }
-                    self.destination(&d, percent, b_ns.as_deref())
-                };
-                let refs: Vec<&Value> = rule
-                    .get("backendRefs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                let weight = |b: &Value| b.get("weight").and_then(Value::as_f64).unwrap_or(1.0);
-                let total: f64 = refs.iter().map(|b| weight(b)).sum();
-                let destinations = refs
-                    .iter()
-                    .map(|b| {
-                        let p = if total > 0.0 {
-                            weight(b) * 100.0 / total
-                        } else {
-                            0.0
-                        };
-                        backend(b, p)
-                    })
-                    .collect();
-                // Mirrors of the rule copy all its requests; a backendRef's mirror only the
-                // requests sent to that backend (its share of the rule).
-                let share = |b: &Value| {
-                    if total > 0.0 { weight(b) / total } else { 0.0 }
-                };
-                let rule_filters = rule
-                    .get("filters")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|f| (f, 1.0));
-                let backend_filters = refs.iter().flat_map(|b| {
-                    b.get("filters")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .map(move |f| (f, share(b)))
-                });
-                let mirrors = rule_filters
-                    .chain(backend_filters)
-                    .filter(|(f, _)| s(f, "/type") == Some("RequestMirror"))
-                    .filter_map(|(f, of)| {
-                        let m = f.get("requestMirror")?;
-                        let percent = m
-                            .get("percent")
-                            .and_then(Value::as_f64)
-                            .or_else(|| {
-                                let n = m.pointer("/fraction/numerator")?.as_f64()?;
-                                let d = m
-                                    .pointer("/fraction/denominator")
-                                    .and_then(Value::as_f64)
-                                    .unwrap_or(100.0);
-                                (d > 0.0).then(|| n * 100.0 / d)
-                            })
-                            .unwrap_or(100.0);
-                        // Rounded to a millionth of a percent: 5% of 81% is 4.05%, not
-                        // 4.050000000000001%.
-                        let percent = (percent * of * 1e6).round() / 1e6;
-                        Some(backend(m.get("backendRef")?, percent))
-                    })
-                    .collect();
+                let (destinations, mirrors) = self.backends(rule, &ns);
                 out.push(Route {
                     object: "HTTPRoute",
                     virtual_service: name.to_string(),
@@ -691,6 +642,92 @@ impl<'a> Mesh<'a> {
             }
         }
         out
+    }
+
+    /// A backendRef as a destination with `percent` of the rule's requests (a kind other than
+    /// Service named with its kind, so no Service matches it).
+    fn backend(&self, b: &Value, percent: f64, ns: &Option<String>) -> Destination {
+        let kind_ok = s(b, "/kind").is_none_or(|k| k == "Service")
+            && s(b, "/group").is_none_or(str::is_empty);
+        let target = s(b, "/name").unwrap_or_default();
+        let b_ns = s(b, "/namespace")
+            .map(str::to_string)
+            .or_else(|| ns.clone());
+        let host = if kind_ok {
+            target.to_string()
+        } else {
+            format!("{} {target}", s(b, "/kind").unwrap_or_default())
+        };
+        let mut d = serde_json::json!({ "host": host });
+        if let (Some(p), Some(o)) = (b.get("port"), d.as_object_mut()) {
+            o.insert("port".into(), p.clone());
+        }
+        self.destination(&d, percent, b_ns.as_deref())
+    }
+
+    /// A rule's backendRefs, weighted relative to each other, and its mirrors.
+    fn backends(&self, rule: &Value, ns: &Option<String>) -> (Vec<Destination>, Vec<Destination>) {
+        let refs: Vec<&Value> = rule
+            .get("backendRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .collect();
+        let weight = |b: &Value| b.get("weight").and_then(Value::as_f64).unwrap_or(1.0);
+        let total: f64 = refs.iter().map(|b| weight(b)).sum();
+        let destinations: Vec<Destination> = refs
+            .iter()
+            .map(|b| {
+                let p = if total > 0.0 {
+                    weight(b) * 100.0 / total
+                } else {
+                    0.0
+                };
+                self.backend(b, p, ns)
+            })
+            .collect();
+        // Mirrors of the rule copy all its requests; a backendRef's mirror only the
+        // requests sent to that backend (its share of the rule).
+        let share = |b: &Value| {
+            if total > 0.0 { weight(b) / total } else { 0.0 }
+        };
+        let rule_filters = rule
+            .get("filters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|f| (f, 1.0));
+        let backend_filters = refs.iter().flat_map(|b| {
+            b.get("filters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(move |f| (f, share(b)))
+        });
+        let mirrors: Vec<Destination> = rule_filters
+            .chain(backend_filters)
+            .filter(|(f, _)| s(f, "/type") == Some("RequestMirror"))
+            .filter_map(|(f, of)| {
+                let m = f.get("requestMirror")?;
+                let percent = m
+                    .get("percent")
+                    .and_then(Value::as_f64)
+                    .or_else(|| {
+                        let n = m.pointer("/fraction/numerator")?.as_f64()?;
+                        let d = m
+                            .pointer("/fraction/denominator")
+                            .and_then(Value::as_f64)
+                            .unwrap_or(100.0);
+                        (d > 0.0).then(|| n * 100.0 / d)
+                    })
+                    .unwrap_or(100.0);
+                // Rounded to a millionth of a percent: 5% of 81% is 4.05%, not
+                // 4.050000000000001%.
+                let percent = (percent * of * 1e6).round() / 1e6;
+                Some(self.backend(m.get("backendRef")?, percent, ns))
+            })
+            .collect();
+        (destinations, mirrors)
     }
 
     /// Whether sidecar (mesh) callers of `service` go through a VirtualService: one bound to

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Module path prefixes by layer, lowest first. A module belongs to the layer of its longest
-/// matching prefix.
+/// matching prefix; every module must match one (`""` is the library's face, `lib.rs` alone).
 const LAYERS: &[&[&str]] = &[
     // What everything reads with: errors, YAML, files, plan-file basics, the ladder.
     &[
@@ -20,11 +20,13 @@ const LAYERS: &[&[&str]] = &[
         "yaml",
         "plan_file",
         "ladder",
+        "endpoint",
         "argocd",
         "selector",
         "templates",
     ],
-    // Bases, rendered objects, and the evaluator (which reads streams, never a renderer).
+    // Bases, rendered objects, the evaluator (which reads streams, never a renderer), and
+    // what both mesh upgrade kinds share (the injection resolver, their plan files' parts).
     &[
         "base",
         "rendered",
@@ -32,6 +34,7 @@ const LAYERS: &[&[&str]] = &[
         "explain",
         "invariants",
         "analysis",
+        "mesh_upgrade",
     ],
     // Output and what a render, a status and an export are, for every kind.
     &["output", "render", "status", "export"],
@@ -225,6 +228,14 @@ fn layer_of(module: &str) -> usize {
     best.0
 }
 
+/// Whether a prefix other than the library's face (`""`, `lib.rs` alone) names `module`.
+fn is_listed(module: &str) -> bool {
+    LAYERS
+        .iter()
+        .flat_map(|l| l.iter())
+        .any(|p| !p.is_empty() && (module == *p || module.starts_with(&format!("{p}::"))))
+}
+
 fn kind_of(module: &str) -> Option<&'static str> {
     KINDS
         .iter()
@@ -274,6 +285,22 @@ fn no_import_runs_from_a_lower_layer_back_up() {
         wrong.is_empty(),
         "imports from a lower layer back up:\n{}",
         wrong.join("\n")
+    );
+}
+
+#[test]
+fn every_module_is_in_a_layer() {
+    // Without this, a new module would fall into the top layer silently, and nothing could
+    // import it without the import running back up.
+    let unlisted: Vec<String> = graph()
+        .keys()
+        .filter(|m| !m.is_empty() && !is_listed(m))
+        .cloned()
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "modules in no layer (add them to LAYERS where their imports put them):\n{}",
+        unlisted.join("\n")
     );
 }
 

@@ -59,12 +59,6 @@ fn show(v: &[Violation]) -> String {
         .join("\n")
 }
 
-/// One environment of a plan on disk rendered (every rule held), with its models.
-fn check(plan_path: &Path, env: &str) -> (Model, Model, Declared) {
-    let r = render(plan_path, env);
-    (r.base, r.new, r.declared)
-}
-
 fn fixture(name: &str) -> Scratch {
     Scratch::fixture(name)
 }

@@ -172,26 +172,7 @@ pub fn convert(
     names: &Names<'_>,
     ledger: &mut Ledger,
 ) -> Option<Value> {
-    let (spec, start) = match (background, inline.first()) {
-        (Some(b), _) => {
-            for (i, _) in inline {
-                ledger.drop(format!("steps[{i}]: the analysis step (the plan runs one analysis, the Rollout's background one)"));
-            }
-            let start = b
-                .get("startingStep")
-                .and_then(Value::as_u64)
-                .map(|s| s as usize);
-            (b, start)
-        }
-        (None, Some((i, step))) => {
-            ledger.drop(format!("steps[{i}]: the analysis step runs once there and blocks the Rollout; the plan's analysis runs from that step on, at every interval (`canaryplan gate`)"));
-            for (j, _) in inline.get(1..).unwrap_or_default() {
-                ledger.drop(format!("steps[{j}]: a second analysis step"));
-            }
-            (step, Some(*i))
-        }
-        (None, None) => return None,
-    };
+    let (spec, start) = which_analysis(background, inline, ledger)?;
     for k in ["dryRun", "measurementRetention", "analysisRunMetadata"] {
         if spec.get(k).is_some() {
             ledger.drop(format!("analysis.{k} (the plan's gate has no counterpart)"));
@@ -200,9 +181,7 @@ pub fn convert(
     let mut args: Map<String, Value> = Map::new();
     let mut metrics = Vec::new();
     let mut name = None;
-    let mut address: Option<String> = None;
-    let mut interval: Option<String> = None;
-    let mut initial_delay: Option<String> = None;
+    let mut common = Common::default();
     for t in spec
         .get("templates")
         .and_then(Value::as_array)
@@ -227,26 +206,8 @@ pub fn convert(
         };
         name.get_or_insert_with(|| tn.to_string());
         // The template's defaults, then the Rollout's values.
-        for a in at
-            .pointer("/spec/args")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = a.get("name").and_then(Value::as_str) {
-                args.insert(n.to_string(), a.clone());
-            }
-        }
-        for a in spec
-            .get("args")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = a.get("name").and_then(Value::as_str) {
-                args.insert(n.to_string(), a.clone());
-            }
-        }
+        merge_args(&mut args, at.pointer("/spec/args"));
+        merge_args(&mut args, spec.get("args"));
         for k in ["dryRun", "measurementRetention"] {
             if at.pointer(&format!("/spec/{k}")).is_some() {
                 ledger.drop(format!(
@@ -260,97 +221,26 @@ pub fn convert(
             .into_iter()
             .flatten()
         {
-            let mname = m
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("metric")
-                .to_string();
-            let at_metric = format!("{kind} {tn}, metric `{mname}`");
-            let Some(prom) = m.pointer("/provider/prometheus") else {
-                let provider = m
-                    .get("provider")
-                    .and_then(Value::as_object)
-                    .and_then(|p| p.keys().next().cloned())
-                    .unwrap_or_default();
-                ledger.drop(format!(
-                    "{at_metric}: the {provider} provider (the plan's gate queries Prometheus)"
-                ));
-                continue;
-            };
-            for (k, _) in m.as_object().into_iter().flatten() {
-                if !METRIC_FIELDS.contains(&k.as_str()) {
-                    ledger.drop(format!("{at_metric}: {k} {} (the plan's gate measures once per promote: no counts, limits or failure conditions)", m.get(k).map(Value::to_string).unwrap_or_default()));
-                }
-            }
-            for (k, v) in prom.as_object().into_iter().flatten() {
-                if k != "address" && k != "query" {
-                    ledger.drop(format!("{at_metric}: prometheus.{k} {v} (set it where the gate runs: $CANARYPLAN_PROMETHEUS_URL and its options)"));
-                }
-            }
-            let cond = m
-                .get("successCondition")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let Some((min, max, strict)) = bounds(cond) else {
-                ledger.drop(format!("{at_metric}: successCondition `{cond}` (the plan reads `result[0] >= N` and `<= N`: write its min/max)"));
-                continue;
-            };
-            if strict {
-                ledger.drop(format!("{at_metric}: the strict bound in `{cond}` (the plan's min/max include the bound)"));
-            }
-            let query = match plan_query(
-                prom.get("query")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
+            if let Some(metric) = metric(
+                m,
+                &format!("{kind} {tn}"),
                 &args,
                 names,
+                &mut common,
+                ledger,
             ) {
-                Ok(q) => q,
-                Err(why) => {
-                    ledger.drop(format!("{at_metric}: its query uses {why} (write the query under `analysis:` with the plan's variables)"));
-                    continue;
-                }
-            };
-            let addr = prom
-                .get("address")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            same(ledger, &at_metric, "address", &mut address, addr);
-            let every = m.get("interval").and_then(Value::as_str);
-            match every.map(|d| (d, plan_duration(d))) {
-                Some((_, Some(d))) => same(ledger, &at_metric, "interval", &mut interval, Some(d)),
-                Some((d, None)) => ledger.drop(format!("{at_metric}: interval {d} (not whole seconds)")),
-                None => ledger.drop(format!("{at_metric}: no interval (Argo measured once; the plan's gate uses its interval, 5m by default, as the query window)")),
+                metrics.push(metric);
             }
-            let delay = m.get("initialDelay").and_then(Value::as_str);
-            match delay.map(|d| (d, plan_duration(d))) {
-                Some((_, Some(d))) => same(
-                    ledger,
-                    &at_metric,
-                    "initialDelay",
-                    &mut initial_delay,
-                    Some(d),
-                ),
-                Some((d, None)) => {
-                    ledger.drop(format!("{at_metric}: initialDelay {d} (not whole seconds)"))
-                }
-                None => {}
-            }
-            let mut metric = json!({"name": mname, "query": query.trim_end()});
-            if let Some(o) = metric.as_object_mut() {
-                if let Some(v) = min {
-                    o.insert("min".into(), json!(v));
-                }
-                if let Some(v) = max {
-                    o.insert("max".into(), json!(v));
-                }
-            }
-            metrics.push(metric);
         }
     }
     if metrics.is_empty() {
         return None;
     }
+    let Common {
+        address,
+        interval,
+        initial_delay,
+    } = common;
     let mut out = Map::new();
     if let Some(n) = name {
         out.insert("name".into(), json!(n));
@@ -369,6 +259,152 @@ pub fn convert(
     }
     out.insert("metrics".into(), Value::Array(metrics));
     Some(Value::Object(out))
+}
+
+/// The analysis the plan carries: the background one (its `startingStep`), else the first
+/// analysis step (from its step on); the others are named as dropped.
+fn which_analysis<'v>(
+    background: Option<&'v Value>,
+    inline: &'v [(usize, Value)],
+    ledger: &mut Ledger,
+) -> Option<(&'v Value, Option<usize>)> {
+    match (background, inline.first()) {
+        (Some(b), _) => {
+            for (i, _) in inline {
+                ledger.drop(format!("steps[{i}]: the analysis step (the plan runs one analysis, the Rollout's background one)"));
+            }
+            let start = b
+                .get("startingStep")
+                .and_then(Value::as_u64)
+                .map(|s| s as usize);
+            Some((b, start))
+        }
+        (None, Some((i, step))) => {
+            ledger.drop(format!("steps[{i}]: the analysis step runs once there and blocks the Rollout; the plan's analysis runs from that step on, at every interval (`canaryplan gate`)"));
+            for (j, _) in inline.get(1..).unwrap_or_default() {
+                ledger.drop(format!("steps[{j}]: a second analysis step"));
+            }
+            Some((step, Some(*i)))
+        }
+        (None, None) => None,
+    }
+}
+
+/// The settings the plan has once for all metrics, as the first metric gives them.
+#[derive(Default)]
+struct Common {
+    address: Option<String>,
+    interval: Option<String>,
+    initial_delay: Option<String>,
+}
+
+/// Argo `args` (a template's, or the Rollout's analysis'), each by name over those before.
+fn merge_args(args: &mut Map<String, Value>, list: Option<&Value>) {
+    for a in list.and_then(Value::as_array).into_iter().flatten() {
+        if let Some(n) = a.get("name").and_then(Value::as_str) {
+            args.insert(n.to_string(), a.clone());
+        }
+    }
+}
+
+/// One Prometheus metric of template `template` as the plan's (its bounds from the success
+/// condition, its query on the plan's variables), or `None` with why in the ledger.
+fn metric(
+    m: &Value,
+    template: &str,
+    args: &Map<String, Value>,
+    names: &Names<'_>,
+    common: &mut Common,
+    ledger: &mut Ledger,
+) -> Option<Value> {
+    let mname = m
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("metric")
+        .to_string();
+    let at_metric = format!("{template}, metric `{mname}`");
+    let Some(prom) = m.pointer("/provider/prometheus") else {
+        let provider = m
+            .get("provider")
+            .and_then(Value::as_object)
+            .and_then(|p| p.keys().next().cloned())
+            .unwrap_or_default();
+        ledger.drop(format!(
+            "{at_metric}: the {provider} provider (the plan's gate queries Prometheus)"
+        ));
+        return None;
+    };
+    for (k, _) in m.as_object().into_iter().flatten() {
+        if !METRIC_FIELDS.contains(&k.as_str()) {
+            ledger.drop(format!("{at_metric}: {k} {} (the plan's gate measures once per promote: no counts, limits or failure conditions)", m.get(k).map(Value::to_string).unwrap_or_default()));
+        }
+    }
+    for (k, v) in prom.as_object().into_iter().flatten() {
+        if k != "address" && k != "query" {
+            ledger.drop(format!("{at_metric}: prometheus.{k} {v} (set it where the gate runs: $CANARYPLAN_PROMETHEUS_URL and its options)"));
+        }
+    }
+    let cond = m
+        .get("successCondition")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some((min, max, strict)) = bounds(cond) else {
+        ledger.drop(format!("{at_metric}: successCondition `{cond}` (the plan reads `result[0] >= N` and `<= N`: write its min/max)"));
+        return None;
+    };
+    if strict {
+        ledger.drop(format!(
+            "{at_metric}: the strict bound in `{cond}` (the plan's min/max include the bound)"
+        ));
+    }
+    let query = match plan_query(
+        prom.get("query")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        args,
+        names,
+    ) {
+        Ok(q) => q,
+        Err(why) => {
+            ledger.drop(format!("{at_metric}: its query uses {why} (write the query under `analysis:` with the plan's variables)"));
+            return None;
+        }
+    };
+    let addr = prom
+        .get("address")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    same(ledger, &at_metric, "address", &mut common.address, addr);
+    let every = m.get("interval").and_then(Value::as_str);
+    match every.map(|d| (d, plan_duration(d))) {
+        Some((_, Some(d))) => same(ledger, &at_metric, "interval", &mut common.interval, Some(d)),
+        Some((d, None)) => ledger.drop(format!("{at_metric}: interval {d} (not whole seconds)")),
+        None => ledger.drop(format!("{at_metric}: no interval (Argo measured once; the plan's gate uses its interval, 5m by default, as the query window)")),
+    }
+    let delay = m.get("initialDelay").and_then(Value::as_str);
+    match delay.map(|d| (d, plan_duration(d))) {
+        Some((_, Some(d))) => same(
+            ledger,
+            &at_metric,
+            "initialDelay",
+            &mut common.initial_delay,
+            Some(d),
+        ),
+        Some((d, None)) => {
+            ledger.drop(format!("{at_metric}: initialDelay {d} (not whole seconds)"))
+        }
+        None => {}
+    }
+    let mut metric = json!({"name": mname, "query": query.trim_end()});
+    if let Some(o) = metric.as_object_mut() {
+        if let Some(v) = min {
+            o.insert("min".into(), json!(v));
+        }
+        if let Some(v) = max {
+            o.insert("max".into(), json!(v));
+        }
+    }
+    Some(metric)
 }
 
 #[cfg(test)]

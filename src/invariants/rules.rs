@@ -475,9 +475,8 @@ fn reached(m: &Model, workload: &str) -> bool {
 }
 
 /// 2. An environment whose plan entry is the one its record was rendered from does not
-///    change: no class moves, and no workload that serves requests changes images or revision.
-///    A base edit that moves nothing (a ConfigMap, limits, a workload no request reaches)
-///    passes.
+///    change: no class moves, and no workload changes images or revision. A base edit that
+///    moves nothing (a ConfigMap, limits, replicas) passes.
 pub fn unchanged_does_not_change(input: &Input<'_>) -> Vec<Violation> {
     const RULE: &str = "unchanged-environment-does-not-change";
     let (Declared::Unchanged, Some(disk)) = (input.step, input.disk) else {
@@ -506,9 +505,9 @@ pub fn unchanged_does_not_change(input: &Input<'_>) -> Vec<Violation> {
         let Some(a) = input.new.workloads.get(w) else {
             continue;
         };
-        if !(reached(disk, w) || reached(input.new, w)) {
-            continue;
-        }
+        // Every workload counts, not only those requests reach: a new image or another
+        // control plane restarts its pods and changes what it sends, too.
+        let serves = reached(disk, w) || reached(input.new, w);
         if b.revision != a.revision {
             out.push(revision_violation(
                 RULE,
@@ -516,7 +515,11 @@ pub fn unchanged_does_not_change(input: &Input<'_>) -> Vec<Violation> {
                 w,
                 b,
                 a,
-                &format!("its plan entry did not change and {w} serves requests,"),
+                &if serves {
+                    format!("its plan entry did not change and {w} serves requests,")
+                } else {
+                    "its plan entry did not change,".to_string()
+                },
                 hint,
             ));
         }
@@ -540,8 +543,13 @@ pub fn unchanged_does_not_change(input: &Input<'_>) -> Vec<Violation> {
                 before: BTreeMap::new(),
                 after: BTreeMap::new(),
                 message: format!(
-                    "{}'s plan entry did not change, but {w}, which serves requests, would change images: {}",
+                    "{}'s plan entry did not change, but {w}{} would change images: {}",
                     input.env,
+                    if serves {
+                        ", which serves requests,"
+                    } else {
+                        ""
+                    },
                     if changed.is_empty() {
                         "a container removed".to_string()
                     } else {

@@ -16,161 +16,196 @@ use crate::yaml::{Pos, Source};
 /// The new text of a plan after `action` on environment `env`: only the value that moves
 /// changes. Pure text work on a checked plan (the fuzz target and property test drive it).
 pub fn edit_text(plan: &CheckedPlan, env: &str, action: Action) -> Result<TextEdit> {
-    let path = plan.path.as_path();
     let Some(e) = plan.environment(env) else {
         return Err(
             Diagnostic::new(format!("the plan has no environment `{env}`"))
-                .in_file(path)
+                .in_file(plan.path.as_path())
                 .into(),
         );
-    };
-    let text = &plan.source.text;
-    let (stage, weight) = (e.stage.value, e.weight.as_ref().map(|w| w.value));
-    let refuse = |message: String, hint: &str| -> Error {
-        plan.diag(e.stage.pos, message)
-            .hint(hint.to_string())
-            .into()
     };
     let (new_text, change, message) = match action {
         Action::PromoteLane { .. } => {
             return Err(refuse(
+                plan,
+                e,
                 "--lane promotes a lane of a LanePlan, and this is a CanaryPlan".to_string(),
                 "leave out --lane (and --service)",
             ));
         }
-        Action::Promote { to, .. } => {
-            if stage != Stage::Shift {
-                return Err(refuse(
-                    format!(
-                        "environment `{env}` is at stage {stage}; promote moves the weight at stage shift"
-                    ),
-                    if stage < Stage::Shift {
-                        "run `canaryplan advance` until the stage is shift"
-                    } else {
-                        "cleanup has begun: there is no weight to move"
-                    },
-                ));
-            }
-            let current = weight.unwrap_or(0);
-            let next = match to {
-                Some(n) if n > 100 => {
-                    return Err(
-                        Diagnostic::new(format!("--to {n} is not a weight from 0 to 100"))
-                            .hint("give the canary percentage, e.g. `--to 25`")
-                            .into(),
-                    );
-                }
-                Some(n) => n,
-                None => plan
-                    .steps
-                    .iter()
-                    .copied()
-                    .find(|s| *s > current)
-                    .ok_or_else(|| {
-                        refuse(
-                            format!("environment `{env}` is at weight {current}, the last step"),
-                            "advance to cleanup-1 to remove the stable copy",
-                        )
-                    })?,
-            };
-            if next == current {
-                return Err(refuse(
-                    format!("environment `{env}` is already at weight {current}"),
-                    "nothing to do",
-                ));
-            }
-            let mut text = set_weight(text, plan, e, next)?;
-            if let Some(a) = &e.aborted {
-                // The weight is edited after the mark, in the text before it: remove the mark
-                // from the edited text where the reparse finds it.
-                let reparsed = reparse_unchecked(path, text.clone())?;
-                let at = reparsed
-                    .file
-                    .spec
-                    .environments
-                    .iter()
-                    .find(|(k, _)| k.value == env)
-                    .and_then(|(_, x)| x.aborted.as_ref().map(Pos::of))
-                    .unwrap_or(a.pos);
-                text = remove_aborted(&text, plan, at)?;
-            }
-            (
-                text,
-                format!("{env}: weight {current} → {next}"),
-                format!(
-                    "canary({}): {env} to {next}% on {}",
-                    plan.name, plan.canary.version.value
-                ),
-            )
-        }
-        Action::Abort => {
-            match stage {
-                Stage::Shift if e.aborted.is_some() => {
-                    return Err(refuse(
-                        format!("environment `{env}` is already aborted"),
-                        "all traffic is on the stable copy; `promote` starts again",
-                    ));
-                }
-                Stage::Shift => {}
-                Stage::Route => {}
-                _ => {
-                    return Err(refuse(
-                        format!(
-                            "environment `{env}` is at stage {stage}; abort needs the stable copy serving (stages route and shift)"
-                        ),
-                        "to roll back further, set an earlier stage in the plan and render",
-                    ));
-                }
-            }
-            let mut t = text.clone();
-            if stage == Stage::Route {
-                t = set_stage(&t, plan, e, Stage::Shift)?;
-                // A route stage has no weight (the plan check refuses one).
-                let reparsed = reparse_unchecked(path, t.clone())?;
-                t = insert_weight(&t, &reparsed, env, 0)?;
-            } else {
-                t = set_weight(&t, plan, e, 0)?;
-            }
-            let reparsed = reparse_unchecked(path, t.clone())?;
-            t = insert_after_stage(&t, &reparsed, env, "aborted: true")?;
-            let was = weight.map_or_else(|| format!("stage {stage}"), |w| format!("weight {w}"));
-            (
-                t,
-                format!("{env}: {was} → weight 0 (all traffic on the stable copy)"),
-                format!(
-                    "canary({}): abort in {env}, all traffic on {}",
-                    plan.name, plan.stable.version.value
-                ),
-            )
-        }
-        Action::Advance => {
-            let Some(next) = stage.next() else {
-                return Err(refuse(
-                    format!("environment `{env}` is done"),
-                    "delete the environment (or the plan) when the release is complete",
-                ));
-            };
-            let mut t = set_stage(text, plan, e, next)?;
-            if next == Stage::Shift && weight.is_none() {
-                let reparsed = reparse_unchecked(path, t.clone())?;
-                t = insert_weight(&t, &reparsed, env, 0)?;
-            }
-            (
-                t,
-                format!("{env}: stage {stage} → {next}"),
-                format!(
-                    "canary({}): {env} to {next}: {}",
-                    plan.name,
-                    next.summary_for(plan.traffic)
-                ),
-            )
-        }
+        Action::Promote { to, .. } => promote_text(plan, e, env, to)?,
+        Action::Abort => abort_text(plan, e, env)?,
+        Action::Advance => advance_text(plan, e, env)?,
     };
     Ok(TextEdit {
         new_text,
         change,
         commit_message: message,
     })
+}
+
+/// The new text, the change in words and the commit message of one verb.
+type Edited = (String, String, String);
+
+/// A verb refused at environment `e`'s stage.
+fn refuse(plan: &CheckedPlan, e: &EnvironmentPlan, message: String, hint: &str) -> Error {
+    plan.diag(e.stage.pos, message)
+        .hint(hint.to_string())
+        .into()
+}
+
+/// `promote`: the weight to `--to`, else to the next of the plan's steps (at stage shift only).
+fn promote_text(
+    plan: &CheckedPlan,
+    e: &EnvironmentPlan,
+    env: &str,
+    to: Option<u8>,
+) -> Result<Edited> {
+    let (stage, weight) = (e.stage.value, e.weight.as_ref().map(|w| w.value));
+    if stage != Stage::Shift {
+        return Err(refuse(
+            plan,
+            e,
+            format!(
+                "environment `{env}` is at stage {stage}; promote moves the weight at stage shift"
+            ),
+            if stage < Stage::Shift {
+                "run `canaryplan advance` until the stage is shift"
+            } else {
+                "cleanup has begun: there is no weight to move"
+            },
+        ));
+    }
+    let current = weight.unwrap_or(0);
+    let next = match to {
+        Some(n) if n > 100 => {
+            return Err(
+                Diagnostic::new(format!("--to {n} is not a weight from 0 to 100"))
+                    .hint("give the canary percentage, e.g. `--to 25`")
+                    .into(),
+            );
+        }
+        Some(n) => n,
+        None => plan
+            .steps
+            .iter()
+            .copied()
+            .find(|s| *s > current)
+            .ok_or_else(|| {
+                refuse(
+                    plan,
+                    e,
+                    format!("environment `{env}` is at weight {current}, the last step"),
+                    "advance to cleanup-1 to remove the stable copy",
+                )
+            })?,
+    };
+    if next == current {
+        return Err(refuse(
+            plan,
+            e,
+            format!("environment `{env}` is already at weight {current}"),
+            "nothing to do",
+        ));
+    }
+    let mut text = set_weight(&plan.source.text, plan, e, next)?;
+    if let Some(a) = &e.aborted {
+        // Promoting after an abort starts again: the mark goes, found where the edited text
+        // has it.
+        let reparsed = reparse_unchecked(plan.path.as_path(), text.clone())?;
+        let at = reparsed
+            .file
+            .spec
+            .environments
+            .iter()
+            .find(|(k, _)| k.value == env)
+            .and_then(|(_, x)| x.aborted.as_ref().map(Pos::of))
+            .unwrap_or(a.pos);
+        text = remove_aborted(&text, plan, at)?;
+    }
+    Ok((
+        text,
+        format!("{env}: weight {current} → {next}"),
+        format!(
+            "canary({}): {env} to {next}% on {}",
+            plan.name, plan.canary.version.value
+        ),
+    ))
+}
+
+/// `abort`: weight 0, all traffic on the stable copy (from stage route, the stage becomes
+/// shift with weight 0).
+fn abort_text(plan: &CheckedPlan, e: &EnvironmentPlan, env: &str) -> Result<Edited> {
+    let (stage, weight) = (e.stage.value, e.weight.as_ref().map(|w| w.value));
+    match stage {
+        Stage::Shift if e.aborted.is_some() => {
+            return Err(refuse(
+                plan,
+                e,
+                format!("environment `{env}` is already aborted"),
+                "all traffic is on the stable copy; `promote` starts again",
+            ));
+        }
+        Stage::Shift => {}
+        Stage::Route => {}
+        _ => {
+            return Err(refuse(
+                plan,
+                e,
+                format!(
+                    "environment `{env}` is at stage {stage}; abort needs the stable copy serving (stages route and shift)"
+                ),
+                "to roll back further, set an earlier stage in the plan and render",
+            ));
+        }
+    }
+    let mut t = plan.source.text.clone();
+    if stage == Stage::Route {
+        t = set_stage(&t, plan, e, Stage::Shift)?;
+        // A route stage has no weight (the plan check refuses one).
+        let reparsed = reparse_unchecked(plan.path.as_path(), t.clone())?;
+        t = insert_weight(&t, &reparsed, env, 0)?;
+    } else {
+        t = set_weight(&t, plan, e, 0)?;
+    }
+    // The mark that keeps every request off the canary: no test route, no mirror.
+    let reparsed = reparse_unchecked(plan.path.as_path(), t.clone())?;
+    t = insert_after_stage(&t, &reparsed, env, "aborted: true")?;
+    let was = weight.map_or_else(|| format!("stage {stage}"), |w| format!("weight {w}"));
+    Ok((
+        t,
+        format!("{env}: {was} → weight 0 (all traffic on the stable copy)"),
+        format!(
+            "canary({}): abort in {env}, all traffic on {}",
+            plan.name, plan.stable.version.value
+        ),
+    ))
+}
+
+/// `advance`: the next stage (entering shift, at weight 0).
+fn advance_text(plan: &CheckedPlan, e: &EnvironmentPlan, env: &str) -> Result<Edited> {
+    let (stage, weight) = (e.stage.value, e.weight.as_ref().map(|w| w.value));
+    let Some(next) = stage.next() else {
+        return Err(refuse(
+            plan,
+            e,
+            format!("environment `{env}` is done"),
+            "delete the environment (or the plan) when the release is complete",
+        ));
+    };
+    let mut t = set_stage(&plan.source.text, plan, e, next)?;
+    if next == Stage::Shift && weight.is_none() {
+        let reparsed = reparse_unchecked(plan.path.as_path(), t.clone())?;
+        t = insert_weight(&t, &reparsed, env, 0)?;
+    }
+    Ok((
+        t,
+        format!("{env}: stage {stage} → {next}"),
+        format!(
+            "canary({}): {env} to {next}: {}",
+            plan.name,
+            next.summary_for(plan.traffic)
+        ),
+    ))
 }
 
 /// The edit of `action` on environment `env` of `plan`, checked like `validate` would.

@@ -1,7 +1,8 @@
 //! The CanaryPlan: one Service's release from a stable to a canary version, on Istio subsets or
 //! Gateway API version Services. Its plan file (`plan`), checks (`check`), stage model
 //! (`stage`), what each stage renders (`objects`, one folder per traffic backend), the checks
-//! on the final stream (`safety`), `status`, and the edits of `advance`/`promote`/`abort`.
+//! on the final stream (`safety`), what finishing a release changes in base (`remaining`),
+//! `status`, and the edits of `advance`/`promote`/`abort`.
 
 pub mod analysis;
 pub mod check;
@@ -10,6 +11,7 @@ pub mod export;
 pub mod objects;
 pub mod plan;
 pub mod promise;
+pub mod remaining;
 pub mod render;
 pub mod safety;
 pub mod soak;

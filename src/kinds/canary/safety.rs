@@ -693,7 +693,7 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     if differences.is_empty() {
         return Vec::new();
     }
-    let steps = crate::finish::remaining_steps(cx.plan, cx.base, &before);
+    let steps = crate::kinds::canary::remaining::remaining_steps(cx.plan, cx.base, &before);
     let edit = match (cx.plan.method, cx.plan.traffic) {
         _ if !steps.is_empty() => format!(
             "commit the end state to the base `{}` first ({} edit(s), in one commit):\n    - {}\n  `canaryplan finish --env {}` prints them as a patch to review, `--write` applies it; see the README's \"Finishing a versioned release\"",

@@ -34,14 +34,14 @@ pub fn starter(base: &Base, base_rel: &str) -> Option<String> {
         .value
         .pointer("/spec/template/metadata/labels/istio.io~1rev")
         .and_then(Value::as_str)
-        .unwrap_or(crate::kinds::revision_upgrade::injection::DEFAULT_REVISION)
+        .unwrap_or(crate::mesh_upgrade::injection::DEFAULT_REVISION)
         .to_string();
     // Another revision the base serves is the likely target; else the user names it.
     let values: Vec<Value> = base.objects.iter().map(|o| o.value.clone()).collect();
-    let model = crate::kinds::revision_upgrade::injection::Injection::of(&values);
+    let model = crate::mesh_upgrade::injection::Injection::of(&values);
     let mut served: Vec<String> = base
         .of_kind("Service")
-        .filter_map(|s| crate::kinds::revision_upgrade::injection::revision_of_service(&s.name))
+        .filter_map(|s| crate::mesh_upgrade::injection::revision_of_service(&s.name))
         .chain(
             model
                 .tags
@@ -96,19 +96,4 @@ pub fn starter(base: &Base, base_rel: &str) -> Option<String> {
     t.push_str("  replicas: 1                      # canary pods: the blast radius\n");
     t.push_str("  environments:\n    staging:\n      stage: prepare\n");
     Some(t)
-}
-
-/// The mesh upgrade `init` proposes for a base, if it is one: a cluster base with revision tags
-/// and injected namespaces → a RevisionUpgrade; a base with an injected gateway → a
-/// GatewayUpgrade.
-pub fn mesh_starter(
-    base: &Base,
-    base_dir: &std::path::Path,
-    plan_path: &std::path::Path,
-) -> Option<String> {
-    let plan_dir = plan_path.parent().unwrap_or(std::path::Path::new(""));
-    let base_rel = crate::output::overlay::relative(plan_dir, base_dir)
-        .unwrap_or_else(|| base_dir.display().to_string());
-    crate::kinds::revision_upgrade::init::starter(base, &base_rel)
-        .or_else(|| starter(base, &base_rel))
 }

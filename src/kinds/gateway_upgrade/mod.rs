@@ -18,8 +18,9 @@ use crate::render::{EnvironmentRender, Mode};
 use crate::rendered::{Patch, PatchBody, Rendered, Resource, Target, strip_server_fields};
 use crate::selector;
 
+use crate::mesh_upgrade::plan::Env;
 pub use plan::CheckedGatewayUpgrade;
-use plan::{Env, STAGES};
+use plan::STAGES;
 
 /// The label that tells the canary's pods from the gateway's (added to its selector).
 pub const CANARY_LABEL: &str = "canaryplan.io/gateway-canary";
@@ -223,10 +224,10 @@ fn injected(gateway: &Value) -> bool {
 /// The revisions the base can inject: istiod Services, revision and tag webhooks.
 fn served_revisions(base: &Base) -> Vec<String> {
     let values: Vec<Value> = base.objects.iter().map(|o| o.value.clone()).collect();
-    let model = crate::kinds::revision_upgrade::injection::Injection::of(&values);
+    let model = crate::mesh_upgrade::injection::Injection::of(&values);
     let mut out: Vec<String> = base
         .of_kind("Service")
-        .filter_map(|s| crate::kinds::revision_upgrade::injection::revision_of_service(&s.name))
+        .filter_map(|s| crate::mesh_upgrade::injection::revision_of_service(&s.name))
         .chain(model.tags.iter().map(|t| t.tag.clone()))
         .chain(
             base.of_kind("MutatingWebhookConfiguration")

@@ -1,7 +1,7 @@
 //! The GatewayUpgrade file (`kind: GatewayUpgrade`): a canary gateway Deployment beside the
 //! old one behind the same Service, then the upgrade of the gateway itself.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -10,6 +10,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::error::{Diagnostic, Diagnostics, Result};
+use crate::mesh_upgrade::plan::{
+    Env, StageOnly, check_header, paths, revision_name_error, stage_envs,
+};
 use crate::names;
 use crate::yaml::At;
 use crate::yaml::{self, Kind, Node, Pos, Source};
@@ -75,30 +78,6 @@ pub struct Target {
     pub image: Option<Spanned<String>>,
 }
 
-/// An environment of a plan kind whose only setting is the stage.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StageOnly {
-    /// The stage to render.
-    #[schemars(with = "String")]
-    pub stage: Spanned<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Env {
-    pub name: At<String>,
-    pub stage: At<String>,
-}
-
-impl Env {
-    pub fn index(&self) -> usize {
-        STAGES
-            .iter()
-            .position(|s| *s == self.stage.value)
-            .unwrap_or(0)
-    }
-}
-
 #[derive(Debug)]
 pub struct CheckedGatewayUpgrade {
     pub source: Arc<Source>,
@@ -127,94 +106,6 @@ impl CheckedGatewayUpgrade {
     }
 }
 
-/// Checks the environments of a kind whose environments only say a stage of `stages`.
-pub fn stage_envs(
-    source: &Source,
-    d: &mut Diagnostics,
-    envs: &IndexMap<Spanned<String>, StageOnly>,
-    stages: &[String],
-) -> Vec<Env> {
-    let mut out = Vec::new();
-    if envs.is_empty() {
-        d.push(
-            source
-                .error(Pos::default(), "the plan has no environments")
-                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
-        );
-    }
-    for (name, e) in envs {
-        if !names::is_dns_label(&name.value) {
-            d.push(source.error(Pos::of(name), format!("environment name `{}` is not a DNS-1123 label", name.value)).hint("an environment becomes a directory name: lower-case letters, digits and `-`"));
-        }
-        if !stages.contains(&e.stage.value) {
-            let hint = match names::did_you_mean(&e.stage.value, stages.iter().map(String::as_str))
-            {
-                Some(s) => format!("did you mean `{s}`? the stages are {}", stages.join(", ")),
-                None => format!("the stages are {}", stages.join(", ")),
-            };
-            d.push(
-                source
-                    .error(
-                        Pos::of(&e.stage),
-                        format!("unknown stage `{}`", e.stage.value),
-                    )
-                    .hint(hint),
-            );
-            continue;
-        }
-        out.push(Env {
-            name: At::of(name),
-            stage: At::of(&e.stage),
-        });
-    }
-    out
-}
-
-/// The checks every mesh upgrade file starts with: the apiVersion, a relative base.
-pub fn check_header(
-    source: &Source,
-    d: &mut Diagnostics,
-    api_version: &Spanned<String>,
-    base: &Spanned<String>,
-) {
-    if api_version.value != crate::plan_file::API_VERSION {
-        d.push(
-            source
-                .error(
-                    Pos::of(api_version),
-                    format!("unsupported apiVersion `{}`", api_version.value),
-                )
-                .hint(format!(
-                    "use `apiVersion: {}`",
-                    crate::plan_file::API_VERSION
-                )),
-        );
-    }
-    if Path::new(&base.value).is_absolute() {
-        d.push(
-            source
-                .error(
-                    Pos::of(base),
-                    format!("the base `{}` is an absolute path", base.value),
-                )
-                .hint("write the base relative to the plan file"),
-        );
-    }
-}
-
-/// The plan's path, its directory and its output directory (`output`, default `canary`).
-pub fn paths(source: &Source, output: &Option<Spanned<String>>) -> (PathBuf, PathBuf, PathBuf) {
-    let path = source.path.as_ref().clone();
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let output = dir.join(
-        output
-            .as_ref()
-            .map(|o| o.value.clone())
-            .unwrap_or_else(|| crate::plan_file::DEFAULT_OUTPUT.into()),
-    );
-    (path, dir, output)
-}
-
 pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedGatewayUpgrade> {
     let file = yaml::parse_one::<GatewayUpgradeFile>(&source)?;
     let mut d = Diagnostics::default();
@@ -234,7 +125,7 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedGa
         d.push(err(Pos::of(&spec.gateway), "`to` names neither a revision nor an image".into()).hint("set `to: {revision: 1-23-1}` (injected gateways), `to: {image: ...}` (the proxy image), or both"));
     }
     if let Some(r) = &spec.to.revision
-        && let Some(diag) = crate::kinds::revision_upgrade::plan::revision_name_error(&source, r)
+        && let Some(diag) = revision_name_error(&source, r)
     {
         d.push(diag);
     }

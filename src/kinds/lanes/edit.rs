@@ -51,58 +51,7 @@ pub fn edit(
                 ),
             )
         }
-        Action::Abort => {
-            let mut t = text.clone();
-            let mut moved = Vec::new();
-            // From the end of the file up, so earlier positions stay valid.
-            let mut weights: Vec<(String, Pos)> = e
-                .lanes
-                .iter()
-                .filter_map(|(l, w, _)| {
-                    w.as_ref()
-                        .filter(|w| w.value > 0)
-                        .map(|w| (l.clone(), w.pos))
-                })
-                .collect();
-            weights.sort_by_key(|(_, p)| std::cmp::Reverse((p.line, p.column)));
-            if e.aborted.is_some() {
-                return Err(plan
-                    .diag(
-                        e.stage.pos,
-                        format!("environment `{env}` is already aborted"),
-                    )
-                    .hint("no request reaches a lane copy; `promote --lane` starts again")
-                    .into());
-            }
-            if e.stage.value != crate::ladder::Stage::Shift {
-                return Err(plan
-                    .diag(e.stage.pos, format!("environment `{env}` is at stage {}; abort takes the lanes out of traffic at shift", e.stage.value))
-                    .hint("before shift only requests naming a lane reach it: to end a lane, set an earlier stage and render")
-                    .into());
-            }
-            for (lane, pos) in weights {
-                t = replace_at(&t, pos, "0").ok_or_else(|| cannot(pos))?;
-                moved.push(lane);
-            }
-            moved.reverse();
-            // The mark goes under the environment's key, which comes before its weights in the
-            // file: their edits left its position as it was.
-            t = super::promote::add_key(&t, e.name.pos, "aborted: true")
-                .ok_or_else(|| cannot(e.stage.pos))?;
-            let what = if moved.is_empty() {
-                "lane routes closed".to_string()
-            } else {
-                format!("lanes {} to weight 0", moved.join(", "))
-            };
-            (
-                t,
-                format!("{env}: {what}, no request reaches a lane copy"),
-                format!(
-                    "lanes({}): {env}: abort, ingress traffic back on {}",
-                    plan.name, plan.baseline.value
-                ),
-            )
-        }
+        Action::Abort => abort_text(plan, e, env)?,
         Action::Promote { .. } => {
             return Err(plan
                 .diag(
@@ -129,4 +78,69 @@ pub fn edit(
         notes: Vec::new(),
         plan: Box::new(edited),
     })
+}
+
+/// `abort` (at shift): every lane's weight to 0 and `aborted: true` under the environment, so
+/// that no request reaches a lane copy, tagged or not.
+fn abort_text(
+    plan: &crate::kinds::lanes::CheckedLanePlan,
+    e: &crate::kinds::lanes::plan::LaneEnv,
+    env: &str,
+) -> Result<(String, String, String)> {
+    let text = plan.source.text.clone();
+    let cannot = |pos: Pos| -> Error {
+        plan.diag(pos, "cannot edit this value in place")
+            .hint("write it as a plain scalar (e.g. `weight: 5`) and try again")
+            .into()
+    };
+    let mut t = text.clone();
+    let mut moved = Vec::new();
+    // From the end of the file up, so earlier positions stay valid.
+    let mut weights: Vec<(String, Pos)> = e
+        .lanes
+        .iter()
+        .filter_map(|(l, w, _)| {
+            w.as_ref()
+                .filter(|w| w.value > 0)
+                .map(|w| (l.clone(), w.pos))
+        })
+        .collect();
+    weights.sort_by_key(|(_, p)| std::cmp::Reverse((p.line, p.column)));
+    if e.aborted.is_some() {
+        return Err(plan
+            .diag(
+                e.stage.pos,
+                format!("environment `{env}` is already aborted"),
+            )
+            .hint("no request reaches a lane copy; `promote --lane` starts again")
+            .into());
+    }
+    if e.stage.value != crate::ladder::Stage::Shift {
+        return Err(plan
+            .diag(e.stage.pos, format!("environment `{env}` is at stage {}; abort takes the lanes out of traffic at shift", e.stage.value))
+            .hint("before shift only requests naming a lane reach it: to end a lane, set an earlier stage and render")
+            .into());
+    }
+    for (lane, pos) in weights {
+        t = replace_at(&t, pos, "0").ok_or_else(|| cannot(pos))?;
+        moved.push(lane);
+    }
+    moved.reverse();
+    // The mark goes under the environment's key, which comes before its weights in the
+    // file: their edits left its position as it was.
+    t = super::promote::add_key(&t, e.name.pos, "aborted: true")
+        .ok_or_else(|| cannot(e.stage.pos))?;
+    let what = if moved.is_empty() {
+        "lane routes closed".to_string()
+    } else {
+        format!("lanes {} to weight 0", moved.join(", "))
+    };
+    Ok((
+        t,
+        format!("{env}: {what}, no request reaches a lane copy"),
+        format!(
+            "lanes({}): {env}: abort, ingress traffic back on {}",
+            plan.name, plan.baseline.value
+        ),
+    ))
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::plan::CheckedLanePlan;
+use super::plan::{CheckedLanePlan, LaneEnv};
 use super::render::{Found, find};
 use crate::error::{Diagnostics, Result};
 use crate::export::{Exported, Object};
@@ -25,7 +25,7 @@ fn namespace_of(f: &Found<'_>, namespace: Option<&str>) -> String {
 /// namespace.
 pub fn asm(
     plan: &CheckedLanePlan,
-    env: Option<&super::plan::LaneEnv>,
+    env: Option<&LaneEnv>,
     namespace: Option<&str>,
 ) -> Result<Exported> {
     let bases = super::bases(plan)?;
@@ -54,17 +54,60 @@ pub fn asm(
             namespace_of(f, namespace)
         )
     });
-    let weight = |lane: &str| env.map_or(0, |e| if e.model.weighted { e.weight(lane) } else { 0 });
     let shares: Vec<(String, u8)> = plan
         .lanes
         .iter()
-        .map(|l| (l.name.value.clone(), weight(&l.name.value)))
+        .map(|l| (l.name.value.clone(), lane_weight(env, &l.name.value)))
         .collect();
     let taken: u8 = shares.iter().map(|(_, w)| *w).sum();
     let weighted = taken > 0;
     let baseline = &plan.baseline.value;
-    // Why this strategy: computed from the environment's stage and weights.
-    let why = match env {
+    let why = strategy(plan, env, &shares, taken);
+    let mut objects = vec![lane_group(plan, &all, weighted, &why, &mut notes)];
+    let lanes: Vec<(String, Vec<Value>)> = std::iter::once((baseline.clone(), all.clone()))
+        .chain(plan.lanes.iter().map(|l| {
+            // A service promoted in this environment runs the lane's version as the baseline:
+            // it has left the lane (as Kruise's approval takes its canary pods away).
+            (
+                l.name.value.clone(),
+                l.images
+                    .iter()
+                    .filter(|(s, _)| env.is_none_or(|e| !e.promoted(&l.name.value, s)))
+                    .map(|(s, _)| svc(s))
+                    .collect(),
+            )
+        }))
+        .collect();
+    for (lane, services) in lanes {
+        // Weighted: every lane's share is written, the baseline's too (what is left).
+        let weight = weighted.then(|| {
+            if lane == *baseline {
+                100 - taken
+            } else {
+                lane_weight(env, &lane)
+            }
+        });
+        let entry = entry_host.as_deref();
+        objects.push(swim_lane(plan, &lane, services, entry, weight, &mut notes));
+    }
+    Ok(Exported { objects, notes })
+}
+
+/// A lane's share of the requests without the header: its weight at a weighted stage, else 0.
+fn lane_weight(env: Option<&LaneEnv>, lane: &str) -> u8 {
+    env.map_or(0, |e| if e.model.weighted { e.weight(lane) } else { 0 })
+}
+
+/// Why the ingress routing strategy is what it is: computed from the environment's stage and
+/// weights (`taken`: the lanes' shares together).
+fn strategy(
+    plan: &CheckedLanePlan,
+    env: Option<&LaneEnv>,
+    shares: &[(String, u8)],
+    taken: u8,
+) -> String {
+    let baseline = &plan.baseline.value;
+    match env {
         None => {
             "rule_based: no --env given, so no lane has a share of the requests without the header"
                 .to_string()
@@ -73,7 +116,7 @@ pub fn asm(
             "rule_based: environment `{}` is at {}, where only requests naming a lane by `{}` enter it",
             e.name.value, e.stage.value, plan.header.value
         ),
-        Some(e) if !weighted => format!(
+        Some(e) if taken == 0 => format!(
             "rule_based: environment `{}` is at shift with every lane at weight 0",
             e.name.value
         ),
@@ -90,7 +133,18 @@ pub fn asm(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    };
+    }
+}
+
+/// The ASMSwimLaneGroup: the services (`all`), the header, the baseline to fall back to, and
+/// the ingress routing (`why` its strategy), if the plan has an ingress.
+fn lane_group(
+    plan: &CheckedLanePlan,
+    all: &[Value],
+    weighted: bool,
+    why: &str,
+    notes: &mut Vec<String>,
+) -> Object {
     let mut group = json!({
         "apiVersion": "istio.alibabacloud.com/v1",
         "kind": "ASMSwimLaneGroup",
@@ -98,7 +152,7 @@ pub fn asm(
         "spec": {
             "isPermissive": true,
             "permissiveModeConfiguration": {
-                "fallbackTarget": baseline,
+                "fallbackTarget": plan.baseline.value,
                 "routeHeader": plan.header.value,
                 "traceHeader": plan.trace_header,
             },
@@ -131,80 +185,70 @@ pub fn asm(
     } else {
         notes.push("the plan has no `ingress`: the lane group has none, and requests enter the lanes only with the header set by their callers".to_string());
     }
-    let mut objects = vec![Object::new(
+    Object::new(
         format!("asmswimlanegroup-{}.yaml", plan.name),
         &about,
         group,
-    )];
-    let lanes: Vec<(String, Vec<Value>)> = std::iter::once((baseline.clone(), all.clone()))
-        .chain(plan.lanes.iter().map(|l| {
-            // A service promoted in this environment runs the lane's version as the baseline:
-            // it has left the lane (as Kruise's approval takes its canary pods away).
-            (
-                l.name.value.clone(),
-                l.images
-                    .iter()
-                    .filter(|(s, _)| env.is_none_or(|e| !e.promoted(&l.name.value, s)))
-                    .map(|(s, _)| svc(s))
-                    .collect(),
-            )
-        }))
-        .collect();
-    for (lane, services) in lanes {
-        let mut spec = serde_json::Map::new();
-        if let (Some(ing), Some(host)) = (&plan.ingress, &entry_host) {
-            let base_match = ing.matches.first().cloned().unwrap_or_else(|| json!({}));
-            let mut m = base_match.as_object().cloned().unwrap_or_default();
-            m.insert(
-                "headers".into(),
-                json!({plan.header.value.clone(): {"exact": lane}}),
-            );
-            spec.insert(
-                "ingressRules".into(),
-                json!([{
-                    "hosts": ing.hosts,
-                    "match": m,
-                    "name": lane,
-                    "online": true,
-                    "route": {"destination": {"host": host}},
-                }]),
-            );
-            // Weighted: every lane's share is written, the baseline's too (what is left).
-            // Rule-based: as ASM writes it, the baseline with an empty weight, lanes with none.
-            if weighted {
-                let w = if lane == *baseline {
-                    100 - taken
-                } else {
-                    weight(&lane)
-                };
-                spec.insert(
-                    "ingressWeight".into(),
-                    json!({"destination": {"host": host}, "weight": w}),
-                );
-            } else if lane == *baseline {
-                spec.insert("ingressWeight".into(), json!({"destination": {}}));
-            }
-            if ing.matches.len() > 1 {
-                notes.push(format!("ASM lane `{lane}`: its ingress rule takes the first of the plan's {} ingress matches", ing.matches.len()));
-            }
-        }
-        spec.insert(
-            "labelSelector".into(),
-            json!({plan.label.value.clone(): lane}),
+    )
+}
+
+/// One ASMSwimLane (a lane, or the baseline): its services, its pods' label and, with an
+/// ingress entering at `entry_host`, its ingress rule and `weight` (`None`: rule-based).
+fn swim_lane(
+    plan: &CheckedLanePlan,
+    lane: &str,
+    services: Vec<Value>,
+    entry_host: Option<&str>,
+    weight: Option<u8>,
+    notes: &mut Vec<String>,
+) -> Object {
+    let baseline = &plan.baseline.value;
+    let mut spec = serde_json::Map::new();
+    if let (Some(ing), Some(host)) = (&plan.ingress, entry_host) {
+        let base_match = ing.matches.first().cloned().unwrap_or_else(|| json!({}));
+        let mut m = base_match.as_object().cloned().unwrap_or_default();
+        m.insert(
+            "headers".into(),
+            json!({plan.header.value.clone(): {"exact": lane}}),
         );
-        spec.insert("services".into(), Value::Array(services));
-        objects.push(Object::new(
-            format!("asmswimlane-{lane}.yaml"),
-            &format!("lane {lane}"),
-            json!({
-                "apiVersion": "istio.alibabacloud.com/v1",
-                "kind": "ASMSwimLane",
-                "metadata": {"name": lane, "labels": {"swimlane-group": plan.name}},
-                "spec": spec,
-            }),
-        ));
+        spec.insert(
+            "ingressRules".into(),
+            json!([{
+                "hosts": ing.hosts,
+                "match": m,
+                "name": lane,
+                "online": true,
+                "route": {"destination": {"host": host}},
+            }]),
+        );
+        // Rule-based: as ASM writes it, the baseline with an empty weight, lanes with none.
+        if let Some(w) = weight {
+            spec.insert(
+                "ingressWeight".into(),
+                json!({"destination": {"host": host}, "weight": w}),
+            );
+        } else if lane == *baseline {
+            spec.insert("ingressWeight".into(), json!({"destination": {}}));
+        }
+        if ing.matches.len() > 1 {
+            notes.push(format!("ASM lane `{lane}`: its ingress rule takes the first of the plan's {} ingress matches", ing.matches.len()));
+        }
     }
-    Ok(Exported { objects, notes })
+    spec.insert(
+        "labelSelector".into(),
+        json!({plan.label.value.clone(): lane}),
+    );
+    spec.insert("services".into(), Value::Array(services));
+    Object::new(
+        format!("asmswimlane-{lane}.yaml"),
+        &format!("lane {lane}"),
+        json!({
+            "apiVersion": "istio.alibabacloud.com/v1",
+            "kind": "ASMSwimLane",
+            "metadata": {"name": lane, "labels": {"swimlane-group": plan.name}},
+            "spec": spec,
+        }),
+    )
 }
 
 /// A Kruise Rollout per lane service: the lane's version runs as an extra Deployment whose

@@ -312,12 +312,72 @@ pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedLa
     check(source, root, file)
 }
 
+/// Checks a parsed LanePlan, every part in file order, and refuses it with every mistake found.
 fn check(
     source: Arc<Source>,
     root: crate::fsio::Root,
     file: LanePlanFile,
 ) -> Result<CheckedLanePlan> {
     let mut d = Diagnostics::default();
+    check_names(&source, &mut d, &file);
+    let name = &file.metadata.name;
+    let spec = &file.spec;
+    check_lane_name(&source, &mut d, &spec.baseline);
+    let services = check_services(&source, &mut d, spec);
+    let lanes = check_lanes(&source, &mut d, spec, &services);
+    let ingress = spec
+        .ingress
+        .as_ref()
+        .map(|i| check_ingress(&source, &mut d, i, &services));
+    let mut environments = Vec::new();
+    if spec.environments.is_empty() {
+        d.push(
+            source
+                .error(Pos::default(), "the plan has no environments")
+                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
+        );
+    }
+    for (env_name, e) in &spec.environments {
+        if let Some(env) = environment(&source, &mut d, env_name, e, &lanes) {
+            environments.push(env);
+        }
+    }
+    d.into_result()?;
+    let path = source.path.as_ref().clone();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let output = dir.join(
+        spec.output
+            .as_ref()
+            .map(|o| o.value.clone())
+            .unwrap_or_else(|| crate::plan_file::DEFAULT_OUTPUT.to_string()),
+    );
+    Ok(CheckedLanePlan {
+        name: name.value.clone(),
+        header: At::of(&spec.header),
+        trace_header: spec
+            .trace_header
+            .as_ref()
+            .map_or_else(|| spec.header.value.clone(), |h| h.value.clone()),
+        label: At::of(&spec.label),
+        version_label: spec
+            .version_label
+            .as_ref()
+            .map_or_else(|| "version".to_string(), |v| v.value.clone()),
+        baseline: At::of(&spec.baseline),
+        services,
+        ingress,
+        lanes,
+        output,
+        environments,
+        path,
+        dir,
+        source,
+        root,
+    })
+}
+
+/// The plan's names: apiVersion, metadata.name, the lane label, the headers, the version label.
+fn check_names(source: &Source, d: &mut Diagnostics, file: &LanePlanFile) {
     let err = |pos: Pos, m: String| source.error(pos, m);
     if file.api_version.value != crate::plan_file::API_VERSION {
         d.push(
@@ -385,15 +445,21 @@ fn check(
             .hint("the version label is a pod label key, e.g. `version`"),
         );
     }
-    let lane_value = |n: &Spanned<String>, d: &mut Diagnostics| {
-        if !names::is_label_value(&n.value) || !names::is_dns_label(&n.value) {
-            d.push(
-                err(Pos::of(n), format!("lane name `{}` is not a valid label value and DNS label", n.value))
-                    .hint("a lane's name is its pods' label value and part of Deployment names: lower-case letters, digits and `-`"),
-            );
-        }
-    };
-    lane_value(&spec.baseline, &mut d);
+}
+
+/// A lane's name (the baseline's too) is its pods' label value and part of Deployment names.
+fn check_lane_name(source: &Source, d: &mut Diagnostics, n: &Spanned<String>) {
+    if !names::is_label_value(&n.value) || !names::is_dns_label(&n.value) {
+        d.push(
+            source.error(Pos::of(n), format!("lane name `{}` is not a valid label value and DNS label", n.value))
+                .hint("a lane's name is its pods' label value and part of Deployment names: lower-case letters, digits and `-`"),
+        );
+    }
+}
+
+/// The chain's services, each named once, with a relative base.
+fn check_services(source: &Source, d: &mut Diagnostics, spec: &LaneSpec) -> Vec<Member> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
     let mut services: Vec<Member> = Vec::new();
     if spec.services.value.is_empty() {
         d.push(
@@ -431,26 +497,39 @@ fn check(
             base: At::of(&s.base),
         });
     }
-    let known = |n: &str| services.iter().any(|m| m.service.value == n);
+    services
+}
+
+/// A name that is not a service of the chain, with the closest one.
+fn unknown_service(source: &Source, services: &[Member], n: &Spanned<String>) -> Diagnostic {
     let names_list = services
         .iter()
         .map(|m| m.service.value.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let unknown_service = |n: &Spanned<String>| {
-        let hint = match names::did_you_mean(
-            &n.value,
-            services.iter().map(|m| m.service.value.as_str()),
-        ) {
+    let hint =
+        match names::did_you_mean(&n.value, services.iter().map(|m| m.service.value.as_str())) {
             Some(s) => format!("did you mean `{s}`? `services:` lists {names_list}"),
             None => format!("add it to `services:` (which lists {names_list}), or remove it here"),
         };
-        err(
+    source
+        .error(
             Pos::of(n),
             format!("`{}` is not a service of the chain", n.value),
         )
         .hint(hint)
-    };
+}
+
+/// The lanes: names apart from each other and the baseline, each with services of the chain
+/// (their images in chain order) and a valid version.
+fn check_lanes(
+    source: &Source,
+    d: &mut Diagnostics,
+    spec: &LaneSpec,
+    services: &[Member],
+) -> Vec<CheckedLane> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let known = |n: &str| services.iter().any(|m| m.service.value == n);
     let mut lanes: Vec<CheckedLane> = Vec::new();
     if spec.lanes.is_empty() {
         d.push(
@@ -459,7 +538,7 @@ fn check(
         );
     }
     for (lane_name, lane) in &spec.lanes {
-        lane_value(lane_name, &mut d);
+        check_lane_name(source, d, lane_name);
         if lane_name.value == spec.baseline.value {
             d.push(
                 err(
@@ -493,7 +572,7 @@ fn check(
         let mut images = Vec::new();
         for (svc, ls) in &lane.services.value {
             if !known(&svc.value) {
-                d.push(unknown_service(svc));
+                d.push(unknown_service(source, services, svc));
             }
             images.push((svc.value.clone(), At::of(&ls.image)));
         }
@@ -516,135 +595,96 @@ fn check(
             images,
         });
     }
-    let ingress = spec.ingress.as_ref().map(|i| {
-        if !known(&i.service.value) {
-            d.push(unknown_service(&i.service));
-        }
-        if i.gateway
-            .value
-            .split_once('/')
-            .is_none_or(|(ns, n)| ns.is_empty() || n.is_empty())
-        {
-            d.push(
-                err(
-                    Pos::of(&i.gateway),
-                    format!("`{}` is not `namespace/name`", i.gateway.value),
-                )
-                .hint(
-                    "name the Istio Gateway with its namespace, e.g. `istio-system/ingressgateway`",
-                ),
-            );
-        }
-        if i.hosts.value.is_empty() {
-            d.push(
-                err(Pos::of(&i.hosts), "`hosts` is empty".into())
-                    .hint("list the hosts the gateway serves for the chain, e.g. `[\"*\"]`"),
-            );
-        }
-        let mut matches = Vec::new();
-        for m in i.match_.iter().flat_map(|m| m.value.iter()) {
-            match &m.kind {
-                Kind::Map(entries) if !entries.is_empty() => {
-                    for (k, v) in entries {
-                        if let ("headers" | "withoutHeaders", Kind::Map(headers)) =
-                            (k.value.as_str(), &v.kind)
-                        {
-                            for (h, _) in headers {
-                                if h.value.chars().any(|c| c.is_ascii_uppercase()) {
-                                    d.push(
-                                        err(
-                                            Pos::of(h),
-                                            format!("header `{}` has upper-case letters", h.value),
-                                        )
-                                        .hint(format!(
-                                            "Istio matches header names in lower case: write `{}`",
-                                            h.value.to_ascii_lowercase()
-                                        )),
-                                    );
-                                }
-                            }
-                        }
-                        if !crate::plan_file::HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
-                            d.push(
-                                err(
-                                    Pos::of(k),
-                                    format!(
-                                        "`{}` is not a field of an Istio match request",
-                                        k.value
-                                    ),
-                                )
-                                .hint(format!(
-                                    "Istio's HTTPMatchRequest has {}",
-                                    crate::plan_file::HTTP_MATCH_FIELDS.join(", ")
-                                )),
-                            );
-                        }
-                    }
-                    matches.push(m.to_json());
-                }
-                _ => d.push(
-                    err(
-                        m.pos,
-                        "an ingress `match` entry is a mapping of Istio HTTPMatchRequest fields"
-                            .into(),
-                    )
-                    .hint("e.g. `- uri: {exact: /mock}`"),
-                ),
-            }
-        }
-        CheckedIngress {
-            gateway: At::of(&i.gateway),
-            hosts: i.hosts.value.iter().map(|h| h.value.clone()).collect(),
-            matches,
-            service: At::of(&i.service),
-        }
-    });
-    let mut environments = Vec::new();
-    if spec.environments.is_empty() {
-        d.push(
-            err(Pos::default(), "the plan has no environments".into())
-                .hint("add `environments: {staging: {stage: prepare}}` under spec"),
-        );
-    }
-    for (env_name, e) in &spec.environments {
-        if let Some(env) = environment(&source, &mut d, env_name, e, &lanes) {
-            environments.push(env);
-        }
-    }
-    d.into_result()?;
-    let path = source.path.as_ref().clone();
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let output = dir.join(
-        spec.output
-            .as_ref()
-            .map(|o| o.value.clone())
-            .unwrap_or_else(|| crate::plan_file::DEFAULT_OUTPUT.to_string()),
-    );
-    Ok(CheckedLanePlan {
-        name: name.value.clone(),
-        header: At::of(&spec.header),
-        trace_header: spec
-            .trace_header
-            .as_ref()
-            .map_or_else(|| spec.header.value.clone(), |h| h.value.clone()),
-        label: At::of(&spec.label),
-        version_label: spec
-            .version_label
-            .as_ref()
-            .map_or_else(|| "version".to_string(), |v| v.value.clone()),
-        baseline: At::of(&spec.baseline),
-        services,
-        ingress,
-        lanes,
-        output,
-        environments,
-        path,
-        dir,
-        source,
-        root,
-    })
+    lanes
 }
 
+/// The ingress: an entry service of the chain, a `namespace/name` gateway, hosts, and match
+/// entries that are Istio HTTPMatchRequests.
+fn check_ingress(
+    source: &Source,
+    d: &mut Diagnostics,
+    i: &Ingress,
+    services: &[Member],
+) -> CheckedIngress {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    if !services.iter().any(|m| m.service.value == i.service.value) {
+        d.push(unknown_service(source, services, &i.service));
+    }
+    if i.gateway
+        .value
+        .split_once('/')
+        .is_none_or(|(ns, n)| ns.is_empty() || n.is_empty())
+    {
+        d.push(
+            err(
+                Pos::of(&i.gateway),
+                format!("`{}` is not `namespace/name`", i.gateway.value),
+            )
+            .hint("name the Istio Gateway with its namespace, e.g. `istio-system/ingressgateway`"),
+        );
+    }
+    if i.hosts.value.is_empty() {
+        d.push(
+            err(Pos::of(&i.hosts), "`hosts` is empty".into())
+                .hint("list the hosts the gateway serves for the chain, e.g. `[\"*\"]`"),
+        );
+    }
+    let mut matches = Vec::new();
+    for m in i.match_.iter().flat_map(|m| m.value.iter()) {
+        match &m.kind {
+            Kind::Map(entries) if !entries.is_empty() => {
+                for (k, v) in entries {
+                    if let ("headers" | "withoutHeaders", Kind::Map(headers)) =
+                        (k.value.as_str(), &v.kind)
+                    {
+                        for (h, _) in headers {
+                            if h.value.chars().any(|c| c.is_ascii_uppercase()) {
+                                d.push(
+                                    err(
+                                        Pos::of(h),
+                                        format!("header `{}` has upper-case letters", h.value),
+                                    )
+                                    .hint(format!(
+                                        "Istio matches header names in lower case: write `{}`",
+                                        h.value.to_ascii_lowercase()
+                                    )),
+                                );
+                            }
+                        }
+                    }
+                    if !crate::plan_file::HTTP_MATCH_FIELDS.contains(&k.value.as_str()) {
+                        d.push(
+                            err(
+                                Pos::of(k),
+                                format!("`{}` is not a field of an Istio match request", k.value),
+                            )
+                            .hint(format!(
+                                "Istio's HTTPMatchRequest has {}",
+                                crate::plan_file::HTTP_MATCH_FIELDS.join(", ")
+                            )),
+                        );
+                    }
+                }
+                matches.push(m.to_json());
+            }
+            _ => d.push(
+                err(
+                    m.pos,
+                    "an ingress `match` entry is a mapping of Istio HTTPMatchRequest fields".into(),
+                )
+                .hint("e.g. `- uri: {exact: /mock}`"),
+            ),
+        }
+    }
+    CheckedIngress {
+        gateway: At::of(&i.gateway),
+        hosts: i.hosts.value.iter().map(|h| h.value.clone()).collect(),
+        matches,
+        service: At::of(&i.service),
+    }
+}
+
+/// One environment: its name, its stage, and each lane's weight, end and promoted services.
 fn environment(
     source: &Source,
     d: &mut Diagnostics,
@@ -690,28 +730,9 @@ fn environment(
             );
             continue;
         }
-        let weight = match &s.weight {
-            None => None,
-            Some(node) => match &node.kind {
-                Kind::Number(n) if n.as_u64().is_some_and(|w| w <= 100) => Some(At {
-                    value: n.as_u64().unwrap_or_default() as u8,
-                    pos: node.pos,
-                }),
-                _ => {
-                    d.push(err(node.pos, "a lane's weight is an integer from 0 to 100".into()).hint("the percent of ingress requests without the header sent into the lane, e.g. `weight: 10`"));
-                    None
-                }
-            },
-        };
+        let weight = setting_weight(source, d, s);
         // A weight written before shift is kept for it (it applies from shift on).
-        let end = match s.end.as_ref().map(|e| (e, e.value.as_str())) {
-            None | Some((_, "remove")) => End::Remove,
-            Some((_, "promote")) => End::Promote,
-            Some((e, other)) => {
-                d.push(err(Pos::of(e), format!("unknown end `{other}`")).hint("use `remove` (the lane goes, at weight 0) or `promote` (its versions are in base first)"));
-                End::Remove
-            }
-        };
+        let end = setting_end(source, d, s);
         if stage >= Stage::Cleanup1
             && end == End::Remove
             && let Some(w) = weight.as_ref().filter(|w| w.value > 0)
@@ -723,38 +744,7 @@ fn environment(
         }
         lane_keys.push((lane.value.clone(), Pos::of(lane)));
         if let Some(list) = &s.promoted {
-            let of_lane = lanes.iter().find(|l| l.name.value == lane.value);
-            let mut services: Vec<At<String>> = Vec::new();
-            for svc in &list.value {
-                if of_lane.is_some_and(|l| l.image_of(&svc.value).is_none()) {
-                    let has: Vec<&str> = of_lane
-                        .into_iter()
-                        .flat_map(|l| l.images.iter().map(|(s, _)| s.as_str()))
-                        .collect();
-                    d.push(
-                        err(
-                            Pos::of(svc),
-                            format!(
-                                "lane `{}` has no version of `{}` to promote",
-                                lane.value, svc.value
-                            ),
-                        )
-                        .hint(format!("the lane runs versions of {}", has.join(", "))),
-                    );
-                } else if services.iter().any(|s| s.value == svc.value) {
-                    d.push(
-                        err(Pos::of(svc), format!("`{}` is promoted twice", svc.value))
-                            .hint("name each service once"),
-                    );
-                } else {
-                    services.push(At::of(svc));
-                }
-            }
-            promoted.push(Promoted {
-                lane: lane.value.clone(),
-                pos: Pos::of(list),
-                services,
-            });
+            promoted.push(promoted_of(source, d, lane, list, lanes));
         }
         settings.push((lane.value.clone(), weight, end));
     }
@@ -801,6 +791,80 @@ fn environment(
         promoted,
         aborted,
     })
+}
+
+/// A lane's `weight` in an environment: an integer from 0 to 100.
+fn setting_weight(source: &Source, d: &mut Diagnostics, s: &LaneSetting) -> Option<At<u8>> {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    match &s.weight {
+        None => None,
+        Some(node) => match &node.kind {
+            Kind::Number(n) if n.as_u64().is_some_and(|w| w <= 100) => Some(At {
+                value: n.as_u64().unwrap_or_default() as u8,
+                pos: node.pos,
+            }),
+            _ => {
+                d.push(err(node.pos, "a lane's weight is an integer from 0 to 100".into()).hint("the percent of ingress requests without the header sent into the lane, e.g. `weight: 10`"));
+                None
+            }
+        },
+    }
+}
+
+/// How a lane ends in an environment: `remove` (the default) or `promote`.
+fn setting_end(source: &Source, d: &mut Diagnostics, s: &LaneSetting) -> End {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    match s.end.as_ref().map(|e| (e, e.value.as_str())) {
+        None | Some((_, "remove")) => End::Remove,
+        Some((_, "promote")) => End::Promote,
+        Some((e, other)) => {
+            d.push(err(Pos::of(e), format!("unknown end `{other}`")).hint("use `remove` (the lane goes, at weight 0) or `promote` (its versions are in base first)"));
+            End::Remove
+        }
+    }
+}
+
+/// The services promoted in a lane: each a service the lane runs a version of, named once.
+fn promoted_of(
+    source: &Source,
+    d: &mut Diagnostics,
+    lane: &Spanned<String>,
+    list: &Spanned<Vec<Spanned<String>>>,
+    lanes: &[CheckedLane],
+) -> Promoted {
+    let err = |pos: Pos, m: String| source.error(pos, m);
+    let of_lane = lanes.iter().find(|l| l.name.value == lane.value);
+    let mut services: Vec<At<String>> = Vec::new();
+    for svc in &list.value {
+        if of_lane.is_some_and(|l| l.image_of(&svc.value).is_none()) {
+            let has: Vec<&str> = of_lane
+                .into_iter()
+                .flat_map(|l| l.images.iter().map(|(s, _)| s.as_str()))
+                .collect();
+            d.push(
+                err(
+                    Pos::of(svc),
+                    format!(
+                        "lane `{}` has no version of `{}` to promote",
+                        lane.value, svc.value
+                    ),
+                )
+                .hint(format!("the lane runs versions of {}", has.join(", "))),
+            );
+        } else if services.iter().any(|s| s.value == svc.value) {
+            d.push(
+                err(Pos::of(svc), format!("`{}` is promoted twice", svc.value))
+                    .hint("name each service once"),
+            );
+        } else {
+            services.push(At::of(svc));
+        }
+    }
+    Promoted {
+        lane: lane.value.clone(),
+        pos: Pos::of(list),
+        services,
+    }
 }
 
 /// The labels a lane's pods add to the workload's: the lane label.

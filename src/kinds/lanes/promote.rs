@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::plan::{self, CheckedLanePlan, LaneEnv};
+use super::plan::{self, CheckedLane, CheckedLanePlan, LaneEnv};
 use crate::edit::{Edit, scalar_range};
 use crate::error::{Error, Result};
 use crate::ladder::Stage;
@@ -37,124 +37,15 @@ pub fn promote(
             .into());
     };
     let text = p.source.text.clone();
-    let cannot = |pos: Pos| -> Error {
-        p.diag(pos, "cannot edit the plan here in place")
-            .hint(format!(
-                "write the environment's lanes as a block, e.g. `lanes:` then `  {lane}: {{weight: 5}}`, and try again"
-            ))
-            .into()
-    };
     let (new_text, change, message) = match service {
-        Some(svc) => {
-            if l.image_of(svc).is_none() {
-                let has: Vec<&str> = l.images.iter().map(|(s, _)| s.as_str()).collect();
-                return Err(p
-                    .diag(
-                        l.name.pos,
-                        format!("lane `{lane}` has no version of `{svc}`"),
-                    )
-                    .hint(format!("the lane runs versions of {}", has.join(", ")))
-                    .into());
-            }
-            if !matches!(e.stage.value, Stage::Route | Stage::Shift) {
-                return Err(p
-                    .diag(e.stage.pos, format!("environment `{env}` is at {}: a service is promoted in a lane at route or shift, while the lane's requests are routed", e.stage.value))
-                    .hint("advance to route first; past shift, end the whole lane with `end: promote`")
-                    .into());
-            }
-            // Checked here, before the edit, so the error points at the plan on disk.
-            let bases = super::bases(p)?;
-            let found = super::render::find(p, &bases)?;
-            if let (Some(f), Some(image)) = (
-                found.iter().find(|f| f.service.name == svc),
-                l.image_of(svc),
-            ) {
-                let base_image = f
-                    .workload
-                    .value
-                    .pointer("/spec/template/spec/containers/0/image")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default();
-                if base_image != image.value {
-                    return Err(p
-                        .diag(image.pos, format!("promoting `{svc}` in lane `{lane}` sends its lane requests to Deployment {}, which still runs {base_image} in base, not the lane's {}", f.workload.name, image.value))
-                        .hint(format!("put {} into Deployment {}'s base first (commit both together), then promote", image.value, f.workload.name))
-                        .into());
-                }
-            }
-            if e.promoted(lane, svc) {
-                return Err(p
-                    .diag(
-                        e.stage.pos,
-                        format!(
-                            "`{svc}` is already promoted in lane `{lane}` of environment `{env}`"
-                        ),
-                    )
-                    .hint("promote another service of the lane, or advance")
-                    .into());
-            }
-            let t = add_promoted(&text, e, lane, svc).ok_or_else(|| cannot(e.stage.pos))?;
-            let workload = p
-                .member(svc)
-                .map(|m| m.workload.value.clone())
-                .unwrap_or_default();
-            (
-                t,
-                format!("{env}: lane {lane}: {svc} promoted (its lane requests go to {workload})"),
-                format!(
-                    "lanes({}): {env}: promote {svc} in lane {lane}, its requests on {workload} in base",
-                    p.name
-                ),
-            )
-        }
-        None => {
-            if e.stage.value != Stage::Shift {
-                return Err(p
-                    .diag(
-                        e.stage.pos,
-                        format!(
-                            "environment `{env}` is at {}: a lane's weight moves at shift",
-                            e.stage.value
-                        ),
-                    )
-                    .hint("advance to shift first, or promote one service with --service")
-                    .into());
-            }
-            let now = e.weight(lane);
-            let next = match to {
-                Some(n) if n > 100 => {
-                    return Err(p
-                        .diag(e.stage.pos, format!("--to {n} is more than 100"))
-                        .hint("a lane's weight is a percent")
-                        .into());
-                }
-                Some(n) => n,
-                None => match crate::ladder::DEFAULT_STEPS.iter().find(|s| **s > now) {
-                    Some(n) => *n,
-                    None => {
-                        return Err(p
-                            .diag(e.stage.pos, format!("lane `{lane}` of environment `{env}` is at weight {now}, the last step"))
-                            .hint("advance to cleanup-1 (with `end: promote` once its images are in base)")
-                            .into());
-                    }
-                },
-            };
-            let t = set_weight(&text, e, lane, next).ok_or_else(|| cannot(e.stage.pos))?;
-            (
-                t,
-                format!("{env}: lane {lane} weight {now} → {next}"),
-                format!(
-                    "lanes({}): {env}: lane {lane} to {next}% of the requests without `{}`",
-                    p.name, p.header.value
-                ),
-            )
-        }
+        Some(svc) => promote_service(p, e, l, lane, svc)?,
+        None => promote_weight(p, e, lane, to)?,
     };
     // Promoting after an abort opens the lanes again: the mark goes.
     let new_text = match e.aborted {
         Some(_) => plan::aborted_at(&Source::from_text(path, new_text.clone()), env)
             .and_then(|at| crate::edit::remove_entry(&new_text, "aborted", at))
-            .ok_or_else(|| cannot(e.stage.pos))?,
+            .ok_or_else(|| cannot(p, lane, e.stage.pos))?,
         None => new_text,
     };
     let edited = plan::load_in(Source::from_text(path, new_text.clone()), p.root.clone())?;
@@ -168,6 +59,138 @@ pub fn promote(
         notes: Vec::new(),
         plan: Box::new(edited),
     })
+}
+
+/// The new text, the change in words and the commit message of one promotion.
+type Edited = (String, String, String);
+
+/// The plan text could not be edited in place (a flow-style environment).
+fn cannot(p: &CheckedLanePlan, lane: &str, pos: Pos) -> Error {
+    p.diag(pos, "cannot edit the plan here in place")
+        .hint(format!(
+            "write the environment's lanes as a block, e.g. `lanes:` then `  {lane}: {{weight: 5}}`, and try again"
+        ))
+        .into()
+}
+
+/// `--service`: one service of the lane promoted (at route or shift), once its base runs the
+/// lane's image.
+fn promote_service(
+    p: &CheckedLanePlan,
+    e: &LaneEnv,
+    l: &CheckedLane,
+    lane: &str,
+    svc: &str,
+) -> Result<Edited> {
+    let env = e.name.value.as_str();
+    if l.image_of(svc).is_none() {
+        let has: Vec<&str> = l.images.iter().map(|(s, _)| s.as_str()).collect();
+        return Err(p
+            .diag(
+                l.name.pos,
+                format!("lane `{lane}` has no version of `{svc}`"),
+            )
+            .hint(format!("the lane runs versions of {}", has.join(", ")))
+            .into());
+    }
+    if !matches!(e.stage.value, Stage::Route | Stage::Shift) {
+        return Err(p
+            .diag(e.stage.pos, format!("environment `{env}` is at {}: a service is promoted in a lane at route or shift, while the lane's requests are routed", e.stage.value))
+            .hint("advance to route first; past shift, end the whole lane with `end: promote`")
+            .into());
+    }
+    // Checked here, before the edit, so the error points at the plan on disk.
+    let bases = super::bases(p)?;
+    let found = super::render::find(p, &bases)?;
+    if let (Some(f), Some(image)) = (
+        found.iter().find(|f| f.service.name == svc),
+        l.image_of(svc),
+    ) {
+        let base_image = f
+            .workload
+            .value
+            .pointer("/spec/template/spec/containers/0/image")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if base_image != image.value {
+            return Err(p
+                .diag(image.pos, format!("promoting `{svc}` in lane `{lane}` sends its lane requests to Deployment {}, which still runs {base_image} in base, not the lane's {}", f.workload.name, image.value))
+                .hint(format!("put {} into Deployment {}'s base first (commit both together), then promote", image.value, f.workload.name))
+                .into());
+        }
+    }
+    if e.promoted(lane, svc) {
+        return Err(p
+            .diag(
+                e.stage.pos,
+                format!("`{svc}` is already promoted in lane `{lane}` of environment `{env}`"),
+            )
+            .hint("promote another service of the lane, or advance")
+            .into());
+    }
+    let t =
+        add_promoted(&p.source.text, e, lane, svc).ok_or_else(|| cannot(p, lane, e.stage.pos))?;
+    let workload = p
+        .member(svc)
+        .map(|m| m.workload.value.clone())
+        .unwrap_or_default();
+    Ok((
+        t,
+        format!("{env}: lane {lane}: {svc} promoted (its lane requests go to {workload})"),
+        format!(
+            "lanes({}): {env}: promote {svc} in lane {lane}, its requests on {workload} in base",
+            p.name
+        ),
+    ))
+}
+
+/// Without `--service`: the lane's ingress weight to `to`, else to the next default step (at
+/// shift only).
+fn promote_weight(p: &CheckedLanePlan, e: &LaneEnv, lane: &str, to: Option<u8>) -> Result<Edited> {
+    let env = e.name.value.as_str();
+    if e.stage.value != Stage::Shift {
+        return Err(p
+            .diag(
+                e.stage.pos,
+                format!(
+                    "environment `{env}` is at {}: a lane's weight moves at shift",
+                    e.stage.value
+                ),
+            )
+            .hint("advance to shift first, or promote one service with --service")
+            .into());
+    }
+    let now = e.weight(lane);
+    let next = match to {
+        Some(n) if n > 100 => {
+            return Err(p
+                .diag(e.stage.pos, format!("--to {n} is more than 100"))
+                .hint("a lane's weight is a percent")
+                .into());
+        }
+        Some(n) => n,
+        None => {
+            match crate::ladder::DEFAULT_STEPS.iter().find(|s| **s > now) {
+                Some(n) => *n,
+                None => {
+                    return Err(p
+                    .diag(e.stage.pos, format!("lane `{lane}` of environment `{env}` is at weight {now}, the last step"))
+                    .hint("advance to cleanup-1 (with `end: promote` once its images are in base)")
+                    .into());
+                }
+            }
+        }
+    };
+    let t =
+        set_weight(&p.source.text, e, lane, next).ok_or_else(|| cannot(p, lane, e.stage.pos))?;
+    Ok((
+        t,
+        format!("{env}: lane {lane} weight {now} → {next}"),
+        format!(
+            "lanes({}): {env}: lane {lane} to {next}% of the requests without `{}`",
+            p.name, p.header.value
+        ),
+    ))
 }
 
 /// The byte offset of a position (1-based line and column, in characters).

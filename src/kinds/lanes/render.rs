@@ -264,9 +264,7 @@ fn subsets(plan: &CheckedLanePlan, f: &Found<'_>) -> Vec<Value> {
 fn replaced_policy(f: &Found<'_>, base: &Base, dr: &BaseObject) -> Result<Option<Value>> {
     let mut named: Vec<String> = Vec::new();
     for vs in base.of_kind("VirtualService") {
-        for (kind, i) in
-            crate::kinds::canary::objects::routes_to(&vs.value, |h| is_host_of(f.service, h))
-        {
+        for (kind, i) in crate::rendered::routes_to(&vs.value, |h| is_host_of(f.service, h)) {
             let dests = vs
                 .value
                 .pointer(&format!("/spec/{kind}/{i}/route"))

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::injection::{Injected, Injection};
 use crate::base::Base;
+use crate::mesh_upgrade::injection::{self, Injected, Injection};
 
 /// A starter RevisionUpgrade, `None` when the base has no tag webhook or no injected namespace.
 pub fn starter(base: &Base, base_rel: &str) -> Option<String> {
@@ -32,7 +32,7 @@ pub fn starter(base: &Base, base_rel: &str) -> Option<String> {
         .filter_map(|t| t.revision().map(str::to_string))
         .chain(
             base.of_kind("Service")
-                .filter_map(|s| super::injection::revision_of_service(&s.name)),
+                .filter_map(|s| injection::revision_of_service(&s.name)),
         )
         .filter(|r| *r != from)
         .collect();

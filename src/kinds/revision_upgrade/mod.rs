@@ -6,7 +6,6 @@
 //! the namespaces still on it. `done` needs the end state in base. Going back is the rollback.
 
 pub mod init;
-pub mod injection;
 pub mod kind;
 pub mod plan;
 
@@ -16,10 +15,12 @@ use serde_json::{Map, Value, json};
 
 use crate::base::{Base, BaseObject};
 use crate::error::{Diagnostics, Result};
-use crate::kinds::gateway_upgrade::plan::Env;
+use crate::mesh_upgrade::plan::Env;
 use crate::render::{EnvironmentRender, Mode};
 use crate::rendered::{Patch, PatchBody, Rendered, Target};
 
+/// The injection resolver, shared with GatewayUpgrade (`mesh_upgrade::injection`).
+pub use crate::mesh_upgrade::injection;
 pub use plan::CheckedRevisionUpgrade;
 
 use injection::{INJECTION, Injected, Injection, REV};

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::error::{Diagnostic, Diagnostics, Result};
-use crate::kinds::gateway_upgrade::plan::{Env, StageOnly, check_header, paths, stage_envs};
+use crate::mesh_upgrade::plan::{
+    Env, StageOnly, check_header, paths, revision_name_error, stage_envs,
+};
 use crate::names;
 use crate::yaml::At;
 use crate::yaml::{self, Pos, Source};
@@ -112,36 +114,6 @@ impl CheckedRevisionUpgrade {
                 .unwrap_or(0),
         }
     }
-}
-
-/// A revision names istiod's Service (`istiod-<revision>`) and its webhooks: a DNS-1123 label.
-/// `1.23.1` is the version, not a revision: pods would find no injector.
-pub fn revision_name_error(source: &Source, r: &Spanned<String>) -> Option<Diagnostic> {
-    if names::is_dns_label(&r.value) {
-        return None;
-    }
-    let fixed: String = r
-        .value
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let fixed = fixed.trim_matches('-').to_string();
-    let hint = if names::is_dns_label(&fixed) {
-        format!(
-            "did you mean `{fixed}`? a revision is a DNS label (istiod's Service is `istiod-<revision>`), like `1-23-1` for version 1.23.1"
-        )
-    } else {
-        "a revision is a DNS label (istiod's Service is `istiod-<revision>`), like `1-23-1` for version 1.23.1".to_string()
-    };
-    Some(
-        source
-            .error(
-                Pos::of(r),
-                format!("revision `{}` is not a DNS label", r.value),
-            )
-            .hint(hint),
-    )
 }
 
 pub fn load_in(source: Arc<Source>, root: crate::fsio::Root) -> Result<CheckedRevisionUpgrade> {

@@ -5,11 +5,12 @@
 
 use serde_json::{Value, json};
 
-use super::facts::{self, metadata, seconds};
+use super::facts::{self, Facts, metadata, seconds};
 use crate::analysis::Pause;
+use crate::base::BaseObject;
 use crate::error::Result;
 use crate::export::{Exported, Object};
-use crate::kinds::canary::check::CheckedPlan;
+use crate::kinds::canary::check::{CheckedPlan, EnvironmentPlan};
 use crate::kinds::canary::plan::{Method, Traffic};
 
 /// Kruise's header matches (Gateway API shapes) for a plan match entry.
@@ -57,6 +58,8 @@ fn matches(plan: &CheckedPlan, m: &Value, notes: &mut Vec<String>) -> Value {
     json!([{ "headers": headers }])
 }
 
+/// The Kruise Rollout of `env` (optional when the plan has one environment), with notes on
+/// what it cannot express.
 pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
     let env = facts::environment(plan, env)?;
     let f = facts::gather(plan, env)?;
@@ -74,6 +77,39 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
             env.matches.len()
         ));
     }
+    let steps = steps(plan, first_match.as_ref(), &mut notes);
+    let routing = routing(plan, &f, service, &mut notes);
+    notes_on_what_kruise_lacks(plan, env, &mut notes);
+    let rollout = json!({
+        "apiVersion": "rollouts.kruise.io/v1beta1",
+        "kind": "Rollout",
+        "metadata": metadata(&plan.name, &f.namespace),
+        "spec": {
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
+            "strategy": {"canary": {
+                "enableExtraWorkloadForCanary": true,
+                "steps": steps,
+                "trafficRoutings": routing,
+                "patchPodTemplateMetadata": {"labels": {plan.version_label.clone(): plan.canary.version.value.clone()}},
+            }},
+        },
+    });
+    Ok(Exported {
+        objects: vec![Object::new(
+            format!("rollout-{}.yaml", plan.name),
+            &format!(
+                "Deployment {} rolled out by Kruise, steps {:?}",
+                workload.name, plan.steps
+            ),
+            rollout,
+        )],
+        notes,
+    })
+}
+
+/// The plan's weights as Kruise steps (from the first weight above 0), each with its pause;
+/// the first step carries the test match.
+fn steps(plan: &CheckedPlan, first_match: Option<&Value>, notes: &mut Vec<String>) -> Vec<Value> {
     let mut steps = Vec::new();
     for (i, w) in plan.steps.iter().enumerate() {
         // A first step of 0 holds before traffic moves; Kruise's steps start with traffic.
@@ -88,7 +124,7 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
         let first = steps.is_empty();
         let mut step = json!({"traffic": format!("{w}%"), "replicas": format!("{w}%")});
         if let Some(o) = step.as_object_mut() {
-            if first && let Some(m) = &first_match {
+            if first && let Some(m) = first_match {
                 o.insert("matches".into(), m.clone());
             }
             if *w < 100 {
@@ -114,7 +150,13 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
         }
         steps.push(step);
     }
-    let routing = match plan.traffic {
+    steps
+}
+
+/// The traffic routing: the VirtualServices and the DestinationRule in base (Istio), or the
+/// HTTPRoutes (Gateway API).
+fn routing(plan: &CheckedPlan, f: &Facts, service: &BaseObject, notes: &mut Vec<String>) -> Value {
+    match plan.traffic {
         Traffic::Istio => {
             // Each reference names the object in base with the apiVersion base gives it
             // (v1beta1 where the base is written so).
@@ -125,10 +167,10 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
                     .unwrap_or_else(|| "networking.istio.io/v1".to_string())
             };
             let mut refs: Vec<Value> = f
-                .routes
-                .iter()
-                .map(|(vs, _)| json!({"apiVersion": api_version("VirtualService", vs), "kind": "VirtualService", "name": vs}))
-                .collect();
+            .routes
+            .iter()
+            .map(|(vs, _)| json!({"apiVersion": api_version("VirtualService", vs), "kind": "VirtualService", "name": vs}))
+            .collect();
             let dr = f
                 .destination_rule
                 .clone()
@@ -157,7 +199,12 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
                 .map(|(hr, _)| json!({"service": service.name, "gateway": {"httpRouteName": hr}}))
                 .collect(),
         ),
-    };
+    }
+}
+
+/// Notes on what of the plan a Kruise Rollout cannot express: analysis, the mirror, and the
+/// copy methods other than succession.
+fn notes_on_what_kruise_lacks(plan: &CheckedPlan, env: &EnvironmentPlan, notes: &mut Vec<String>) {
     if plan.analysis.is_some() {
         notes.push("analysis (Kruise Rollout has none: run `canaryplan gate`, or Kruise's own metrics checks)".into());
     }
@@ -178,29 +225,4 @@ pub fn export(plan: &CheckedPlan, env: Option<&str>) -> Result<Exported> {
             plan.new_deployment_name()
         )),
     }
-    let rollout = json!({
-        "apiVersion": "rollouts.kruise.io/v1beta1",
-        "kind": "Rollout",
-        "metadata": metadata(&plan.name, &f.namespace),
-        "spec": {
-            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
-            "strategy": {"canary": {
-                "enableExtraWorkloadForCanary": true,
-                "steps": steps,
-                "trafficRoutings": routing,
-                "patchPodTemplateMetadata": {"labels": {plan.version_label.clone(): plan.canary.version.value.clone()}},
-            }},
-        },
-    });
-    Ok(Exported {
-        objects: vec![Object::new(
-            format!("rollout-{}.yaml", plan.name),
-            &format!(
-                "Deployment {} rolled out by Kruise, steps {:?}",
-                workload.name, plan.steps
-            ),
-            rollout,
-        )],
-        notes,
-    })
 }
