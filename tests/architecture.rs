@@ -42,13 +42,8 @@ const LAYERS: &[&[&str]] = &[
     &["kinds"],
     // The text work every kind's verbs share.
     &["edit"],
-    // The kinds.
-    &[
-        "kinds::canary",
-        "kinds::lanes",
-        "kinds::gateway_upgrade",
-        "kinds::revision_upgrade",
-    ],
+    // The kinds: every folder under `src/kinds/` (a new kind needs no line here).
+    &[KIND],
     // The registry of kinds.
     &["kinds::registry"],
     // Commands over plans of any kind.
@@ -66,12 +61,20 @@ const LAYERS: &[&[&str]] = &[
     &[""],
 ];
 
-const KINDS: &[&str] = &[
-    "kinds::canary",
-    "kinds::lanes",
-    "kinds::gateway_upgrade",
-    "kinds::revision_upgrade",
-];
+/// Stands for every kind in `LAYERS`: each folder under `src/kinds/` is one.
+const KIND: &str = "kinds::<kind>";
+
+/// The kinds: `kinds::<folder>` for each folder under `src/kinds/`.
+fn kinds() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(src().join("kinds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| format!("kinds::{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    out.sort();
+    out
+}
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -217,9 +220,18 @@ fn expand_groups(code: &str) -> String {
 
 fn layer_of(module: &str) -> usize {
     let mut best = (0usize, 0usize);
+    let kind = kind_of(module);
     for (layer, prefixes) in LAYERS.iter().enumerate() {
         for p in *prefixes {
-            let matches = module == *p || p.is_empty() || module.starts_with(&format!("{p}::"));
+            let p = if *p == KIND {
+                match &kind {
+                    Some(k) => k.as_str(),
+                    None => continue,
+                }
+            } else {
+                p
+            };
+            let matches = module == p || p.is_empty() || module.starts_with(&format!("{p}::"));
             if matches && (p.len() >= best.1 || (p.is_empty() && best.1 == 0)) {
                 best = (layer, p.len());
             }
@@ -230,17 +242,16 @@ fn layer_of(module: &str) -> usize {
 
 /// Whether a prefix other than the library's face (`""`, `lib.rs` alone) names `module`.
 fn is_listed(module: &str) -> bool {
-    LAYERS
-        .iter()
-        .flat_map(|l| l.iter())
-        .any(|p| !p.is_empty() && (module == *p || module.starts_with(&format!("{p}::"))))
+    LAYERS.iter().flat_map(|l| l.iter()).any(|p| {
+        (*p == KIND && kind_of(module).is_some())
+            || (!p.is_empty() && (module == *p || module.starts_with(&format!("{p}::"))))
+    })
 }
 
-fn kind_of(module: &str) -> Option<&'static str> {
-    KINDS
-        .iter()
-        .find(|k| module == **k || module.starts_with(&format!("{k}::")))
-        .copied()
+fn kind_of(module: &str) -> Option<String> {
+    kinds()
+        .into_iter()
+        .find(|k| module == k || module.starts_with(&format!("{k}::")))
 }
 
 fn graph() -> BTreeMap<String, BTreeSet<String>> {

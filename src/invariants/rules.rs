@@ -1086,7 +1086,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unchanged_environment_refuses_moves_and_image_changes_of_serving_workloads() {
+    fn an_unchanged_environment_refuses_moves_image_and_revision_changes() {
         let disk = Record::new(
             serde_json::json!({"stage": "shift", "weight": 10}),
             shifted(10.0),
@@ -1127,12 +1127,26 @@ mod tests {
             "{}",
             v[0].message
         );
-        // ... and for one that serves nothing (weight 0 on the canary) passes.
+        // ... and for one that serves nothing (weight 0 on the canary) too: new code restarts
+        // its pods and changes what it sends, whoever calls it.
         let disk0 = Record::new(serde_json::json!({"weight": 0}), shifted(0.0));
         let mut idle = shifted(0.0);
         idle.workloads
             .insert("shop/web".into(), facts("web:2", Some("1-22-1")));
-        assert!(check("e", &base(), Some(&disk0), &idle, &Declared::Unchanged).is_empty());
+        let v = check("e", &base(), Some(&disk0), &idle, &Declared::Unchanged);
+        assert_eq!(rules_of(&v), vec!["unchanged-environment-does-not-change"]);
+        assert!(
+            v[0].message
+                .ends_with("shop/web would change images: container main from web:1 to web:2"),
+            "{}",
+            v[0].message
+        );
+        // Replicas are not code: they pass.
+        let mut scaled = shifted(0.0);
+        if let Some(w) = scaled.workloads.get_mut("shop/web") {
+            w.replicas += 2;
+        }
+        assert!(check("e", &base(), Some(&disk0), &scaled, &Declared::Unchanged).is_empty());
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! Every kind, by the `kind:` its plan files name: a new kind is its folder, its `pub mod` line
-//! in `kinds/mod.rs` and its line in `KINDS`. Loading a plan file of any kind, and the JSON
+//! in `kinds/mod.rs` and its line in `KINDS` (nothing else names it). Loading a plan file of any kind, and the JSON
 //! Schema of them all, go through here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{AnyPlan, Registration, kind_of};
-use super::{canary, gateway_upgrade, lanes, revision_upgrade};
 use crate::error::Result;
 use crate::fsio::Root;
 use crate::templates::Templates;
@@ -14,11 +13,11 @@ use crate::yaml::Source;
 
 /// Every kind, by the `kind:` its plan files name. A plan file without `kind:` (or with one no
 /// kind claims) is read by the first, whose parser then says what is wrong.
-pub const KINDS: [Registration; 4] = [
-    canary::REGISTRATION,
-    lanes::REGISTRATION,
-    gateway_upgrade::REGISTRATION,
-    revision_upgrade::REGISTRATION,
+pub const KINDS: &[Registration] = &[
+    super::canary::REGISTRATION,
+    super::lanes::REGISTRATION,
+    super::gateway_upgrade::REGISTRATION,
+    super::revision_upgrade::REGISTRATION,
 ];
 
 /// Reads and checks a plan file of any kind (`kind:` picks the module).
@@ -33,8 +32,11 @@ pub fn load_in(source: Arc<Source>, root: Root) -> Result<AnyPlan> {
     let r = KINDS
         .iter()
         .find(|r| Some(r.kind) == kind.as_deref())
-        .unwrap_or(&KINDS[0]);
-    (r.load)(source, root)
+        .or(KINDS.first());
+    match r {
+        Some(r) => (r.load)(source, root),
+        None => Err(crate::error::Diagnostic::new("canaryplan knows no plan kind").into()),
+    }
 }
 
 /// Renders every environment of a plan given as text against a base given as text, all in
@@ -55,7 +57,7 @@ pub fn render_text(plan_text: &str, base_text: &str, templates: &Templates) -> R
 pub fn json_schema() -> serde_json::Value {
     use serde_json::{Value, json};
     let mut defs = serde_json::Map::new();
-    for r in &KINDS {
+    for r in KINDS {
         let mut schema = serde_json::to_value((r.schema)()).unwrap_or_default();
         if let Some(o) = schema.as_object_mut() {
             if let Some(Value::Object(d)) = o.remove("$defs") {
