@@ -233,6 +233,31 @@ fn the_whole_procedure_resolves_every_workload_and_tag_at_every_stage() {
 }
 
 #[test]
+fn a_pod_template_pinned_to_the_old_revision_stays_on_it_and_holds_the_uninstall() {
+    // A Deployment whose own pod template names the old revision, in a namespace without
+    // injection labels: the waves and the tags leave it where it is (its label wins), every
+    // stage renders, and `status` names it as what still needs the old revision.
+    let s = Scratch::fixture("revision-upgrade");
+    s.write(
+        "cluster/tools.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: pinned\n  namespace: tools\nspec:\n  selector:\n    matchLabels: {app: pinned}\n  template:\n    metadata:\n      labels: {app: pinned, istio.io/rev: 1-22-1}\n    spec:\n      containers:\n      - {name: pinned, image: curlimages/curl}\n",
+    );
+    s.write(
+        "cluster/kustomization.yaml",
+        &s.read("cluster/kustomization.yaml")
+            .replace("- tags.yaml", "- tags.yaml\n- tools.yaml"),
+    );
+    for stage in ["wave-1", "wave-2", "promote-tags"] {
+        s.set_stage(stage);
+        let r = s.run(&["validate"]);
+        assert_eq!(r.code, 0, "{stage}: {}", r.stderr);
+    }
+    let status = s.run(&["status"]).ok().stdout.clone();
+    assert!(status.contains("tools/pinned"), "{status}");
+    assert!(status.contains("cannot be uninstalled"), "{status}");
+}
+
+#[test]
 fn a_pod_opting_in_without_a_namespace_label_keeps_the_old_revision_until_the_default_tag_moves() {
     let s = Scratch::fixture("revision-upgrade");
     s.write(

@@ -92,11 +92,17 @@ pub struct Revisions {
     pub namespaces: Vec<String>,
     pub workloads: Vec<String>,
     pub to: String,
+    /// Workloads the step leaves where they are although their namespace moves: their pod
+    /// template names a revision itself.
+    pub pinned: Vec<String>,
 }
 
 impl Revisions {
     fn covers(&self, workload: &str) -> bool {
         let ns = workload.split_once('/').map(|(ns, _)| ns);
+        if self.pinned.iter().any(|w| w == workload) {
+            return false;
+        }
         self.workloads.iter().any(|w| w == workload)
             || self
                 .namespaces
@@ -1342,6 +1348,7 @@ mod tests {
             namespaces: vec!["a".into()],
             workloads: Vec::new(),
             to: "1-23-1".into(),
+            pinned: Vec::new(),
         });
         let mut new = b.clone();
         new.workloads

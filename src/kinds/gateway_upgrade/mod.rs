@@ -611,6 +611,7 @@ fn promise(
         namespaces: Vec::new(),
         workloads: vec![gateway.clone()],
         to: rev.value.clone(),
+        pinned: Vec::new(),
     });
     let service = find(plan, base)
         .map(|f| f.service.name.clone())

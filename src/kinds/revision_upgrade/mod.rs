@@ -498,10 +498,34 @@ pub fn render_plan(
 
 /// What a stage promises (`kinds::promise`): no traffic moves; each wave moves its
 /// namespaces' workloads to the new revision, `promote-tags` every namespace still on the old.
-fn promise(plan: &CheckedRevisionUpgrade, env: &Env) -> crate::kinds::promise::Promise {
+fn promise(
+    plan: &CheckedRevisionUpgrade,
+    env: &Env,
+    base: &Base,
+) -> crate::kinds::promise::Promise {
     use crate::invariants::{Declared, Revisions};
     let stage = env.stage.value.as_str();
     let to = plan.to.value.clone();
+    // A pod template that names the old revision itself (`istio.io/rev: <from>`) stays on it
+    // whatever its namespace says: the waves and tags leave it, and `status` lists it as
+    // holding the old revision.
+    let pinned: Vec<String> = base
+        .objects
+        .iter()
+        .filter(|o| {
+            let label = o
+                .value
+                .pointer("/spec/template/metadata/labels/istio.io~1rev")
+                .and_then(Value::as_str);
+            label == Some(plan.from.value.as_str())
+        })
+        .map(|o| {
+            o.value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map_or(o.name.clone(), |ns| format!("{ns}/{}", o.name))
+        })
+        .collect();
     let declared = match stage {
         "prepare" => Declared::Prepare,
         "done" => Declared::Done,
@@ -509,6 +533,7 @@ fn promise(plan: &CheckedRevisionUpgrade, env: &Env) -> crate::kinds::promise::P
             namespaces: vec!["*".to_string()],
             workloads: Vec::new(),
             to,
+            pinned,
         }),
         _ => Declared::Waves(Revisions {
             namespaces: plan
@@ -520,6 +545,7 @@ fn promise(plan: &CheckedRevisionUpgrade, env: &Env) -> crate::kinds::promise::P
                 .collect(),
             workloads: Vec::new(),
             to,
+            pinned,
         }),
     };
     crate::kinds::promise::Promise {
@@ -558,7 +584,7 @@ fn render_environment(
             stage_at: plan.diag(env.stage.pos, String::new()),
             bases: vec![(base, plan.diag(plan.base.pos, String::new()))],
             traffic,
-            promise: promise(plan, env),
+            promise: promise(plan, env, base),
         },
         &rendered,
         objects,
