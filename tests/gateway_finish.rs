@@ -309,7 +309,7 @@ fn a_canary_version_that_already_runs_is_shifted_to_or_refused_precisely() {
     assert!(r.stderr.contains("canaryplan.yaml:20:12: error: the base already runs Deployment helloworld-v2 of version v2, with image registry.example/helloworld:v2-old, not canary.image"), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("set canary.image to registry.example/helloworld:v2-old"),
+            .contains("a release adds its canary version: choose a canary.version no Deployment in base uses"),
         "{}",
         r.stderr
     );
@@ -326,12 +326,12 @@ fn a_canary_version_that_already_runs_is_shifted_to_or_refused_precisely() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "staging is at prepare, which changes no traffic, but gateway hello/hello-gateway, *:5000 (http, path=/hello) would go hello/helloworld-v1 50% · hello/helloworld-v2 50% → hello/helloworld-v1 100% [prepare-changes-no-traffic]"
+            "canaryplan.yaml:19:14: error: the base already runs Deployment helloworld-v2 of the canary version v2: it serves requests beside the stable version, and the release would first pin them all to the stable one, taking its share away"
         ),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("canaryplan.yaml:24:14"), "{}", r.stderr);
+    assert!(r.stderr.contains("choose a new canary.version"), "{}", r.stderr);
 }
 
 #[test]

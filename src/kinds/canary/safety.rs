@@ -696,21 +696,21 @@ fn done_changes_nothing(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     let steps = crate::kinds::canary::remaining::remaining_steps(cx.plan, cx.base, &before);
     let edit = match (cx.plan.method, cx.plan.traffic) {
         _ if !steps.is_empty() => format!(
-            "commit the end state to the base `{}` first ({} edit(s), in one commit):\n    - {}\n  `canaryplan finish --env {}` prints them as a patch to review, `--write` applies it; see the README's \"Finishing a versioned release\"",
+            "commit the end state to the base `{}` first ({} edit(s), in one commit):\n    - {}\n  `canaryplan finish --env {}` prints them as a patch to review, `--write` applies it; see \"Finishing a versioned release\" in docs/operating.md",
             cx.env.base.value,
             steps.len(),
             steps.join("\n    - "),
             cx.env.name.value
         ),
         (Method::Versioned, Traffic::GatewayApi) => format!(
-            "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, and the HTTPRoute rules naming Service {} (canaryplan then keeps it: a base Service of that name selecting the version is reused); see the README's \"Finishing a versioned release\"",
+            "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, and the HTTPRoute rules naming Service {} (canaryplan then keeps it: a base Service of that name selecting the version is reused); see \"Finishing a versioned release\" in docs/operating.md",
             cx.env.base.value,
             cx.plan.new_deployment_name(),
             cx.plan.workload.value,
             format_args!("{}-{}", cx.service.name, cx.plan.canary.version.value)
         ),
         (Method::Versioned, Traffic::Istio) => format!(
-            "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, routes to subset `{}`, the subset in its DestinationRule; see the README's \"Finishing a versioned release\"",
+            "commit the end state to the base `{}` first: Deployment {} (as the overlay renders it at cleanup-3) in, Deployment {} out, routes to subset `{}`, the subset in its DestinationRule; see \"Finishing a versioned release\" in docs/operating.md",
             cx.env.base.value,
             cx.plan.new_deployment_name(),
             cx.plan.workload.value,

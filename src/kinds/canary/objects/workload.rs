@@ -174,7 +174,23 @@ fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
             return Err(cx
                 .plan
                 .diag(at, format!("the base already runs Deployment {name} of version {canary}, with image {}, not canary.image", image.unwrap_or("(none)")))
-                .hint(format!("to shift traffic to the {name} that runs, set canary.image to {} (canaryplan then adds no Deployment and routes to it); to release another image, choose a canary.version no Deployment in base uses", image.unwrap_or("its image")))
+                .hint("a release adds its canary version: choose a canary.version no Deployment in base uses (e.g. the next one); a version that already serves requests is not a canary")
+                .into());
+        }
+        let releasing = matches!(
+            cx.model.stage,
+            crate::kinds::canary::stage::Stage::Prepare
+                | crate::kinds::canary::stage::Stage::Route
+                | crate::kinds::canary::stage::Stage::Shift
+        );
+        if labels.get(vl) == Some(canary) && releasing {
+            // Istio's helloworld runs v1 and v2 side by side, and its Service splits their
+            // requests by pod count: a release from v1 "to v2" would first pin every route to
+            // v1 (prepare changes no traffic, so it is refused by the invariants too).
+            return Err(cx
+                .plan
+                .diag(cx.plan.canary.version.pos, format!("the base already runs Deployment {name} of the canary version {canary}: it serves requests beside the stable version, and the release would first pin them all to the stable one, taking its share away"))
+                .hint(format!("a release adds a version the base does not run yet: choose a new canary.version (e.g. the next one); to move from the stable version to the {name} that runs, change the base's routes (or remove the stable Deployment) in a reviewed commit of its own"))
                 .into());
         }
         if labels.get(vl) != Some(canary) {
