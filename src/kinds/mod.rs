@@ -272,7 +272,7 @@ pub fn environment_render(
         declared: None,
         traffic_before: None,
     };
-    promise::keep(&mut r, &base, w.promise, mode)?;
+    promise::keep(&mut r, &base, w.promise, mode, w.root)?;
     Ok(r)
 }
 

@@ -61,11 +61,16 @@ pub fn record_on_disk(dir: &Path, root: &crate::fsio::Root) -> Result<Option<Rec
 /// Checks `r` (one environment's render, its final objects in `r.objects`) against the
 /// invariants, with `base` the objects of the base as the environment sees it. In overlay mode
 /// the record file joins the overlay's files.
-pub fn keep(r: &mut EnvironmentRender, base: &[Value], promise: Promise, mode: Mode) -> Result<()> {
+pub fn keep(
+    r: &mut EnvironmentRender,
+    base: &[Value],
+    promise: Promise,
+    mode: Mode,
+    root: &crate::fsio::Root,
+) -> Result<()> {
     let base_model = invariants::model(base);
     let new = invariants::model(&r.objects);
-    let root = crate::fsio::Root::discover(r.plan.parent().unwrap_or(Path::new("")))?;
-    let disk = record_on_disk(&r.dir, &root)?;
+    let disk = record_on_disk(&r.dir, root)?;
     let unchanged = disk.as_ref().is_some_and(|d| d.entry == promise.entry);
     let step = if unchanged && !accepted(&r.environment) {
         Declared::Unchanged
@@ -100,7 +105,9 @@ pub fn keep(r: &mut EnvironmentRender, base: &[Value], promise: Promise, mode: M
     }
     r.traffic_before = disk.map(|d| d.model);
     r.model = Some(new);
-    r.base_model = Some(base_model);
+    // The base's model is kept where something compares with it: a stream (`explain
+    // --against base`), or an environment with no overlay on disk yet (`diff`).
+    r.base_model = (mode == Mode::Stream || r.on_disk.is_none()).then_some(base_model);
     r.declared = Some(step);
     Ok(())
 }

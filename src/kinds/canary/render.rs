@@ -166,7 +166,7 @@ pub fn render_environment(
         declared: None,
         traffic_before: None,
     };
-    crate::kinds::promise::keep(&mut r, &base_objects, promise, mode)?;
+    crate::kinds::promise::keep(&mut r, &base_objects, promise, mode, &plan.root)?;
     Ok(r)
 }
 
