@@ -308,8 +308,9 @@ fn a_canary_version_that_already_runs_is_shifted_to_or_refused_precisely() {
     r.fails();
     assert!(r.stderr.contains("canaryplan.yaml:20:12: error: the base already runs Deployment helloworld-v2 of version v2, with image registry.example/helloworld:v2-old, not canary.image"), "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains("a release adds its canary version: choose a canary.version no Deployment in base uses"),
+        r.stderr.contains(
+            "a release adds its canary version: choose a canary.version no Deployment in base uses"
+        ),
         "{}",
         r.stderr
     );
@@ -331,7 +332,11 @@ fn a_canary_version_that_already_runs_is_shifted_to_or_refused_precisely() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("choose a new canary.version"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("choose a new canary.version"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
