@@ -272,7 +272,7 @@ pub fn environment_render(
         declared: None,
         traffic_before: None,
     };
-    promise::keep(&mut r, &base, w.promise, mode, w.root)?;
+    promise::keep(&mut r, &promise::model_of(&base), w.promise, mode, w.root)?;
     Ok(r)
 }
 

@@ -63,14 +63,22 @@ pub fn record_on_disk(dir: &Path, root: &crate::fsio::Root) -> Result<Option<Rec
 /// the record file joins the overlay's files.
 pub fn keep(
     r: &mut EnvironmentRender,
-    base: &[Value],
+    base_model: &Model,
     promise: Promise,
     mode: Mode,
     root: &crate::fsio::Root,
 ) -> Result<()> {
-    let base_model = invariants::model(base);
     let new = invariants::model(&r.objects);
-    let disk = record_on_disk(&r.dir, root)?;
+    // The new record, and the one on disk: in overlay mode it is among the overlay's files
+    // already read, and when its text is the new one's it need not be parsed.
+    let record = Record::new(promise.entry.clone(), new.clone());
+    let file = (mode == Mode::Overlay).then(|| record_file(r, &record));
+    let disk = match r.existing.iter().find(|f| f.name == record::FILE) {
+        Some(f) if file.as_ref().is_some_and(|n| n.text == f.text) => Some(record),
+        Some(f) => Some(record::parse(&r.dir.join(record::FILE), &f.text)?),
+        None if mode == Mode::Stream => record_on_disk(&r.dir, root)?,
+        None => None,
+    };
     let unchanged = disk.as_ref().is_some_and(|d| d.entry == promise.entry);
     let step = if unchanged && !accepted(&r.environment) {
         Declared::Unchanged
@@ -81,7 +89,7 @@ pub fn keep(
         // What invariant 2 would have refused, said where the change is accepted.
         r.accepted = invariants::check(
             &r.environment,
-            &base_model,
+            base_model,
             disk.as_ref(),
             &new,
             &Declared::Unchanged,
@@ -90,7 +98,7 @@ pub fn keep(
         .map(|v| v.message)
         .collect();
     }
-    let violations = invariants::check(&r.environment, &base_model, disk.as_ref(), &new, &step);
+    let violations = invariants::check(&r.environment, base_model, disk.as_ref(), &new, &step);
     if !violations.is_empty() {
         let mut d = Diagnostics::default();
         for v in &violations {
@@ -98,16 +106,15 @@ pub fn keep(
         }
         d.into_result()?;
     }
-    if mode == Mode::Overlay {
-        let record = Record::new(promise.entry, new.clone());
-        r.files.push(record_file(r, &record));
+    if let Some(file) = file {
+        r.files.push(file);
         r.files.sort_by(|a, b| a.name.cmp(&b.name));
     }
     r.traffic_before = disk.map(|d| d.model);
     r.model = Some(new);
     // The base's model is kept where something compares with it: a stream (`explain
     // --against base`), or an environment with no overlay on disk yet (`diff`).
-    r.base_model = (mode == Mode::Stream || r.on_disk.is_none()).then_some(base_model);
+    r.base_model = (mode == Mode::Stream || r.on_disk.is_none()).then(|| base_model.clone());
     r.declared = Some(step);
     Ok(())
 }

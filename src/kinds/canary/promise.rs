@@ -2,17 +2,23 @@
 //! nothing, route and shift split the Service's requests by the weight (test routes held on
 //! the canary), cleanup keeps every request on the canary, done leaves the base alone.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::check::{CheckedPlan, EnvironmentPlan};
 use super::plan::Method;
 use super::stage::Stage;
 use crate::invariants::{Declared, Shift};
-use crate::kinds::promise::{Promise, beside, named};
+use crate::kinds::promise::{Promise, beside};
 
 /// The promise of environment `e` of `plan`, with `base` the objects of its base.
-pub fn of(plan: &CheckedPlan, e: &EnvironmentPlan, base: &[Value]) -> Promise {
-    let workload = named(base, "Deployment", &plan.workload.value);
+pub fn of(plan: &CheckedPlan, e: &EnvironmentPlan, base: &crate::base::Base) -> Promise {
+    let workload = match base
+        .find("Deployment", &plan.workload.value)
+        .and_then(|d| d.namespace())
+    {
+        Some(ns) => format!("{ns}/{}", plan.workload.value),
+        None => plan.workload.value.clone(),
+    };
     let (stable, canary) = match plan.method {
         Method::Versioned => (plan.workload.value.clone(), plan.versioned_canary_name()),
         _ => (plan.stable_copy_name(), plan.workload.value.clone()),

@@ -47,6 +47,8 @@ pub fn render_plan(
     d.into_result()?;
     let mut d = Diagnostics::default();
     let mut bases: HashMap<PathBuf, base::Base> = HashMap::new();
+    // The base's traffic model, once per base (environments usually share one).
+    let mut models: HashMap<PathBuf, crate::invariants::Model> = HashMap::new();
     let mut out = Vec::new();
     for env in plan
         .environments
@@ -67,7 +69,14 @@ pub fn render_plan(
         let Some(base) = bases.get(&base_path) else {
             continue;
         };
-        if let Some(r) = d.take(render_environment(plan, env, base, templates, mode)) {
+        let model = models.entry(base_path.clone()).or_insert_with(|| {
+            let objects: Vec<serde_json::Value> =
+                base.objects.iter().map(|o| o.value.clone()).collect();
+            crate::invariants::model(&objects)
+        });
+        if let Some(r) = d.take(render_environment_in(
+            plan, env, base, model, templates, mode,
+        )) {
             out.push(r);
         }
     }
@@ -99,6 +108,20 @@ pub fn render_environment(
     plan: &CheckedPlan,
     env: &check::EnvironmentPlan,
     base: &base::Base,
+    templates: &Templates,
+    mode: Mode,
+) -> Result<EnvironmentRender> {
+    let objects: Vec<serde_json::Value> = base.objects.iter().map(|o| o.value.clone()).collect();
+    let model = crate::invariants::model(&objects);
+    render_environment_in(plan, env, base, &model, templates, mode)
+}
+
+/// `render_environment` with the base's traffic model already computed.
+fn render_environment_in(
+    plan: &CheckedPlan,
+    env: &check::EnvironmentPlan,
+    base: &base::Base,
+    base_model: &crate::invariants::Model,
     templates: &Templates,
     mode: Mode,
 ) -> Result<EnvironmentRender> {
@@ -144,9 +167,7 @@ pub fn render_environment(
         }
     };
     let w = env.model.weights();
-    let base_objects: Vec<serde_json::Value> =
-        base.objects.iter().map(|o| o.value.clone()).collect();
-    let promise = super::promise::of(plan, env, &base_objects);
+    let promise = super::promise::of(plan, env, base);
     let mut r = EnvironmentRender {
         plan: plan.path.clone(),
         environment: env.name.value.clone(),
@@ -166,7 +187,7 @@ pub fn render_environment(
         declared: None,
         traffic_before: None,
     };
-    crate::kinds::promise::keep(&mut r, &base_objects, promise, mode, &plan.root)?;
+    crate::kinds::promise::keep(&mut r, base_model, promise, mode, &plan.root)?;
     Ok(r)
 }
 
