@@ -25,18 +25,18 @@ use crate::yaml::{self, Kind, Node, Source};
 /// The CanaryPlan at `path`: `finish` ends a CanaryPlan's release (the other kinds end at
 /// `done` by their own stages).
 pub fn load(path: &Path) -> Result<CheckedPlan> {
-    let plan = crate::kinds::registry::load(path)?;
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let kind = crate::kinds::kind_of(&Source::from_text(path, text));
-    if let Some(kind) = kind.filter(|k| k != "CanaryPlan") {
+    // Read once, confined like every input; the kind is read before the file is parsed as one.
+    let (source, root) = crate::plan_file::read(path)?;
+    let kind = crate::kinds::kind_of(&source);
+    if let Some(kind) = kind.filter(|k| k != crate::kinds::canary::plan::KIND) {
         return Err(Diagnostic::new(format!(
             "`finish` moves a CanaryPlan's end state into its base; this plan is a {kind}"
         ))
-        .in_file(plan.path())
+        .in_file(path)
         .hint("a mesh upgrade or a LanePlan ends with its own stages: advance it to done")
         .into());
     }
-    crate::kinds::canary::check::load(path)
+    crate::kinds::canary::check::check(crate::kinds::canary::plan::Plan::parse_in(source, root)?)
 }
 
 /// One file the edit changes: its text before and after.

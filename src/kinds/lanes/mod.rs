@@ -159,7 +159,7 @@ fn promise(
     let held = plan
         .lanes
         .iter()
-        .filter(|l| e.lane_open(&l.name.value))
+        .filter(|_| e.lanes_open())
         .map(|l| l.name.value.clone())
         .chain(std::iter::once(plan.baseline.value.clone()))
         .map(|l| format!("header {header}={l}"))

@@ -225,10 +225,9 @@ pub struct Promoted {
 }
 
 impl LaneEnv {
-    /// Whether requests naming `lane` reach its copies: at `route` and `shift`, unless the
+    /// Whether requests naming a lane reach its copies: at `route` and `shift`, unless the
     /// environment is aborted (then no request reaches a copy, tagged or not).
-    pub fn lane_open(&self, lane: &str) -> bool {
-        let _ = lane;
+    pub fn lanes_open(&self) -> bool {
         self.model.lane_routes && self.aborted.is_none()
     }
 

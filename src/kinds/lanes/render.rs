@@ -441,7 +441,7 @@ fn virtual_service(
     let routed: Vec<String> = f
         .lanes
         .iter()
-        .filter(|l| !env.promoted(l, &f.member.service.value) && env.lane_open(l))
+        .filter(|l| !env.promoted(l, &f.member.service.value) && env.lanes_open())
         .cloned()
         .collect();
     let lanes: &[String] = if env.model.lane_routes { &routed } else { &[] };
@@ -588,7 +588,7 @@ fn ingress(plan: &CheckedLanePlan, env: &LaneEnv, entry: &Found<'_>, out: &mut R
     let h = &plan.header.value;
     let baseline = &plan.baseline.value;
     let subset_for = |lane: &str| {
-        if env.lane_open(lane)
+        if env.lanes_open()
             && entry.lanes.iter().any(|l| l == lane)
             && !env.promoted(lane, &entry.member.service.value)
         {
