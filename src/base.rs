@@ -3,6 +3,7 @@
 //! final stream would then differ from what kustomize builds). Every object keeps its source
 //! so problems in base files are located too.
 
+use crate::pointer::Pointer as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,9 +40,7 @@ impl BaseObject {
     }
 
     pub fn namespace(&self) -> Option<&str> {
-        self.value
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
+        self.value.at("/metadata/namespace").and_then(Value::as_str)
     }
 
     /// A diagnostic at the value under `path` in this object's file.
@@ -251,12 +250,7 @@ fn object(source: &Arc<Source>, document: usize, value: Value) -> Result<BaseObj
             )
             .into());
     }
-    let field = |path: &str| {
-        value
-            .pointer(path)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let field = |path: &str| value.at(path).and_then(Value::as_str).map(str::to_string);
     let require = |path: &str, parts: &[&str], what: &str| {
         field(path).filter(|s| !s.is_empty()).ok_or_else(|| {
             Error::from(

@@ -20,7 +20,7 @@ use args::{
 use canaryplan::edit::Action;
 use canaryplan::output::diff;
 use canaryplan::output::overlay::Written;
-use canaryplan::{Diagnostic, Error, Mode};
+use canaryplan::{Diagnostic, Error, Keep, Mode};
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -91,7 +91,7 @@ fn print(text: &str) {
 fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
     if a.stdout {
         let plans = a.plans.clone_for_stream()?;
-        let renders = plans.render(Mode::Stream)?;
+        let renders = plans.render(Mode::Stream, Keep::All)?;
         let mut by_plan: Vec<&std::path::PathBuf> = renders.iter().map(|r| &r.plan).collect();
         by_plan.dedup();
         if by_plan.len() != renders.len() {
@@ -112,7 +112,7 @@ fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
         // Written from scratch, an overlay has no record to hold it to: invariant 2 is skipped.
         canaryplan::kinds::promise::accept(&["*".to_string()]);
     }
-    let renders = a.plans.render(Mode::Overlay)?;
+    let renders = a.plans.render(Mode::Overlay, Keep::Writes)?;
     for r in &renders {
         for m in &r.accepted {
             eprintln!("accepted (invariant 2 skipped for {}): {m}", r.environment);
@@ -121,6 +121,7 @@ fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
     canaryplan::refuse_jumps_from_nothing(&renders, a.from_scratch)?;
     let mut changed = false;
     let report = canaryplan::write_overlays(&renders)?;
+    let mut lines = String::new();
     for (dir, written) in &report.written {
         let what = match written {
             Written::Unchanged => "unchanged",
@@ -128,8 +129,9 @@ fn render(a: &RenderArgs) -> Result<ExitCode, Error> {
             Written::Updated => "updated",
         };
         changed |= *written != Written::Unchanged;
-        eprintln!("{}: {what}", diff::shown(dir));
+        lines.push_str(&format!("{}: {what}\n", diff::shown(dir)));
     }
+    to_stderr(&lines);
     warn_left_behind(&report);
     if changed && a.exit_code {
         eprintln!("overlays changed: review them, `git add` them and commit again");
@@ -160,7 +162,7 @@ impl PlansArgs {
 }
 
 fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
-    let renders = a.plans.render(Mode::Overlay)?;
+    let renders = a.plans.render(Mode::Overlay, Keep::All)?;
     let color = match a.color {
         Color::Always => true,
         Color::Never => false,
@@ -205,15 +207,23 @@ fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
 }
 
 fn validate(a: &PlansArgs) -> Result<ExitCode, Error> {
-    for r in &a.render(Mode::Overlay)? {
-        eprintln!(
-            "{}: {} ok (stage {})",
+    let mut lines = String::new();
+    for r in &a.render(Mode::Overlay, Keep::Writes)? {
+        lines.push_str(&format!(
+            "{}: {} ok (stage {})\n",
             diff::shown(&r.plan),
             r.environment,
             r.stage
-        );
+        ));
     }
+    to_stderr(&lines);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a report of one line per environment at once: standard error is unbuffered, and
+/// thousands of plans would otherwise cost several writes per line.
+fn to_stderr(lines: &str) {
+    let _ = std::io::stderr().lock().write_all(lines.as_bytes());
 }
 
 fn schema() -> anyhow::Result<ExitCode> {

@@ -4,6 +4,7 @@
 //! computes that edit from the cleanup-3 stream against the base, as text edits to the base's
 //! own files (and the plan, where a plan field only served the release), for either backend.
 
+use crate::pointer::Pointer as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -210,7 +211,7 @@ fn as_in_file(v: &Value, beside: &BaseObject) -> Value {
         .ok()
         .and_then(|docs| docs.into_iter().nth(beside.document))
         .unwrap_or(Value::Null);
-    if in_text.pointer("/metadata/namespace").is_none()
+    if in_text.at("/metadata/namespace").is_none()
         && let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
     {
         meta.remove("namespace");
@@ -223,7 +224,7 @@ fn as_in_file(v: &Value, beside: &BaseObject) -> Value {
             }
         }
     } else if let Some(a) = v
-        .pointer_mut("/metadata/annotations")
+        .at_mut("/metadata/annotations")
         .and_then(Value::as_object_mut)
     {
         a.remove(SYNC_WAVE.0);

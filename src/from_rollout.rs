@@ -11,6 +11,7 @@ mod routing;
 mod steps;
 mod verify;
 
+use crate::pointer::Pointer as _;
 pub use ledger::Ledger;
 use ledger::short;
 pub use routing::Router;
@@ -38,7 +39,7 @@ pub struct Migration {
 }
 
 pub(crate) fn s<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
-    v.pointer(p).and_then(Value::as_str)
+    v.at(p).and_then(Value::as_str)
 }
 
 /// Text that goes into a comment: one line, no control characters.
@@ -120,7 +121,7 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
     let workload_ref = s(rollout, "/spec/workloadRef/name").map(str::to_string);
     let deployment = deployment(&app, rollout, workload_ref.as_deref(), &mut ledger)?;
     let template = deployment
-        .pointer("/spec/template")
+        .at("/spec/template")
         .cloned()
         .unwrap_or(Value::Null);
     let workload = s(&deployment, "/metadata/name")
@@ -133,7 +134,7 @@ pub fn migrate(file: &Path, plan_path: &Path, strict: bool) -> Result<Migration>
             "a plan pins the stable image: give the Rollout (or its workloadRef Deployment) its pod template and run init again",
         ));
     };
-    let pod_labels = template.pointer("/metadata/labels").cloned();
+    let pod_labels = template.at("/metadata/labels").cloned();
     let namespace = s(rollout, "/metadata/namespace").map(str::to_string);
 
     let routing = routing::read(&app, pod_labels.as_ref(), &mut ledger)?;
@@ -413,7 +414,7 @@ fn the_rollout<'d>(file: &Path, docs: &'d [Value]) -> Result<&'d Value> {
 /// The Rollout's canary strategy; blueGreen, pingPong and no strategy are refused.
 fn canary_strategy<'r>(file: &Path, name: &str, rollout: &'r Value) -> Result<&'r Value> {
     // The strategy: canary only.
-    if rollout.pointer("/spec/strategy/blueGreen").is_some() {
+    if rollout.at("/spec/strategy/blueGreen").is_some() {
         return Err(refuse(
             file,
             format!(
@@ -422,7 +423,7 @@ fn canary_strategy<'r>(file: &Path, name: &str, rollout: &'r Value) -> Result<&'
             "rewrite the strategy as `canary:` with the steps you want (a one-step switch after a check: `steps: [{pause: {}}, {setWeight: 100}]`) and run init again, or keep this app on Argo Rollouts",
         ));
     }
-    let Some(canary) = rollout.pointer("/spec/strategy/canary") else {
+    let Some(canary) = rollout.at("/spec/strategy/canary") else {
         return Err(refuse(
             file,
             format!("Rollout {name} has no canary strategy"),
@@ -470,7 +471,7 @@ fn deployment(
         None => {
             let mut meta = Map::new();
             for k in ["name", "namespace", "labels", "annotations"] {
-                if let Some(v) = rollout.pointer(&format!("/metadata/{k}")) {
+                if let Some(v) = rollout.at(&format!("/metadata/{k}")) {
                     meta.insert(k.into(), v.clone());
                 }
             }
@@ -490,7 +491,7 @@ fn deployment(
             if workload_ref.is_some() && ["selector", "template"].contains(&k) {
                 continue;
             }
-            if let Some(v) = rollout.pointer(&format!("/spec/{k}")) {
+            if let Some(v) = rollout.at(&format!("/spec/{k}")) {
                 spec.insert(k.into(), v.clone());
             }
         }
@@ -532,10 +533,10 @@ fn plan_steps(converted: &steps::Converted) -> Vec<Value> {
 /// first the Service selects by, else the first.
 fn selector_key(deployment: &Value, service_object: &Value) -> Option<String> {
     let sel = deployment
-        .pointer("/spec/selector/matchLabels")
+        .at("/spec/selector/matchLabels")
         .and_then(Value::as_object);
     let svc_sel = service_object
-        .pointer("/spec/selector")
+        .at("/spec/selector")
         .and_then(Value::as_object);
     let keys: Vec<&String> = sel.map(|m| m.keys().collect()).unwrap_or_default();
     keys.iter()

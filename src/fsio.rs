@@ -86,7 +86,7 @@ impl Root {
         } else {
             start
         };
-        let start = std::fs::canonicalize(start).map_err(|e| Error::io("resolve", start, &e))?;
+        let start = canonical_dir(start).map_err(|e| Error::io("resolve", start, &e))?;
         if let (Some(source_path), Ok(cwd)) = (
             var("ARGOCD_APP_SOURCE_PATH").filter(|v| !v.is_empty()),
             std::env::current_dir(),
@@ -109,7 +109,7 @@ impl Root {
                 ));
             }
         }
-        let git = start.ancestors().find(|d| d.join(".git").exists());
+        let git = start.ancestors().find(|d| holds_git(d));
         Ok((
             Root {
                 dir: git.unwrap_or(&start).to_path_buf(),
@@ -121,7 +121,7 @@ impl Root {
     /// `path` with every symbolic link resolved, refused when it leads outside the root or does
     /// not exist (a dangling link and a link loop each say so).
     pub fn resolve(&self, path: &Path) -> Result<PathBuf> {
-        let resolved = std::fs::canonicalize(path).map_err(|e| self.unresolvable(path, &e))?;
+        let resolved = canonical(path).map_err(|e| self.unresolvable(path, &e))?;
         if !resolved.starts_with(&self.dir) {
             return Err(Diagnostic::new(format!(
                 "resolves to {}, outside the repository root {}",
@@ -186,6 +186,66 @@ impl Root {
         let resolved = self.resolve(path)?;
         read_regular(path, &resolved)
     }
+}
+
+/// What this process learnt of directories: each one's canonical path (by the path as given:
+/// the working directory never changes), and whether it holds `.git`. A monorepo's plans share
+/// their parent directories, and a plan's files share theirs: each directory is resolved once
+/// (a `realpath` costs a `readlink` per component), not once per file read below it.
+#[derive(Default)]
+struct Learnt {
+    canonical: std::collections::HashMap<PathBuf, PathBuf>,
+    git: std::collections::HashMap<PathBuf, bool>,
+}
+
+fn learnt() -> std::sync::MutexGuard<'static, Learnt> {
+    static LEARNT: std::sync::OnceLock<std::sync::Mutex<Learnt>> = std::sync::OnceLock::new();
+    LEARNT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `std::fs::canonicalize(dir)`, once per directory and process.
+pub fn canonical_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if let Some(known) = learnt().canonical.get(dir) {
+        return Ok(known.clone());
+    }
+    let resolved = std::fs::canonicalize(dir)?;
+    learnt()
+        .canonical
+        .insert(dir.to_path_buf(), resolved.clone());
+    Ok(resolved)
+}
+
+/// `std::fs::canonicalize(path)`: a name that is not a link, in a directory already resolved,
+/// costs one `lstat`; anything else (a link, `..`, a missing file) goes to `canonicalize`.
+fn canonical(path: &Path) -> std::io::Result<PathBuf> {
+    if let (Some(std::path::Component::Normal(name)), Some(parent)) =
+        (path.components().next_back(), path.parent())
+        && let Ok(dir) = canonical_dir(parent)
+    {
+        let candidate = dir.join(name);
+        if std::fs::symlink_metadata(&candidate).is_ok_and(|m| !m.file_type().is_symlink()) {
+            return Ok(candidate);
+        }
+    }
+    std::fs::canonicalize(path)
+}
+
+/// Whether the canonical directory `dir` holds `.git`, once per directory.
+fn holds_git(dir: &Path) -> bool {
+    if let Some(known) = learnt().git.get(dir) {
+        return *known;
+    }
+    let git = dir.join(".git").exists();
+    learnt().git.insert(dir.to_path_buf(), git);
+    git
 }
 
 /// Reads `resolved` (shown as `path`) when it is a regular file, bounded by bytes read. The file

@@ -2,6 +2,7 @@
 //! selects and the VirtualService routing to it, proposes labels that keep the selectors
 //! disjoint, and says in comments what to fill in. The result validates as written.
 
+use crate::pointer::Pointer as _;
 use std::path::Path;
 
 use serde_json::Value;
@@ -108,7 +109,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     }
     let (service, workload) = app(&base, base_dir, pick)?;
     let routing = Routing::of(&base, service);
-    let selector_labels = selector::labels_of(workload.value.pointer("/spec/selector/matchLabels"));
+    let selector_labels = selector::labels_of(workload.value.at("/spec/selector/matchLabels"));
     let Some((key, value)) = selector_labels.first() else {
         return Err(workload
             .error(
@@ -120,10 +121,10 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
     };
     let image = workload
         .value
-        .pointer("/spec/template/spec/containers/0/image")
+        .at("/spec/template/spec/containers/0/image")
         .and_then(Value::as_str)
         .unwrap_or("registry.example/app@sha256:...");
-    let service_selector = selector::labels_of(service.value.pointer("/spec/selector"));
+    let service_selector = selector::labels_of(service.value.at("/spec/selector"));
     let plan_dir = plan_path.parent().unwrap_or(Path::new(""));
     let base_rel = relative(plan_dir, base_dir).unwrap_or_else(|| base_dir.display().to_string());
     let name = if names::is_dns_label(&service.name) {
@@ -152,9 +153,7 @@ pub fn starter(base_dir: &Path, plan_path: &Path, pick: &Pick) -> Result<String>
             key,
             value,
             service_selector: &service_selector,
-            pod_labels: &selector::labels_of(
-                workload.value.pointer("/spec/template/metadata/labels"),
-            ),
+            pod_labels: &selector::labels_of(workload.value.at("/spec/template/metadata/labels")),
         };
         copy_spec(&mut t, workload, &name, &labels, image, routing.gateway_api);
     }
@@ -179,12 +178,12 @@ fn app<'b>(
         .of_kind("Service")
         .filter(|s| pick.service.as_ref().is_none_or(|n| *n == s.name))
         .flat_map(|svc| {
-            let sel = selector::labels_of(svc.value.pointer("/spec/selector"));
+            let sel = selector::labels_of(svc.value.at("/spec/selector"));
             base.of_kind("Deployment")
                 .filter(move |d| {
                     selector::map_matches(
                         &sel,
-                        &selector::labels_of(d.value.pointer("/spec/template/metadata/labels")),
+                        &selector::labels_of(d.value.at("/spec/template/metadata/labels")),
                     )
                 })
                 .map(move |d| (svc, d))
@@ -282,7 +281,7 @@ impl<'b> Routing<'b> {
         let gateway_api = virtual_services.is_empty() && !http_routes.is_empty();
         let gamma = http_routes.iter().any(|hr| {
             hr.value
-                .pointer("/spec/parentRefs")
+                .at("/spec/parentRefs")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -342,7 +341,7 @@ fn versioned_spec(
     // productpage-v1) do not take a version name from it.
     let taken = |v: &str| {
         base.of_kind("Deployment").any(|d| {
-            let pods = selector::labels_of(d.value.pointer("/spec/template/metadata/labels"));
+            let pods = selector::labels_of(d.value.at("/spec/template/metadata/labels"));
             selector::map_matches(service_selector, &pods)
                 && pods.get("version").map(String::as_str) == Some(v)
         })

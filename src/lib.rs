@@ -40,6 +40,7 @@ pub mod names;
 pub mod output;
 pub mod plan_file;
 pub mod plans;
+pub mod pointer;
 pub mod render;
 pub mod rendered;
 pub mod selector;
@@ -52,7 +53,7 @@ pub mod yaml;
 pub use error::{Diagnostic, Error, Result};
 pub use kinds::AnyPlan;
 pub use kinds::registry::load as load_any;
-pub use plans::{find_plans, render_plans};
+pub use plans::{Keep, find_plans, render_found, render_plans};
 pub use render::{
     EnvironmentRender, Mode, PatchedSelector, WriteReport, refuse_jumps_from_nothing,
     write_overlays,

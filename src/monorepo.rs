@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::Diagnostics;
-use crate::{EnvironmentRender, Result, selector, traffic};
+use crate::{EnvironmentRender, Result, selector};
 
 /// Two plans writing their overlays to one directory would overwrite each other. Each
 /// environment that shares its directory with an earlier plan's is reported once, against the
@@ -86,10 +86,6 @@ pub fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
     {
         return Ok(());
     }
-    let workloads: Vec<_> = renders
-        .iter()
-        .map(|r| traffic::Mesh::new(&r.objects).workloads())
-        .collect();
     let mut by_label: ByLabel<'_> = HashMap::new();
     // A selector without a namespace may select pods in any namespace: only then are all
     // namespaces looked at.
@@ -99,7 +95,8 @@ pub fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
             .is_some_and(|p| p.namespace.is_none())
     });
     let mut by_label_any: ByLabelAnywhere<'_> = HashMap::new();
-    for (ri, (r, ws)) in renders.iter().zip(&workloads).enumerate() {
+    for (ri, r) in renders.iter().enumerate() {
+        let ws = &r.pods;
         for (wi, (w, labels)) in ws.iter().enumerate() {
             for (k, v) in labels {
                 by_label
@@ -148,9 +145,10 @@ pub fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
             .min_by_key(|lists| lists.iter().map(|l| l.len()).sum::<usize>())
             .unwrap_or_default();
         for &(ri, wi) in lists.iter().copied().flatten() {
-            let (Some(b), Some((w, labels))) =
-                (renders.get(ri), workloads.get(ri).and_then(|ws| ws.get(wi)))
-            else {
+            let (Some(b), Some((w, labels))) = (
+                renders.get(ri),
+                renders.get(ri).and_then(|r| r.pods.get(wi)),
+            ) else {
                 continue;
             };
             if b.plan == a.plan || !selector::map_matches(&p.selector, labels) {

@@ -9,6 +9,16 @@ use crate::kinds;
 use crate::plan_file::DEFAULT_PLAN;
 use crate::render::{EnvironmentRender, Mode};
 
+/// What a caller of `render_plans` reads of each render once it passed its checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Everything: final objects, traffic models, every file (`--stdout`, `diff`, reviews).
+    All,
+    /// What writing the overlays reads (`render`, `validate`): each render is settled
+    /// (`EnvironmentRender::settle`) as soon as it is checked, in the thread that rendered it.
+    Writes,
+}
+
 /// Loads, checks and renders several plans, in parallel on the machine's cores; every
 /// problem in every plan is reported together, in the order the plans were given.
 pub fn render_plans(
@@ -16,42 +26,184 @@ pub fn render_plans(
     only: &[String],
     templates: &Templates,
     mode: Mode,
+    keep: Keep,
 ) -> Result<Vec<EnvironmentRender>> {
-    let render_one = |p: &PathBuf| kinds::registry::load(p)?.render(only, templates, mode);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(paths.len());
-    let results: Vec<Result<Vec<EnvironmentRender>>> = if workers <= 1 {
-        paths.iter().map(render_one).collect()
-    } else {
-        let chunk = paths.len().div_ceil(workers);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = paths
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(render_one).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(Diagnostic::new(
-                            "internal error: a render thread panicked",
-                        )
-                        .into())]
-                    })
-                })
-                .collect()
-        })
+    // One plan (`render --stdout`, an Argo CD refresh) is rendered on this thread.
+    if let [plan] = paths {
+        return render_one(plan, only, templates, mode, keep);
+    }
+    let feed = |queue: &Queue<usize>| {
+        for (i, p) in paths.iter().enumerate() {
+            queue.push(i, p.clone());
+        }
+        Ok(())
     };
+    let renders = render_queued(feed, only, templates, mode, keep)?;
+    checked_together(renders, paths.len())
+}
+
+/// Every plan below `root` (as `find_plans` finds them) rendered as `render_plans` renders
+/// them, in the order `find_plans` gives: the plans found first are rendered while the rest of
+/// the tree is walked.
+pub fn render_found(
+    root: &Path,
+    only: &[String],
+    templates: &Templates,
+    mode: Mode,
+    keep: Keep,
+) -> Result<Vec<EnvironmentRender>> {
+    let feed = |queue: &Queue<PathBuf>| {
+        walk(root, &mut |p| queue.push(p.clone(), p))?;
+        if queue.pushed() == 0 {
+            return Err(no_plans(root));
+        }
+        Ok(())
+    };
+    let renders = render_queued(feed, only, templates, mode, keep)?;
+    let plans = renders.len();
+    checked_together(renders, plans)
+}
+
+/// Plans waiting to be rendered, each with the key its renders are ordered by.
+struct Queue<K> {
+    state: std::sync::Mutex<Waiting<K>>,
+    ready: std::sync::Condvar,
+}
+
+struct Waiting<K> {
+    plans: std::collections::VecDeque<(K, PathBuf)>,
+    /// No more plans will come.
+    closed: bool,
+    /// How many were pushed in all.
+    pushed: usize,
+}
+
+impl<K> Queue<K> {
+    fn new() -> Queue<K> {
+        Queue {
+            state: std::sync::Mutex::new(Waiting {
+                plans: std::collections::VecDeque::new(),
+                closed: false,
+                pushed: 0,
+            }),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting<K>> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, key: K, plan: PathBuf) {
+        let mut w = self.lock();
+        w.plans.push_back((key, plan));
+        w.pushed += 1;
+        self.ready.notify_one();
+    }
+
+    fn pushed(&self) -> usize {
+        self.lock().pushed
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The next plan, waiting for one while the feed is still open.
+    fn next(&self) -> Option<(K, PathBuf)> {
+        let mut w = self.lock();
+        loop {
+            if let Some(item) = w.plans.pop_front() {
+                return Some(item);
+            }
+            if w.closed {
+                return None;
+            }
+            w = self
+                .ready
+                .wait(w)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Renders the plans `feed` pushes, on one thread per core while `feed` runs on this one; the
+/// renders come back ordered by their keys, every plan's problems reported together.
+fn render_queued<K: Ord + Send>(
+    feed: impl FnOnce(&Queue<K>) -> Result<()>,
+    only: &[String],
+    templates: &Templates,
+    mode: Mode,
+    keep: Keep,
+) -> Result<Vec<Vec<EnvironmentRender>>> {
+    let queue = Queue::new();
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let (fed, mut results) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some((key, plan)) = queue.next() {
+                        done.push((key, render_one(&plan, only, templates, mode, keep)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        let fed = feed(&queue);
+        queue.close();
+        let mut results: Vec<(K, Result<Vec<EnvironmentRender>>)> = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(done) => results.extend(done),
+                Err(_) => {
+                    return (
+                        Err(Diagnostic::new("internal error: a render thread panicked").into()),
+                        Vec::new(),
+                    );
+                }
+            }
+        }
+        (fed, results)
+    });
+    fed?;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
     let mut d = Diagnostics::default();
-    let mut out = Vec::new();
-    for r in results {
+    let mut out = Vec::with_capacity(results.len());
+    for (_, r) in results {
         if let Some(r) = d.take(r) {
-            out.extend(r);
+            out.push(r);
         }
     }
     d.into_result()?;
-    if paths.len() > 1 {
+    Ok(out)
+}
+
+/// One plan's environments, settled when only their writes are kept.
+fn render_one(
+    plan: &Path,
+    only: &[String],
+    templates: &Templates,
+    mode: Mode,
+    keep: Keep,
+) -> Result<Vec<EnvironmentRender>> {
+    let mut renders = kinds::registry::load(plan)?.render(only, templates, mode)?;
+    if keep == Keep::Writes {
+        renders.iter_mut().for_each(EnvironmentRender::settle);
+    }
+    Ok(renders)
+}
+
+/// The checks across plans, when there are several.
+fn checked_together(
+    renders: Vec<Vec<EnvironmentRender>>,
+    plans: usize,
+) -> Result<Vec<EnvironmentRender>> {
+    let out: Vec<EnvironmentRender> = renders.into_iter().flatten().collect();
+    if plans > 1 {
         crate::monorepo::one_plan_per_overlay(&out)?;
         crate::monorepo::selectors_apart(&out)?;
     }
@@ -62,6 +214,16 @@ pub fn render_plans(
 /// `node_modules` are skipped. For monorepos and the pre-commit hook.
 pub fn find_plans(root: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
+    walk(root, &mut |p| found.push(p))?;
+    found.sort();
+    if found.is_empty() {
+        return Err(no_plans(root));
+    }
+    Ok(found)
+}
+
+/// Calls `plan` with every `canaryplan.yaml` below `root`, in no particular order.
+fn walk(root: &Path, plan: &mut dyn FnMut(PathBuf)) -> Result<()> {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, &e))?;
@@ -76,20 +238,18 @@ pub fn find_plans(root: &Path) -> Result<Vec<PathBuf>> {
                 }
             } else if name == DEFAULT_PLAN {
                 let p = entry.path();
-                found.push(p.strip_prefix("./").map(Path::to_path_buf).unwrap_or(p));
+                plan(p.strip_prefix("./").map(Path::to_path_buf).unwrap_or(p));
             }
         }
     }
-    found.sort();
-    if found.is_empty() {
-        return Err(
-            Diagnostic::new(format!("no {} below this directory", DEFAULT_PLAN))
-                .in_file(root)
-                .hint("create one with `canaryplan init`, or name the plans to render")
-                .into(),
-        );
-    }
-    Ok(found)
+    Ok(())
+}
+
+fn no_plans(root: &Path) -> Error {
+    Diagnostic::new(format!("no {} below this directory", DEFAULT_PLAN))
+        .in_file(root)
+        .hint("create one with `canaryplan init`, or name the plans to render")
+        .into()
 }
 
 /// What environment `env`'s render moves, in words and as JSON: against the record of its

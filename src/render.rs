@@ -33,8 +33,12 @@ pub struct EnvironmentRender {
     pub dir: PathBuf,
     /// The overlay's files (empty in stream mode).
     pub files: Vec<File>,
-    /// The final objects: base with every patch applied, plus the new resources.
+    /// The final objects: base with every patch applied, plus the new resources (emptied by
+    /// `settle`).
     pub objects: Vec<Value>,
+    /// Every workload of the final objects with its pod labels, for the checks across plans
+    /// (kept by `settle`).
+    pub pods: Vec<(crate::traffic::Workload, crate::plan_file::Labels)>,
     /// What the overlay on disk renders, if there is one.
     pub on_disk: Option<DiskState>,
     /// The overlay's files on disk when rendering started.
@@ -55,6 +59,24 @@ pub struct EnvironmentRender {
     pub declared: Option<crate::invariants::Declared>,
     /// The traffic model the overlay on disk recorded when it was rendered, if it has a record.
     pub traffic_before: Option<crate::invariants::Model>,
+}
+
+impl EnvironmentRender {
+    /// Drops what only a review reads, once every check of this render passed: the final
+    /// objects, the traffic models, and the overlay's files when they are the ones on disk
+    /// (writing them would change nothing). `render` and `validate` settle each render as soon
+    /// as it is checked, so thousands of plans rendered together hold only what they write and
+    /// what the checks across plans read (`pods`, `patched_selector`, `dir`).
+    pub fn settle(&mut self) {
+        self.objects = Vec::new();
+        self.model = None;
+        self.base_model = None;
+        self.traffic_before = None;
+        if self.files == self.existing {
+            self.files = Vec::new();
+            self.existing = Vec::new();
+        }
+    }
 }
 
 /// A Service selector canaryplan patched: in one namespace it must select no pods of another
@@ -106,9 +128,12 @@ pub fn write_overlays(renders: &[EnvironmentRender]) -> Result<WriteReport> {
     let mut report = WriteReport::default();
     for (i, r) in renders.iter().enumerate() {
         // The plan's repository, as loading it found it: overlays are written inside it.
-        let written =
+        let written = if r.files == r.existing {
+            Ok((overlay::Written::Unchanged, None))
+        } else {
             crate::fsio::Root::discover(r.plan.parent().unwrap_or(std::path::Path::new("")))
-                .and_then(|root| overlay::write(&root, &r.dir, &r.files, &r.existing));
+                .and_then(|root| overlay::write(&root, &r.dir, &r.files, &r.existing))
+        };
         match written {
             Ok((w, leftover)) => {
                 report.written.push((r.dir.clone(), w));

@@ -2,6 +2,7 @@
 //! patches on base objects, plus small helpers every kind uses on Kubernetes objects. Kinds build
 //! these; `output` writes them as an overlay or applies them to the base as a stream.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::base::BaseObject;
@@ -43,7 +44,7 @@ impl Target {
     }
 
     pub fn matches(&self, v: &Value) -> bool {
-        let s = |p: &str| v.pointer(p).and_then(Value::as_str);
+        let s = |p: &str| v.at(p).and_then(Value::as_str);
         s("/kind") == Some(&self.kind)
             && s("/metadata/name") == Some(&self.name)
             && s("/metadata/namespace") == self.namespace.as_deref()
@@ -117,7 +118,7 @@ pub struct Rendered {
 
 /// Every backendRef of every rule of an HTTPRoute.
 pub fn http_route_backend_refs(hr: &Value) -> impl Iterator<Item = &Value> {
-    hr.pointer("/spec/rules")
+    hr.at("/spec/rules")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -144,9 +145,7 @@ pub fn is_host_of(service: &BaseObject, host: &str) -> bool {
 pub fn routes_to(vs: &Value, is_host: impl Fn(&str) -> bool) -> RouteRefs {
     let mut found = Vec::new();
     for kind in ROUTE_KINDS {
-        let routes = vs
-            .pointer(&format!("/spec/{kind}"))
-            .and_then(Value::as_array);
+        let routes = vs.at(&format!("/spec/{kind}")).and_then(Value::as_array);
         for (i, r) in routes.into_iter().flatten().enumerate() {
             let destinations = r
                 .get("route")
@@ -154,7 +153,7 @@ pub fn routes_to(vs: &Value, is_host: impl Fn(&str) -> bool) -> RouteRefs {
                 .into_iter()
                 .flatten();
             if destinations
-                .filter_map(|d| d.pointer("/destination/host").and_then(Value::as_str))
+                .filter_map(|d| d.at("/destination/host").and_then(Value::as_str))
                 .any(&is_host)
             {
                 found.push((kind, i));

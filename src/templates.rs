@@ -4,6 +4,7 @@
 //! `--templates DIR` at their own copies; templates see only that directory's known files,
 //! run on a fuel budget and fail on undefined values.
 
+use crate::pointer::Pointer as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -49,7 +50,22 @@ pub struct Templates {
     env: Environment<'static>,
     /// Where each template came from, for error messages.
     origins: Vec<(String, PathBuf)>,
+    /// The objects rendered last, by template and context: a plan's environments render the
+    /// same stable copy and policies, and rendering a template then parsing its YAML costs
+    /// as much as the rest of an environment's objects together.
+    recent: std::sync::Mutex<std::collections::VecDeque<(String, Value)>>,
+    /// For each template (in `BUILTIN`'s order), the context variables it reads, once known:
+    /// two contexts that agree on them render the same object. `None`: the template may read
+    /// more than it names (it includes or imports another), so the whole context counts.
+    reads: [std::sync::OnceLock<Option<Vec<String>>>; BUILTIN.len()],
+    /// Which templates rendered once already: finding what a template reads costs a parse of
+    /// its source, paid from its second render on (one environment's render never pays it).
+    rendered: [std::sync::atomic::AtomicBool; BUILTIN.len()],
 }
+
+/// How many rendered objects `Templates::recent` keeps: a plan renders a few per environment,
+/// and the plans rendered meanwhile on other cores add theirs.
+const RECENT: usize = 16;
 
 /// What a rendered template must be.
 pub struct Identity<'a> {
@@ -63,6 +79,9 @@ impl Templates {
         Templates::with(|_| None).unwrap_or_else(|_| Templates {
             env: Environment::new(),
             origins: Vec::new(),
+            recent: Default::default(),
+            reads: Default::default(),
+            rendered: Default::default(),
         })
     }
 
@@ -106,7 +125,13 @@ impl Templates {
                 .map_err(|e| template_error(&origin, &e))?;
             origins.push((name.to_string(), origin));
         }
-        Ok(Templates { env, origins })
+        Ok(Templates {
+            env,
+            origins,
+            recent: Default::default(),
+            reads: Default::default(),
+            rendered: Default::default(),
+        })
     }
 
     fn origin(&self, name: &str) -> PathBuf {
@@ -143,6 +168,24 @@ impl Templates {
             }
             markers.push((marker, value));
         }
+        // The template sees only `context` (opaque values are markers in it): the same
+        // template and the same values of the variables it reads render the same object.
+        let index = BUILTIN.iter().position(|(n, _)| *n == name);
+        let again = index
+            .and_then(|i| self.rendered.get(i))
+            .is_some_and(|r| r.swap(true, std::sync::atomic::Ordering::Relaxed));
+        let key = again.then(|| {
+            format!(
+                "{name}\n{}",
+                serde_json::to_string(&self.read_by(index, &context)).unwrap_or_default()
+            )
+        });
+        if let Some(mut value) = key.as_deref().and_then(|k| self.recall(k)) {
+            if !markers.is_empty() {
+                put_opaque(&mut value, &mut markers);
+            }
+            return Ok(value);
+        }
         let text = self
             .env
             .get_template(name)
@@ -160,7 +203,7 @@ impl Templates {
             .in_file(&origin)
             .into());
         };
-        let field = |p: &str| value.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let field = |p: &str| value.at(p).and_then(Value::as_str).unwrap_or_default();
         let wrong = [
             ("apiVersion", field("/apiVersion"), expect.api_version),
             ("kind", field("/kind"), expect.kind),
@@ -176,10 +219,68 @@ impl Templates {
             .hint("a template may add fields, but not change an object's apiVersion, kind or name")
             .into());
         }
+        if let Some(key) = key {
+            self.remember(key, &value);
+        }
         if !markers.is_empty() {
             put_opaque(&mut value, &mut markers);
         }
         Ok(value)
+    }
+
+    /// What of `context` the template at `index` in `BUILTIN` reads.
+    fn read_by(&self, index: Option<usize>, context: &Value) -> Value {
+        let reads = index
+            .and_then(|i| Some((self.reads.get(i)?, BUILTIN.get(i)?.0)))
+            .and_then(|(cell, name)| {
+                cell.get_or_init(|| {
+                    let t = self.env.get_template(name).ok()?;
+                    let source = t.source();
+                    // Names read through another template are not among this one's.
+                    if ["include", "import", "extends"]
+                        .iter()
+                        .any(|w| source.contains(w))
+                    {
+                        return None;
+                    }
+                    let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                    vars.sort();
+                    // A template that reads nothing found may still read something.
+                    (!vars.is_empty()).then_some(vars)
+                })
+                .as_ref()
+            });
+        match (reads, context.as_object()) {
+            (Some(vars), Some(all)) => Value::Object(
+                vars.iter()
+                    .map(|v| (v.clone(), all.get(v).cloned().unwrap_or(Value::Null)))
+                    .collect(),
+            ),
+            _ => context.clone(),
+        }
+    }
+
+    /// The object last rendered under `key` (template and context), if still kept.
+    fn recall(&self, key: &str) -> Option<Value> {
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn remember(&self, key: String, value: &Value) {
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back((key, value.clone()));
     }
 }
 
@@ -214,4 +315,62 @@ fn template_error(origin: &Path, e: &minijinja::Error) -> Error {
         None => d.file = Some(origin.to_path_buf()),
     }
     d.into()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn context(environment: &str, name: &str) -> Value {
+        json!({
+            "name": name, "namespace": "shop", "plan": "shop", "environment": environment,
+            "stage": "shift", "match_labels": {"app": "web"}, "principals": ["a/b"],
+            "workload": "web",
+        })
+    }
+
+    fn policy(t: &Templates, cx: &Value, name: &str) -> Value {
+        let expect = Identity {
+            api_version: "security.istio.io/v1",
+            kind: "AuthorizationPolicy",
+            name,
+        };
+        t.render("authorization-policy.yaml.j2", cx, &expect)
+            .unwrap()
+    }
+
+    /// Environments that differ only where a template does not look render one object (kept
+    /// and reused); a difference the template reads renders anew.
+    #[test]
+    fn an_object_is_reused_only_for_the_same_values_its_template_reads() {
+        let t = Templates::builtin();
+        let staging = policy(&t, &context("staging", "p"), "p");
+        assert_eq!(policy(&t, &context("production", "p"), "p"), staging);
+        assert_eq!(policy(&t, &context("qa", "p"), "p"), staging);
+        assert_eq!(
+            t.recent.lock().unwrap().len(),
+            1,
+            "rendered once, reused after"
+        );
+        let other = policy(&t, &context("qa", "q"), "q");
+        assert_eq!(other["metadata"]["name"], "q");
+
+        // A template that reads the environment renders each one.
+        let custom = Templates::with(|name| {
+            (name == "authorization-policy.yaml.j2").then(|| {
+                let text = BUILTIN[3].1.replace(
+                    "metadata:\n",
+                    "metadata:\n  labels: {env: {{ environment }}}\n",
+                );
+                (PathBuf::from("t/authorization-policy.yaml.j2"), text)
+            })
+        })
+        .unwrap();
+        for env in ["staging", "production", "staging", "qa", "production"] {
+            let p = policy(&custom, &context(env, "p"), "p");
+            assert_eq!(p["metadata"]["labels"]["env"], env);
+        }
+    }
 }

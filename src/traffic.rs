@@ -4,6 +4,7 @@
 //! would answer 503 or reach pods it should not. Because it knows nothing of the renderer, it is
 //! the independent check that `validate`, `render` and the tests use to prove the output right.
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use crate::plan_file::Labels;
@@ -187,7 +188,7 @@ pub struct Mesh<'a> {
 }
 
 fn s<'v>(v: &'v Value, p: &str) -> Option<&'v str> {
-    v.pointer(p).and_then(Value::as_str)
+    v.at(p).and_then(Value::as_str)
 }
 
 /// A root VirtualService's route that delegates.
@@ -202,7 +203,7 @@ struct Root {
 
 /// The strings of the array at `p`.
 fn strings(v: &Value, p: &str) -> Vec<String> {
-    v.pointer(p)
+    v.at(p)
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -215,7 +216,7 @@ fn strings(v: &Value, p: &str) -> Vec<String> {
 /// or for GAMMA a Service, whose callers are the mesh and whose name is a host.
 fn parents(hr: &Value, ns: &Option<String>) -> (Vec<String>, Vec<String>) {
     let mut hosts: Vec<String> = hr
-        .pointer("/spec/hostnames")
+        .at("/spec/hostnames")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -224,7 +225,7 @@ fn parents(hr: &Value, ns: &Option<String>) -> (Vec<String>, Vec<String>) {
         .collect();
     let mut gateways = Vec::new();
     for p in hr
-        .pointer("/spec/parentRefs")
+        .at("/spec/parentRefs")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -294,20 +295,7 @@ impl<'a> Mesh<'a> {
     /// The mesh of objects held elsewhere (a base's objects, without copying them).
     pub fn of(objects: impl IntoIterator<Item = &'a Value>) -> Mesh<'a> {
         let objects: Vec<&'a Value> = objects.into_iter().collect();
-        let workloads = objects
-            .iter()
-            .filter(|o| s(o, "/kind").is_some_and(|k| WORKLOAD_KINDS.contains(&k)))
-            .filter_map(|o| {
-                Some((
-                    Workload {
-                        kind: s(o, "/kind")?.to_string(),
-                        name: s(o, "/metadata/name")?.to_string(),
-                        namespace: namespace(o),
-                    },
-                    selector::labels_of(o.pointer("/spec/template/metadata/labels")),
-                ))
-            })
-            .collect();
+        let workloads = workloads_of(objects.iter().copied());
         let services = objects
             .iter()
             .filter(|o| s(o, "/kind") == Some("Service"))
@@ -316,11 +304,11 @@ impl<'a> Mesh<'a> {
                     name: s(svc, "/metadata/name")?.to_string(),
                     namespace: namespace(svc),
                     selector: svc
-                        .pointer("/spec/selector")
+                        .at("/spec/selector")
                         .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
                         .map(|v| selector::labels_of(Some(v))),
                     ports: svc
-                        .pointer("/spec/ports")
+                        .at("/spec/ports")
                         .and_then(Value::as_array)
                         .into_iter()
                         .flatten()
@@ -391,7 +379,7 @@ impl<'a> Mesh<'a> {
                 })
             })
             .flat_map(|dr| {
-                dr.pointer("/spec/subsets")
+                dr.at("/spec/subsets")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
@@ -424,7 +412,7 @@ impl<'a> Mesh<'a> {
             _ => Vec::new(),
         };
         let port = d
-            .pointer("/port/number")
+            .at("/port/number")
             .or_else(|| d.get("port").filter(|p| p.is_u64()))
             .and_then(Value::as_u64)
             .and_then(|p| u32::try_from(p).ok());
@@ -468,9 +456,7 @@ impl<'a> Mesh<'a> {
                 delegated_from = Some(root.position.clone());
             }
             for kind in ROUTE_KINDS {
-                let routes = vs
-                    .pointer(&format!("/spec/{kind}"))
-                    .and_then(Value::as_array);
+                let routes = vs.at(&format!("/spec/{kind}")).and_then(Value::as_array);
                 for (index, r) in routes.into_iter().flatten().enumerate() {
                     let destinations = self.weighted_destinations(r, ns.as_deref());
                     let mirrors = self.mirrors(r, ns.as_deref());
@@ -509,7 +495,7 @@ impl<'a> Mesh<'a> {
         for vs in self.of_kind("VirtualService") {
             let ns = namespace(vs);
             for (index, r) in vs
-                .pointer("/spec/http")
+                .at("/spec/http")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -560,7 +546,7 @@ impl<'a> Mesh<'a> {
                 d.get("destination").map(|dest| {
                     let mut out = self.destination(dest, w, ns);
                     out.sets = d
-                        .pointer("/headers/request/set")
+                        .at("/headers/request/set")
                         .and_then(Value::as_object)
                         .into_iter()
                         .flatten()
@@ -575,7 +561,7 @@ impl<'a> Mesh<'a> {
     /// A VirtualService route's mirrors (`mirror` with `mirrorPercentage`, and `mirrors`).
     fn mirrors(&self, r: &Value, ns: Option<&str>) -> Vec<Destination> {
         let mirror_percent = r
-            .pointer("/mirrorPercentage/value")
+            .at("/mirrorPercentage/value")
             .and_then(Value::as_f64)
             .unwrap_or(100.0);
         let mut mirrors: Vec<Destination> = r
@@ -590,7 +576,7 @@ impl<'a> Mesh<'a> {
             .flatten()
         {
             let p = m
-                .pointer("/percentage/value")
+                .at("/percentage/value")
                 .and_then(Value::as_f64)
                 .unwrap_or(100.0);
             if let Some(dest) = m.get("destination") {
@@ -613,7 +599,7 @@ impl<'a> Mesh<'a> {
                 continue;
             }
             for (index, rule) in hr
-                .pointer("/spec/rules")
+                .at("/spec/rules")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -713,9 +699,9 @@ impl<'a> Mesh<'a> {
                     .get("percent")
                     .and_then(Value::as_f64)
                     .or_else(|| {
-                        let n = m.pointer("/fraction/numerator")?.as_f64()?;
+                        let n = m.at("/fraction/numerator")?.as_f64()?;
                         let d = m
-                            .pointer("/fraction/denominator")
+                            .at("/fraction/denominator")
                             .and_then(Value::as_f64)
                             .unwrap_or(100.0);
                         (d > 0.0).then(|| n * 100.0 / d)
@@ -838,6 +824,25 @@ pub fn host_names(host: &str, name: &str, ns: Option<&str>, from_ns: Option<&str
                     || parts.get(1..) == Some(&["svc", "cluster", "local"]))
         }
     }
+}
+
+/// Every workload (pod template) among `objects`, with its pod labels: what `Mesh::workloads`
+/// gives, without building a mesh (the checks across plans keep only this of each render).
+pub fn workloads_of<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Vec<(Workload, Labels)> {
+    objects
+        .into_iter()
+        .filter(|o| s(o, "/kind").is_some_and(|k| WORKLOAD_KINDS.contains(&k)))
+        .filter_map(|o| {
+            Some((
+                Workload {
+                    kind: s(o, "/kind")?.to_string(),
+                    name: s(o, "/metadata/name")?.to_string(),
+                    namespace: namespace(o),
+                },
+                selector::labels_of(o.at("/spec/template/metadata/labels")),
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "names",
         "fsio",
         "yaml",
+        "pointer",
         "plan_file",
         "ladder",
         "endpoint",

@@ -136,6 +136,10 @@ fn organisation_templates_add_labels() {
     let dr = s.read("gap/staging/destinationrule-my-service-web.yaml");
     assert!(dr.contains("team.example.com/owner: my-service\n"), "{dr}");
     assert!(dr.contains("env: staging\n"), "{dr}");
+    // Each environment's object is its own, though the built-in templates render the same
+    // object for both (and canaryplan reuses it).
+    let dr = s.read("gap/production/destinationrule-my-service-web.yaml");
+    assert!(dr.contains("env: production\n"), "{dr}");
 }
 
 #[test]

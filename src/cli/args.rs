@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use canaryplan::{EnvironmentRender, Error, Mode, Templates};
+use canaryplan::{EnvironmentRender, Error, Keep, Mode, Templates};
 
 #[derive(Parser)]
 #[command(
@@ -320,9 +320,14 @@ impl PlansArgs {
         templates(self.templates.as_deref())
     }
 
-    pub(crate) fn render(&self, mode: Mode) -> Result<Vec<EnvironmentRender>, Error> {
+    pub(crate) fn render(&self, mode: Mode, keep: Keep) -> Result<Vec<EnvironmentRender>, Error> {
         canaryplan::kinds::promise::accept(&self.accept_change);
-        canaryplan::render_plans(&self.plans()?, &self.envs, &self.templates()?, mode)
+        if self.all {
+            // The plans found first render while the rest of the tree is walked.
+            let root = std::path::Path::new(".");
+            return canaryplan::render_found(root, &self.envs, &self.templates()?, mode, keep);
+        }
+        canaryplan::render_plans(&self.plans()?, &self.envs, &self.templates()?, mode, keep)
     }
 }
 

@@ -3,6 +3,7 @@
 //! query variables or to their values, `result[0] >= N` as bounds. What the plan's gate does
 //! not do (counts, failure limits, failure conditions, other providers) is said.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Map, Value, json};
 
 use super::Ledger;
@@ -37,15 +38,12 @@ fn resolve(arg: &Value, names: &Names<'_>) -> Result<Arg, String> {
         });
     }
     let field = arg
-        .pointer("/valueFrom/fieldRef/fieldPath")
+        .at("/valueFrom/fieldRef/fieldPath")
         .and_then(Value::as_str);
     match field {
         Some("metadata.namespace") => Ok(Arg::Variable("namespace")),
         Some("metadata.name")
-            if names
-                .rollout
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
+            if names.rollout.at("/metadata/name").and_then(Value::as_str)
                 == Some(names.workload) =>
         {
             Ok(Arg::Variable("workload"))
@@ -58,7 +56,7 @@ fn resolve(arg: &Value, names: &Names<'_>) -> Result<Arg, String> {
             match label.and_then(|l| {
                 names
                     .rollout
-                    .pointer("/metadata/labels")
+                    .at("/metadata/labels")
                     .and_then(|ls| ls.get(l))
                     .and_then(Value::as_str)
             }) {
@@ -199,24 +197,24 @@ pub fn convert(
         };
         let Some(at) = objects.iter().find(|o| {
             o.get("kind").and_then(Value::as_str) == Some(kind)
-                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(tn)
+                && o.at("/metadata/name").and_then(Value::as_str) == Some(tn)
         }) else {
             ledger.drop(format!("the {kind} {tn} (not in the Rollout's folder, or not among its kustomization's resources: put it there and run init again, or write its metrics under `analysis:`)"));
             continue;
         };
         name.get_or_insert_with(|| tn.to_string());
         // The template's defaults, then the Rollout's values.
-        merge_args(&mut args, at.pointer("/spec/args"));
+        merge_args(&mut args, at.at("/spec/args"));
         merge_args(&mut args, spec.get("args"));
         for k in ["dryRun", "measurementRetention"] {
-            if at.pointer(&format!("/spec/{k}")).is_some() {
+            if at.at(&format!("/spec/{k}")).is_some() {
                 ledger.drop(format!(
                     "{kind} {tn}: {k} (the plan's gate has no counterpart)"
                 ));
             }
         }
         for m in at
-            .pointer("/spec/metrics")
+            .at("/spec/metrics")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -323,7 +321,7 @@ fn metric(
         .unwrap_or("metric")
         .to_string();
     let at_metric = format!("{template}, metric `{mname}`");
-    let Some(prom) = m.pointer("/provider/prometheus") else {
+    let Some(prom) = m.at("/provider/prometheus") else {
         let provider = m
             .get("provider")
             .and_then(Value::as_object)

@@ -3,6 +3,7 @@
 //! weights, and the routing objects that change in base (the canary Service's destinations
 //! gone, the DestinationRule's subset labels that Argo Rollouts managed gone).
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use super::{App, Ledger, find, refuse, s, short};
@@ -74,7 +75,7 @@ fn without_canary(
     let mut changed = false;
     for (routes_key, dest_key) in lists {
         let Some(routes) = object
-            .pointer_mut(&format!("/spec/{routes_key}"))
+            .at_mut(&format!("/spec/{routes_key}"))
             .and_then(Value::as_array_mut)
         else {
             continue;
@@ -220,7 +221,7 @@ pub(super) fn read(
                     ));
                 };
                 let host = vs
-                    .pointer("/spec/http")
+                    .at("/spec/http")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
@@ -240,7 +241,7 @@ pub(super) fn read(
                         ["tls", "tcp"]
                             .iter()
                             .flat_map(|k| {
-                                vs.pointer(&format!("/spec/{k}"))
+                                vs.at(&format!("/spec/{k}"))
                                     .and_then(Value::as_array)
                                     .into_iter()
                                     .flatten()
@@ -287,7 +288,7 @@ pub(super) fn read(
                 crate::rendered::strip_server_fields(&mut changed);
                 let mut any = false;
                 for sub in changed
-                    .pointer_mut("/spec/subsets")
+                    .at_mut("/spec/subsets")
                     .and_then(Value::as_array_mut)
                     .into_iter()
                     .flatten()
@@ -391,7 +392,7 @@ pub(super) fn read(
                     .iter()
                     .filter(|o| {
                         s(o, "/kind") == Some("Service")
-                            && selects(o.pointer("/spec/selector"), pod_labels)
+                            && selects(o.at("/spec/selector"), pod_labels)
                     })
                     .filter_map(|o| s(o, "/metadata/name"))
                     .collect();

@@ -3,6 +3,7 @@
 //! (every check `validate` runs) against the base as it will be once the printed objects
 //! replace the Rollout and its routes.
 
+use crate::pointer::Pointer as _;
 use std::path::Path;
 
 use serde_json::Value;
@@ -26,7 +27,7 @@ pub struct Replacements {
 fn id(v: &Value) -> (Option<&str>, Option<&str>) {
     (
         v.get("kind").and_then(Value::as_str),
-        v.pointer("/metadata/name").and_then(Value::as_str),
+        v.at("/metadata/name").and_then(Value::as_str),
     )
 }
 
@@ -132,7 +133,7 @@ pub fn plan_validates(
     for stage in ["prepare", "route"] {
         let mut staged = plan.clone();
         if let Some(envs) = staged
-            .pointer_mut("/spec/environments")
+            .at_mut("/spec/environments")
             .and_then(Value::as_object_mut)
         {
             for (_, e) in envs.iter_mut() {

@@ -4,6 +4,7 @@
 //! (`traffic::Mesh`, `explain::table`), never from the plan; small and sorted, because it is
 //! also the record committed in each overlay.
 
+use crate::pointer::Pointer as _;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -146,7 +147,7 @@ pub struct WorkloadFacts {
 }
 
 fn s<'v>(v: &'v Value, p: &str) -> Option<&'v str> {
-    v.pointer(p).and_then(Value::as_str)
+    v.at(p).and_then(Value::as_str)
 }
 
 fn qualified(name: &str, namespace: Option<&str>) -> String {
@@ -399,7 +400,7 @@ fn workload_facts(objects: &[Value], mesh: &Mesh<'_>) -> BTreeMap<String, Worklo
             continue;
         };
         let images = o
-            .pointer("/spec/template/spec/containers")
+            .at("/spec/template/spec/containers")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -418,9 +419,9 @@ fn workload_facts(objects: &[Value], mesh: &Mesh<'_>) -> BTreeMap<String, Worklo
                 s(h, "/spec/scaleTargetRef/name") == Some(w.name.as_str())
                     && s(h, "/spec/scaleTargetRef/kind").is_none_or(|k| k == w.kind)
             })
-            .and_then(|h| h.pointer("/spec/minReplicas").and_then(Value::as_u64));
+            .and_then(|h| h.at("/spec/minReplicas").and_then(Value::as_u64));
         let replicas = hpa_min
-            .or_else(|| o.pointer("/spec/replicas").and_then(Value::as_u64))
+            .or_else(|| o.at("/spec/replicas").and_then(Value::as_u64))
             .unwrap_or(1);
         out.insert(
             workload_name(&w),
@@ -456,7 +457,7 @@ impl Injection {
             .filter_map(|n| {
                 Some((
                     s(n, "/metadata/name")?.to_string(),
-                    selector::labels_of(n.pointer("/metadata/labels")),
+                    selector::labels_of(n.at("/metadata/labels")),
                 ))
             })
             .collect();
@@ -542,7 +543,7 @@ impl Injection {
 /// The revision a webhook configuration calls: its `istiod-<rev>` Service, else (a URL, whose
 /// host names no revision for sure) its `istio.io/rev` label, else the URL's `istiod-<rev>` host.
 fn webhook_revision(w: &Value) -> Option<String> {
-    let hook = w.pointer("/webhooks/0")?;
+    let hook = w.at("/webhooks/0")?;
     let of_host = |h: &str| match h {
         "istiod" => Some(DEFAULT_TAG.to_string()),
         h => h.strip_prefix("istiod-").map(str::to_string),

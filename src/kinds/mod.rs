@@ -261,6 +261,7 @@ pub fn environment_render(
         traffic: w.traffic,
         dir: w.output_dir,
         files,
+        pods: crate::traffic::workloads_of(&objects),
         objects,
         on_disk,
         existing,

@@ -5,6 +5,7 @@
 //! breaks a promise with a located error at the environment's stage. In overlay mode it adds
 //! the new record to the overlay's files, so the record is committed with what it describes.
 
+use crate::pointer::Pointer as _;
 use std::path::Path;
 
 use serde_json::Value;
@@ -41,10 +42,10 @@ fn accepted(env: &str) -> bool {
         .is_some_and(|a| a.iter().any(|e| e == env || e == "*"))
 }
 
-/// The record committed in the overlay directory `dir`, if there is one: read like every
-/// input, confined to the repository, a regular file of bounded size (a link planted in its
-/// place to a FIFO or outside the repository is refused).
-pub fn record_on_disk(dir: &Path, root: &crate::fsio::Root) -> Result<Option<Record>> {
+/// The text of the record committed in the overlay directory `dir`, if there is one: read like
+/// every input, confined to the repository, a regular file of bounded size (a link planted in
+/// its place to a FIFO or outside the repository is refused).
+fn record_text_on_disk(dir: &Path, root: &crate::fsio::Root) -> Result<Option<String>> {
     let path = dir.join(record::FILE);
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(None);
@@ -55,7 +56,16 @@ pub fn record_on_disk(dir: &Path, root: &crate::fsio::Root) -> Result<Option<Rec
             .in_file(&path)
             .hint("render the environment again to rewrite it")
     })?;
-    record::parse(&path, &text).map(Some)
+    Ok(Some(text))
+}
+
+/// Whether a record's text on disk is `body` (the YAML of a record) under comment lines only
+/// (its header names the plan as the render that wrote it spelt the plan's path): then it
+/// reads as that very record, and need not be parsed.
+fn reads_as(text: &str, body: &str) -> bool {
+    text.strip_suffix(body).is_some_and(|header| {
+        header.is_empty() || (header.ends_with('\n') && header.lines().all(|l| l.starts_with('#')))
+    })
 }
 
 /// Checks `r` (one environment's render, its final objects in `r.objects`) against the
@@ -70,15 +80,27 @@ pub fn keep(
 ) -> Result<()> {
     let new = invariants::model(&r.objects);
     // The new record, and the one on disk: in overlay mode it is among the overlay's files
-    // already read, and when its text is the new one's it need not be parsed.
+    // already read; when it reads as the new one (the steady state) it need not be parsed.
     let record = Record::new(promise.entry.clone(), new.clone());
-    let file = (mode == Mode::Overlay).then(|| record_file(r, &record));
-    let disk = match r.existing.iter().find(|f| f.name == record::FILE) {
-        Some(f) if file.as_ref().is_some_and(|n| n.text == f.text) => Some(record),
-        Some(f) => Some(record::parse(&r.dir.join(record::FILE), &f.text)?),
-        None if mode == Mode::Stream => record_on_disk(&r.dir, root)?,
+    let body = record.to_yaml();
+    let read;
+    let on_disk = match mode {
+        Mode::Overlay => r
+            .existing
+            .iter()
+            .find(|f| f.name == record::FILE)
+            .map(|f| f.text.as_str()),
+        Mode::Stream => {
+            read = record_text_on_disk(&r.dir, root)?;
+            read.as_deref()
+        }
+    };
+    let disk = match on_disk {
+        Some(text) if reads_as(text, &body) => Some(record),
+        Some(text) => Some(record::parse(&r.dir.join(record::FILE), text)?),
         None => None,
     };
+    let file = (mode == Mode::Overlay).then(|| record_file(r, &body));
     let unchanged = disk.as_ref().is_some_and(|d| d.entry == promise.entry);
     let step = if unchanged && !accepted(&r.environment) {
         Declared::Unchanged
@@ -119,7 +141,7 @@ pub fn keep(
     Ok(())
 }
 
-fn record_file(r: &EnvironmentRender, record: &Record) -> File {
+fn record_file(r: &EnvironmentRender, body: &str) -> File {
     let of = OverlayOf {
         plan_name: "",
         plan_path: &r.plan,
@@ -135,7 +157,7 @@ fn record_file(r: &EnvironmentRender, record: &Record) -> File {
                 &of,
                 "the traffic this overlay renders, checked at every render"
             ),
-            record.to_yaml()
+            body
         ),
     }
 }
@@ -172,10 +194,8 @@ pub fn model_of(objects: &[Value]) -> Model {
 /// namespace.
 pub fn named(base: &[Value], kind: &str, name: &str) -> String {
     base.iter()
-        .find(|o| {
-            o["kind"] == kind && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-        })
-        .and_then(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .find(|o| o["kind"] == kind && o.at("/metadata/name").and_then(Value::as_str) == Some(name))
+        .and_then(|o| o.at("/metadata/namespace").and_then(Value::as_str))
         .map_or(name.to_string(), |ns| format!("{ns}/{name}"))
 }
 

@@ -8,6 +8,7 @@
 //! the `default` revision). Used to restart exactly what moves, to say when the old revision
 //! can be uninstalled, and by the stage invariants to compare revisions before and after.
 
+use crate::pointer::Pointer as _;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
@@ -174,13 +175,13 @@ fn kind(o: &Value) -> &str {
 }
 
 fn name(o: &Value) -> &str {
-    o.pointer("/metadata/name")
+    o.at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
 
 fn label<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
-    o.pointer("/metadata/labels")
+    o.at("/metadata/labels")
         .and_then(|l| l.get(key))
         .and_then(Value::as_str)
 }
@@ -230,7 +231,7 @@ fn canonical_urls(objects: &[Value]) -> Vec<(String, String)> {
             .into_iter()
             .flatten()
         {
-            if let Some(u) = h.pointer("/clientConfig/url").and_then(Value::as_str) {
+            if let Some(u) = h.at("/clientConfig/url").and_then(Value::as_str) {
                 out.push((u.to_string(), rev.to_string()));
             }
         }
@@ -246,7 +247,7 @@ pub fn target_of(hook: &Value, canonical: &[(String, String)]) -> HookTarget {
         .unwrap_or_default()
         .to_string();
     if let Some(s) = hook
-        .pointer("/clientConfig/service/name")
+        .at("/clientConfig/service/name")
         .and_then(Value::as_str)
     {
         return HookTarget {
@@ -255,7 +256,7 @@ pub fn target_of(hook: &Value, canonical: &[(String, String)]) -> HookTarget {
             by: format!("service {s}"),
         };
     }
-    if let Some(u) = hook.pointer("/clientConfig/url").and_then(Value::as_str) {
+    if let Some(u) = hook.at("/clientConfig/url").and_then(Value::as_str) {
         let revision = canonical
             .iter()
             .find(|(url, _)| url == u)
@@ -309,7 +310,7 @@ fn namespace_labels(objects: &[Value], ns: &str) -> Labels {
     let mut l = objects
         .iter()
         .find(|o| kind(o) == "Namespace" && name(o) == ns)
-        .map(|n| selector::labels_of(n.pointer("/metadata/labels")))
+        .map(|n| selector::labels_of(n.at("/metadata/labels")))
         .unwrap_or_default();
     l.insert("kubernetes.io/metadata.name".into(), ns.to_string());
     l
@@ -437,11 +438,11 @@ impl Injection {
             let Some((k, path)) = WORKLOADS.iter().find(|(k, _)| *k == kind(o)) else {
                 continue;
             };
-            let Some(template) = o.pointer(path) else {
+            let Some(template) = o.at(path) else {
                 continue;
             };
             let ns = o
-                .pointer("/metadata/namespace")
+                .at("/metadata/namespace")
                 .and_then(Value::as_str)
                 .unwrap_or("default");
             workloads.push(WorkloadInjection {
@@ -451,8 +452,8 @@ impl Injection {
                 injected: resolve(
                     &hooks,
                     &namespace_labels(objects, ns),
-                    &selector::labels_of(template.pointer("/metadata/labels")),
-                    &selector::labels_of(template.pointer("/metadata/annotations")),
+                    &selector::labels_of(template.at("/metadata/labels")),
+                    &selector::labels_of(template.at("/metadata/annotations")),
                 ),
             });
         }
@@ -523,12 +524,12 @@ pub fn pod_templates_changed(before: &[Value], after: &[Value]) -> Vec<String> {
             .find(|o| {
                 kind(o) == k
                     && name(o) == n
-                    && o.pointer("/metadata/namespace")
+                    && o.at("/metadata/namespace")
                         .and_then(Value::as_str)
                         .unwrap_or("default")
                         == ns
             })
-            .and_then(|o| o.pointer(path))
+            .and_then(|o| o.at(path))
             .cloned()
     };
     let mut out = BTreeSet::new();
@@ -538,7 +539,7 @@ pub fn pod_templates_changed(before: &[Value], after: &[Value]) -> Vec<String> {
             .filter(|o| WORKLOADS.iter().any(|(k, _)| *k == kind(o)))
         {
             let ns = o
-                .pointer("/metadata/namespace")
+                .at("/metadata/namespace")
                 .and_then(Value::as_str)
                 .unwrap_or("default");
             if template(before, kind(o), ns, name(o)) != template(after, kind(o), ns, name(o)) {

@@ -3,6 +3,7 @@
 //! overlay renders is recorded in the kustomization's own metadata (kustomize ignores it), so
 //! the next render can refuse a stage that jumps ahead. Writes swap the whole directory at once.
 
+use crate::pointer::Pointer as _;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
@@ -199,7 +200,7 @@ pub fn state_of(dir: &Path, files: &[File]) -> Result<Option<DiskState>> {
     let docs = yaml::parse_values(&source)?;
     let annotation = |key: &str| {
         docs.first()
-            .and_then(|v| v.pointer(&format!("/metadata/annotations/{}", key.replace('/', "~1"))))
+            .and_then(|v| v.at(&format!("/metadata/annotations/{}", key.replace('/', "~1"))))
             .and_then(Value::as_str)
             .map(str::to_string)
     };
@@ -271,7 +272,7 @@ pub fn check_target(plan_dir: &Path, dir: &Path, root: &crate::fsio::Root) -> Re
     } else {
         plan_dir
     };
-    for c in std::fs::canonicalize(from)
+    for c in crate::fsio::canonical_dir(from)
         .unwrap_or_else(|_| from.to_path_buf())
         .join(rel)
         .components()
@@ -330,10 +331,11 @@ fn read_files_once(dir: &Path) -> Result<Result<Vec<File>>, Vanished> {
         let Ok(e) = e else { return Err(Vanished) };
         let p = e.path();
         // canaryplan writes only regular files here: a link, FIFO or device is listed
-        // unread (so the overlay counts as not ours), never followed or opened.
-        match std::fs::symlink_metadata(&p) {
+        // unread (so the overlay counts as not ours), never followed or opened. The type comes
+        // with the listing (no `lstat` per file where the file system records it).
+        match e.file_type() {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Vanished),
-            Ok(m) if !m.is_file() && !m.is_dir() => {
+            Ok(t) if !t.is_file() && !t.is_dir() => {
                 out.push(File {
                     name: e.file_name().to_string_lossy().into_owned(),
                     text: String::new(),
@@ -345,7 +347,8 @@ fn read_files_once(dir: &Path) -> Result<Result<Vec<File>>, Vanished> {
         match crate::fsio::read_regular(&p, &p) {
             Ok(bytes) => out.push(File {
                 name: e.file_name().to_string_lossy().into_owned(),
-                text: String::from_utf8_lossy(&bytes).into_owned(),
+                text: String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             }),
             Err(_) if std::fs::symlink_metadata(&p).is_err() => return Err(Vanished),
             // Not ours (an overlay has no subdirectories): listed, so it is never overwritten.

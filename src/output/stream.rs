@@ -1,6 +1,7 @@
 //! The final manifest stream: the base with every patch applied by canaryplan itself, plus the
 //! new resources, in the order `kubectl kustomize` prints them.
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use crate::base::Base;
@@ -99,7 +100,7 @@ const LAST: [&str; 2] = [
 ];
 
 fn sort_key(v: &Value) -> (i64, String, String, String) {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let s = |p: &str| v.at(p).and_then(Value::as_str).unwrap_or_default();
     let kind = s("/kind");
     let order = if let Some(i) = FIRST.iter().position(|k| *k == kind) {
         i as i64 - FIRST.len() as i64

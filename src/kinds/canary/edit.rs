@@ -2,6 +2,7 @@
 //! `advance` (the next stage), each an edit of one value in the plan text, checked and
 //! rendered with the overlay on disk before anything is written.
 
+use crate::pointer::Pointer as _;
 use std::path::Path;
 
 use super::check::{self, CheckedPlan, EnvironmentPlan};
@@ -304,11 +305,10 @@ fn canary_on_stable_image(plan: &CheckedPlan, objects: &[serde_json::Value]) -> 
     }
     let d = objects.iter().find(|o| {
         o.get("kind").and_then(serde_json::Value::as_str) == Some("Deployment")
-            && o.pointer("/metadata/name")
-                .and_then(serde_json::Value::as_str)
+            && o.at("/metadata/name").and_then(serde_json::Value::as_str)
                 == Some(&plan.workload.value)
     })?;
-    let containers = d.pointer("/spec/template/spec/containers")?.as_array()?;
+    let containers = d.at("/spec/template/spec/containers")?.as_array()?;
     let main = match &plan.stable.container {
         Some(c) => containers
             .iter()

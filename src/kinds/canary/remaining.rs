@@ -2,6 +2,7 @@
 //! cleanup-3 stream, and those changes in words. `finish` turns them into file edits; the
 //! safety checks name them when `done` would drop what the base does not hold yet.
 
+use crate::pointer::Pointer as _;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -27,7 +28,7 @@ pub enum Change<'a> {
 type Key = (String, String, Option<String>);
 
 fn key_of(v: &Value) -> Key {
-    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let s = |p: &str| v.at(p).and_then(Value::as_str).map(str::to_string);
     (
         s("/kind").unwrap_or_default(),
         s("/metadata/name").unwrap_or_default(),

@@ -2,6 +2,7 @@
 //! (per traffic backend) → the final stream, checked by `safety`, and the overlay files with
 //! the state on disk they move from.
 
+use crate::pointer::Pointer as _;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -137,7 +138,7 @@ fn render_environment_in(
         selector: objects
             .iter()
             .find(|o| objects::Target::of(cx.service).matches(o))
-            .map(|o| selector::labels_of(o.pointer("/spec/selector")))
+            .map(|o| selector::labels_of(o.at("/spec/selector")))
             .unwrap_or_default(),
         at: plan.diag(plan.selector_pos, String::new()),
     });
@@ -176,6 +177,7 @@ fn render_environment_in(
         traffic: format!("stable {}% / canary {}%", w.stable, w.canary),
         dir,
         files,
+        pods: crate::traffic::workloads_of(&objects),
         objects,
         on_disk,
         existing,

@@ -3,6 +3,7 @@
 //! small named function in `CHECKS`; a new rule is a new entry. Each failure points at the
 //! plan field or base object to change.
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use crate::error::{Diagnostic, Diagnostics, Result};
@@ -50,13 +51,13 @@ impl Final<'_> {
     fn find(&self, kind: &str, name: &str) -> Option<&Value> {
         self.objects.iter().find(|o| {
             o.get("kind").and_then(Value::as_str) == Some(kind)
-                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+                && o.at("/metadata/name").and_then(Value::as_str) == Some(name)
         })
     }
 
     fn pod_labels(&self, name: &str) -> Option<Labels> {
         self.find("Deployment", name)
-            .map(|o| selector::labels_of(o.pointer("/spec/template/metadata/labels")))
+            .map(|o| selector::labels_of(o.at("/spec/template/metadata/labels")))
     }
 }
 
@@ -93,12 +94,12 @@ fn selectors_match_templates(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic>
             continue;
         }
         let (Some(sel), Some(name)) = (
-            o.pointer("/spec/selector"),
-            o.pointer("/metadata/name").and_then(Value::as_str),
+            o.at("/spec/selector"),
+            o.at("/metadata/name").and_then(Value::as_str),
         ) else {
             continue;
         };
-        let labels = selector::labels_of(o.pointer("/spec/template/metadata/labels"));
+        let labels = selector::labels_of(o.at("/spec/template/metadata/labels"));
         if selector::label_selector_matches(sel, &labels) {
             continue;
         }
@@ -142,8 +143,8 @@ fn versions_disjoint(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     ) else {
         return out;
     };
-    let labels = |o: &Value| selector::labels_of(o.pointer("/spec/template/metadata/labels"));
-    let sel = |o: &Value| o.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
+    let labels = |o: &Value| selector::labels_of(o.at("/spec/template/metadata/labels"));
+    let sel = |o: &Value| o.at("/spec/selector").cloned().unwrap_or(Value::Null);
     let (original_pods, new_pods) = (labels(original), labels(new));
     if selector::label_selector_matches(&sel(original), &new_pods) {
         out.push(
@@ -171,8 +172,8 @@ fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
     // Versioned: the base's selector must take in every version (Gateway API narrows the
     // Service to one version while the release runs; see gateway_api::base_service).
     let sel = match plan.method {
-        Method::Versioned => selector::labels_of(cx.service.value.pointer("/spec/selector")),
-        _ => selector::labels_of(service.pointer("/spec/selector")),
+        Method::Versioned => selector::labels_of(cx.service.value.at("/spec/selector")),
+        _ => selector::labels_of(service.at("/spec/selector")),
     };
     let new_name = plan.new_deployment_name();
     let (canary_name, stable_name) = match plan.method {
@@ -245,7 +246,7 @@ fn service_selection(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
 fn version_names_unused(cx: &Context<'_>, _f: &Final<'_>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let plan = cx.plan;
-    let sel = selector::labels_of(cx.service.value.pointer("/spec/selector"));
+    let sel = selector::labels_of(cx.service.value.at("/spec/selector"));
     let new_name = plan.new_deployment_name();
     for (version, pos) in [
         (&plan.canary.version.value, plan.canary.version.pos),
@@ -256,7 +257,7 @@ fn version_names_unused(cx: &Context<'_>, _f: &Final<'_>) -> Vec<Diagnostic> {
             .flat_map(|k| cx.base.of_kind(k))
             .filter(|o| o.name != cx.workload.name && o.name != new_name)
             .filter(|o| {
-                let labels = selector::labels_of(o.value.pointer("/spec/template/metadata/labels"));
+                let labels = selector::labels_of(o.value.at("/spec/template/metadata/labels"));
                 selector::map_matches(&sel, &labels)
                     && labels.get(&plan.version_label) == Some(version)
             })
@@ -287,12 +288,12 @@ fn route_weights(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("VirtualService"))
     {
         let vs_name = vs
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
         for kind in traffic::ROUTE_KINDS {
             for (i, route) in vs
-                .pointer(&format!("/spec/{kind}"))
+                .at(&format!("/spec/{kind}"))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -304,7 +305,7 @@ fn route_weights(cx: &Context<'_>, f: &Final<'_>) -> Vec<Diagnostic> {
                     .cloned()
                     .unwrap_or_default();
                 let ours = dests.iter().any(|x| {
-                    x.pointer("/destination/host")
+                    x.at("/destination/host")
                         .and_then(Value::as_str)
                         .is_some_and(|h| cx.is_service_host(h))
                 });
@@ -348,7 +349,7 @@ fn http_route_weights(
         if ours == 2 && r.destinations.len() == 2 {
             let hr = f.find("HTTPRoute", &r.virtual_service);
             let weights: Vec<u64> = hr
-                .and_then(|h| h.pointer(&format!("/spec/rules/{}/backendRefs", r.index)))
+                .and_then(|h| h.at(&format!("/spec/rules/{}/backendRefs", r.index)))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()

@@ -2,6 +2,7 @@
 //! the traffic evaluator, not from the plan), whether the overlay on disk is current, and what
 //! the next step really changes (the difference of the two stages' rendered output).
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use crate::kinds::canary::check::{CheckedPlan, EnvironmentPlan};
@@ -87,9 +88,9 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
         .iter()
         .find(|o| {
             o.get("kind").and_then(Value::as_str) == Some("Service")
-                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(&plan.service.value)
+                && o.at("/metadata/name").and_then(Value::as_str) == Some(&plan.service.value)
         })
-        .and_then(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+        .and_then(|o| o.at("/metadata/namespace").and_then(Value::as_str))
         .map(str::to_string);
     // Gateway API routes name the version Services `<service>-<version>`.
     let version_services: Vec<String> = match plan.traffic {
@@ -119,8 +120,8 @@ fn traffic(plan: &CheckedPlan, objects: &[Value]) -> Traffic {
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Deployment"))
         .filter_map(|o| {
             Some((
-                o.pointer("/metadata/name")?.as_str()?.to_string(),
-                o.pointer("/spec/template/spec/containers/0/image")?
+                o.at("/metadata/name")?.as_str()?.to_string(),
+                o.at("/spec/template/spec/containers/0/image")?
                     .as_str()?
                     .to_string(),
             ))

@@ -2,11 +2,12 @@
 //! final streams (never from stage names): objects added, removed and changed, and pods that
 //! restart because a pod template changes. `status`, `advance` and commit messages use it.
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 fn id(o: &Value) -> (String, String, String) {
     let s = |p: &str| {
-        o.pointer(p)
+        o.at(p)
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string()
@@ -26,7 +27,7 @@ pub fn describe(before: &[Value], after: &[Value]) -> Vec<String> {
         match find(before, o) {
             None => out.push(format!("adds {kind} {name}")),
             Some(old) if old != *o => {
-                let template = |v: &Value| v.pointer("/spec/template").cloned();
+                let template = |v: &Value| v.at("/spec/template").cloned();
                 if template(&old) != template(o) && template(o).is_some() {
                     out.push(format!(
                         "changes {kind} {name}'s pod template, which restarts its pods"

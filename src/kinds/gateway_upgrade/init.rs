@@ -2,13 +2,14 @@
 //! the `gateway` injection template): it proposes a GatewayUpgrade instead of a CanaryPlan,
 //! whose pinned image would be meaningless for an injected proxy.
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use crate::base::{Base, BaseObject};
 
 /// Whether a Deployment is an injected Istio gateway.
 pub fn is_gateway(d: &BaseObject) -> bool {
-    let template = |p: &str| d.value.pointer(&format!("/spec/template{p}"));
+    let template = |p: &str| d.value.at(&format!("/spec/template{p}"));
     let auto = template("/spec/containers")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
@@ -32,7 +33,7 @@ pub fn starter(base: &Base, base_rel: &str) -> Option<String> {
     let gateway = *gateways.first()?;
     let current = gateway
         .value
-        .pointer("/spec/template/metadata/labels/istio.io~1rev")
+        .at("/spec/template/metadata/labels/istio.io~1rev")
         .and_then(Value::as_str)
         .unwrap_or(crate::mesh_upgrade::injection::DEFAULT_REVISION)
         .to_string();

@@ -8,6 +8,7 @@ pub mod init;
 pub mod kind;
 pub mod plan;
 
+use crate::pointer::Pointer as _;
 pub use kind::REGISTRATION;
 
 use serde_json::{Value, json};
@@ -34,7 +35,7 @@ pub struct Found<'a> {
 }
 
 fn pods(o: &Value) -> crate::plan_file::Labels {
-    selector::labels_of(o.pointer("/spec/template/metadata/labels"))
+    selector::labels_of(o.at("/spec/template/metadata/labels"))
 }
 
 pub fn find<'a>(plan: &CheckedGatewayUpgrade, base: &'a Base) -> Result<Found<'a>> {
@@ -87,7 +88,7 @@ pub fn find<'a>(plan: &CheckedGatewayUpgrade, base: &'a Base) -> Result<Found<'a
         None => base
             .of_kind("Service")
             .find(|s| {
-                let sel = selector::labels_of(s.value.pointer("/spec/selector"));
+                let sel = selector::labels_of(s.value.at("/spec/selector"));
                 !sel.is_empty() && selector::map_matches(&sel, &labels)
             })
             .ok_or_else(|| {
@@ -103,13 +104,13 @@ pub fn find<'a>(plan: &CheckedGatewayUpgrade, base: &'a Base) -> Result<Found<'a
     };
     let hpa = base.of_kind("HorizontalPodAutoscaler").find(|h| {
         h.value
-            .pointer("/spec/scaleTargetRef/name")
+            .at("/spec/scaleTargetRef/name")
             .and_then(Value::as_str)
             == Some(gateway.name.as_str())
     });
     for h in base.of_kind("HorizontalPodAutoscaler") {
         if h.value
-            .pointer("/spec/scaleTargetRef/name")
+            .at("/spec/scaleTargetRef/name")
             .and_then(Value::as_str)
             == Some(plan.canary_name().as_str())
         {
@@ -128,7 +129,7 @@ pub fn find<'a>(plan: &CheckedGatewayUpgrade, base: &'a Base) -> Result<Found<'a
 
 /// The proxy container: `istio-proxy`, else the first.
 fn proxy_index(d: &Value) -> usize {
-    d.pointer("/spec/template/spec/containers")
+    d.at("/spec/template/spec/containers")
         .and_then(Value::as_array)
         .and_then(|cs| {
             cs.iter()
@@ -142,7 +143,7 @@ fn budgets_over<'a>(base: &'a Base, canary_pods: &crate::plan_file::Labels) -> V
     base.of_kind("PodDisruptionBudget")
         .filter(|p| {
             p.value
-                .pointer("/spec/selector")
+                .at("/spec/selector")
                 .is_some_and(|s| selector::label_selector_matches(s, canary_pods))
         })
         .collect()
@@ -209,11 +210,11 @@ fn relabel_release(labels: &mut crate::plan_file::Labels, version: Option<&str>)
 fn injected(gateway: &Value) -> bool {
     let i = proxy_index(gateway);
     gateway
-        .pointer(&format!("/spec/template/spec/containers/{i}/image"))
+        .at(&format!("/spec/template/spec/containers/{i}/image"))
         .and_then(Value::as_str)
         == Some("auto")
         || gateway
-            .pointer("/spec/template/metadata/annotations/inject.istio.io~1templates")
+            .at("/spec/template/metadata/annotations/inject.istio.io~1templates")
             .is_some()
         || pods(gateway)
             .get("sidecar.istio.io/inject")
@@ -233,7 +234,7 @@ fn served_revisions(base: &Base) -> Vec<String> {
             base.of_kind("MutatingWebhookConfiguration")
                 .filter_map(|w| {
                     w.value
-                        .pointer("/metadata/labels/istio.io~1rev")
+                        .at("/metadata/labels/istio.io~1rev")
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 }),
@@ -253,7 +254,7 @@ fn check_target(plan: &CheckedGatewayUpgrade, env: &Env, base: &Base, f: &Found<
     let current_rev = pods(gw).get("istio.io/rev").cloned();
     let i = proxy_index(gw);
     let current_image = gw
-        .pointer(&format!("/spec/template/spec/containers/{i}/image"))
+        .at(&format!("/spec/template/spec/containers/{i}/image"))
         .and_then(Value::as_str)
         .map(str::to_string);
     let before_upgrade = matches!(env.stage.value.as_str(), "prepare" | "canary" | "upgrade");
@@ -338,7 +339,7 @@ fn canary(plan: &CheckedGatewayUpgrade, f: &Found<'_>, base: &Base) -> Resource 
     // The chart's release labels describe the old version: the canary is not that release.
     let version = new_version(plan);
     relabel_release(&mut labels, version.as_deref());
-    let mut sel = selector::labels_of(d.pointer("/spec/selector/matchLabels"));
+    let mut sel = selector::labels_of(d.at("/spec/selector/matchLabels"));
     sel.insert(CANARY_LABEL.into(), "true".into());
     if let Some(m) = d.get_mut("metadata").and_then(Value::as_object_mut) {
         m.insert("name".into(), json!(plan.canary_name()));
@@ -359,14 +360,11 @@ fn canary(plan: &CheckedGatewayUpgrade, f: &Found<'_>, base: &Base) -> Resource 
     if let Some(s) = d.get_mut("spec").and_then(Value::as_object_mut) {
         s.insert("replicas".into(), json!(plan.replicas));
     }
-    if let Some(s) = d
-        .pointer_mut("/spec/selector")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(s) = d.at_mut("/spec/selector").and_then(Value::as_object_mut) {
         s.insert("matchLabels".into(), selector::to_value(&sel));
     }
     if let Some(t) = d
-        .pointer_mut("/spec/template/metadata")
+        .at_mut("/spec/template/metadata")
         .and_then(Value::as_object_mut)
     {
         t.insert("labels".into(), selector::to_value(&labels));
@@ -374,7 +372,7 @@ fn canary(plan: &CheckedGatewayUpgrade, f: &Found<'_>, base: &Base) -> Resource 
     let i = proxy_index(&d);
     if let (Some(image), Some(c)) = (
         &plan.image,
-        d.pointer_mut(&format!("/spec/template/spec/containers/{i}"))
+        d.at_mut(&format!("/spec/template/spec/containers/{i}"))
             .and_then(Value::as_object_mut),
     ) {
         c.insert("image".into(), json!(image.value));
@@ -448,7 +446,7 @@ fn upgraded_in_base(plan: &CheckedGatewayUpgrade, f: &Found<'_>) -> bool {
     let image_ok = plan.image.as_ref().is_none_or(|img| {
         f.gateway
             .value
-            .pointer(&format!("/spec/template/spec/containers/{i}/image"))
+            .at(&format!("/spec/template/spec/containers/{i}/image"))
             .and_then(Value::as_str)
             == Some(img.value.as_str())
     });
@@ -484,16 +482,16 @@ pub fn render(
 /// The checks on the final objects.
 fn check(plan: &CheckedGatewayUpgrade, env: &Env, f: &Found<'_>, objects: &[Value]) -> Result<()> {
     let mut d = Diagnostics::default();
-    let sel = selector::labels_of(f.service.value.pointer("/spec/selector"));
+    let sel = selector::labels_of(f.service.value.at("/spec/selector"));
     for o in objects
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Deployment"))
     {
         let name = o
-            .pointer("/metadata/name")
+            .at("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if let Some(s) = o.pointer("/spec/selector")
+        if let Some(s) = o.at("/spec/selector")
             && !selector::label_selector_matches(s, &pods(o))
         {
             d.push(
@@ -521,13 +519,8 @@ fn check(plan: &CheckedGatewayUpgrade, env: &Env, f: &Found<'_>, objects: &[Valu
 pub fn pod_share(plan: &CheckedGatewayUpgrade, f: &Found<'_>) -> (u64, u64) {
     let gateway = f
         .hpa
-        .and_then(|h| h.value.pointer("/spec/minReplicas").and_then(Value::as_u64))
-        .or_else(|| {
-            f.gateway
-                .value
-                .pointer("/spec/replicas")
-                .and_then(Value::as_u64)
-        })
+        .and_then(|h| h.value.at("/spec/minReplicas").and_then(Value::as_u64))
+        .or_else(|| f.gateway.value.at("/spec/replicas").and_then(Value::as_u64))
         .unwrap_or(1);
     (u64::from(plan.replicas), gateway + u64::from(plan.replicas))
 }
@@ -726,7 +719,7 @@ pub fn pod_notes(
         if let Some(h) = f.hpa
             && f.gateway
                 .value
-                .pointer("/spec/selector")
+                .at("/spec/selector")
                 .is_some_and(|s| selector::label_selector_matches(s, &labels))
         {
             notes.push(format!(

@@ -1,6 +1,7 @@
 //! What a LanePlan's stage would break, checked on the final objects (every base with the
 //! stage's patches): each a small named check, as for CanaryPlans.
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use super::plan::{CheckedLanePlan, End, LaneEnv};
@@ -54,17 +55,17 @@ fn deployments(objects: &[Value]) -> impl Iterator<Item = (&str, Option<&str>, &
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Deployment"))
         .map(|o| {
             (
-                o.pointer("/metadata/name")
+                o.at("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
-                o.pointer("/metadata/namespace").and_then(Value::as_str),
+                o.at("/metadata/namespace").and_then(Value::as_str),
                 o,
             )
         })
 }
 
 fn pods(o: &Value) -> crate::plan_file::Labels {
-    selector::labels_of(o.pointer("/spec/template/metadata/labels"))
+    selector::labels_of(o.at("/spec/template/metadata/labels"))
 }
 
 fn show(l: &crate::plan_file::Labels) -> String {
@@ -83,7 +84,7 @@ fn selectors_match_templates(
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (name, _, o) in deployments(objects) {
-        let Some(sel) = o.pointer("/spec/selector") else {
+        let Some(sel) = o.at("/spec/selector") else {
             continue;
         };
         if selector::label_selector_matches(sel, &pods(o)) {
@@ -124,10 +125,10 @@ fn copies_disjoint(
                 if std::ptr::eq(*a, *b) {
                     continue;
                 }
-                let sel = a.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
+                let sel = a.at("/spec/selector").cloned().unwrap_or(Value::Null);
                 if selector::label_selector_matches(&sel, &pods(b)) {
                     let n = |o: &Value| {
-                        o.pointer("/metadata/name")
+                        o.at("/metadata/name")
                             .and_then(Value::as_str)
                             .unwrap_or_default()
                             .to_string()
@@ -162,7 +163,7 @@ fn service_selection(
         else {
             continue;
         };
-        let sel = selector::labels_of(svc.pointer("/spec/selector"));
+        let sel = selector::labels_of(svc.at("/spec/selector"));
         for (name, _, o) in deployments(objects) {
             if f.lanes
                 .iter()
@@ -222,7 +223,7 @@ fn promoted_in_base(
             let base_image = f
                 .workload
                 .value
-                .pointer("/spec/template/spec/containers/0/image")
+                .at("/spec/template/spec/containers/0/image")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if base_image != image.value {
@@ -280,11 +281,10 @@ fn images(objects: &[Value], w: &crate::traffic::Workload) -> Vec<String> {
         .iter()
         .find(|o| {
             o.get("kind").and_then(Value::as_str) == Some(w.kind.as_str())
-                && o.pointer("/metadata/name").and_then(Value::as_str) == Some(w.name.as_str())
-                && o.pointer("/metadata/namespace").and_then(Value::as_str)
-                    == w.namespace.as_deref()
+                && o.at("/metadata/name").and_then(Value::as_str) == Some(w.name.as_str())
+                && o.at("/metadata/namespace").and_then(Value::as_str) == w.namespace.as_deref()
         })
-        .and_then(|o| o.pointer("/spec/template/spec/containers"))
+        .and_then(|o| o.at("/spec/template/spec/containers"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -348,7 +348,7 @@ fn promoted_services_in_base(
             let base_image = f
                 .workload
                 .value
-                .pointer("/spec/template/spec/containers/0/image")
+                .at("/spec/template/spec/containers/0/image")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if base_image != image.value {

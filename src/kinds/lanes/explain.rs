@@ -3,6 +3,7 @@
 //! (split at the ingress by weight). For each service in call order: the route that takes the
 //! request, and which lane's pods serve it (their lane label; the baseline's when unlabelled).
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use super::plan::CheckedLanePlan;
@@ -151,9 +152,9 @@ pub fn paths(plan: &CheckedLanePlan, objects: &[Value]) -> Vec<Path> {
             .iter()
             .find(|o| {
                 o.get("kind").and_then(Value::as_str) == Some("Service")
-                    && o.pointer("/metadata/name").and_then(Value::as_str) == Some(service)
+                    && o.at("/metadata/name").and_then(Value::as_str) == Some(service)
             })
-            .and_then(|o| o.pointer("/metadata/namespace").and_then(Value::as_str))
+            .and_then(|o| o.at("/metadata/namespace").and_then(Value::as_str))
             .map(str::to_string)
     };
     let mut classes: Vec<(String, Vec<(String, String)>)> = plan

@@ -2,6 +2,7 @@
 //! lane (`--service`, what `kubectl kruise rollout approve rollout/rollouts-<svc>` does in the
 //! walkthrough) at a time, as an edit of the plan's text that changes only what moves.
 
+use crate::pointer::Pointer as _;
 use std::path::Path;
 
 use super::plan::{self, CheckedLane, CheckedLanePlan, LaneEnv};
@@ -109,7 +110,7 @@ fn promote_service(
         let base_image = f
             .workload
             .value
-            .pointer("/spec/template/spec/containers/0/image")
+            .at("/spec/template/spec/containers/0/image")
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
         if base_image != image.value {

@@ -4,6 +4,7 @@
 //! header (to the lane's subset where the service has one, to the baseline where it does not);
 //! at the ingress, routes that set the header so the whole chain follows one lane.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Map, Value, json};
 
 use super::plan::{CheckedLanePlan, LaneEnv, Member};
@@ -76,7 +77,7 @@ pub fn find<'a>(plan: &'a CheckedLanePlan, bases: &'a [Base]) -> Result<Vec<Foun
                 continue;
             }
         };
-        let sel = selector::labels_of(workload.value.pointer("/spec/selector/matchLabels"));
+        let sel = selector::labels_of(workload.value.at("/spec/selector/matchLabels"));
         if sel.contains_key(&plan.label.value) {
             d.push(
                 workload
@@ -146,11 +147,11 @@ pub fn labels_of(v: Option<&Value>) -> Labels {
 /// The keys a lane copy's labels change: its Deployment's selector keys and its Service's
 /// (so neither the baseline's Deployment nor the Service selects the copy by itself).
 fn overridden(f: &Found<'_>) -> Vec<String> {
-    let mut keys: Vec<String> = labels_of(f.workload.value.pointer("/spec/selector/matchLabels"))
+    let mut keys: Vec<String> = labels_of(f.workload.value.at("/spec/selector/matchLabels"))
         .keys()
         .cloned()
         .collect();
-    for k in selector::labels_of(f.service.value.pointer("/spec/selector")).keys() {
+    for k in selector::labels_of(f.service.value.at("/spec/selector")).keys() {
         if !keys.contains(k) {
             keys.push(k.clone());
         }
@@ -182,7 +183,7 @@ fn copy(plan: &CheckedLanePlan, f: &Found<'_>, lane: &str) -> Resource {
     let name = CheckedLanePlan::copy_name(&f.workload.name, lane);
     let mut d = f.workload.value.clone();
     strip_server_fields(&mut d);
-    let labels = |p: &str, d: &Value| labels_of(d.pointer(p));
+    let labels = |p: &str, d: &Value| labels_of(d.at(p));
     let mut meta_labels = for_lane(plan, f, &labels("/metadata/labels", &d), lane);
     let mut match_labels = for_lane(plan, f, &labels("/spec/selector/matchLabels", &d), lane);
     let mut pod_labels = for_lane(plan, f, &labels("/spec/template/metadata/labels", &d), lane);
@@ -218,14 +219,11 @@ fn copy(plan: &CheckedLanePlan, f: &Found<'_>, lane: &str) -> Resource {
         annotations.insert(SYNC_WAVE.0.into(), json!(SYNC_WAVE.1));
         m.insert("annotations".into(), Value::Object(annotations));
     }
-    if let Some(s) = d
-        .pointer_mut("/spec/selector")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(s) = d.at_mut("/spec/selector").and_then(Value::as_object_mut) {
         s.insert("matchLabels".into(), selector::to_value(&match_labels));
     }
     if let Some(t) = d
-        .pointer_mut("/spec/template/metadata")
+        .at_mut("/spec/template/metadata")
         .and_then(Value::as_object_mut)
     {
         t.insert("labels".into(), selector::to_value(&pod_labels));
@@ -237,7 +235,7 @@ fn copy(plan: &CheckedLanePlan, f: &Found<'_>, lane: &str) -> Resource {
         .and_then(|l| l.image_of(&f.member.service.value))
         .map(|i| i.value.clone());
     if let (Some(c), Some(image)) = (
-        d.pointer_mut("/spec/template/spec/containers/0")
+        d.at_mut("/spec/template/spec/containers/0")
             .and_then(Value::as_object_mut),
         image,
     ) {
@@ -267,10 +265,10 @@ fn replaced_policy(f: &Found<'_>, base: &Base, dr: &BaseObject) -> Result<Option
         for (kind, i) in crate::rendered::routes_to(&vs.value, |h| is_host_of(f.service, h)) {
             let dests = vs
                 .value
-                .pointer(&format!("/spec/{kind}/{i}/route"))
+                .at(&format!("/spec/{kind}/{i}/route"))
                 .and_then(Value::as_array);
             for d in dests.into_iter().flatten() {
-                if let Some(s) = d.pointer("/destination/subset").and_then(Value::as_str)
+                if let Some(s) = d.at("/destination/subset").and_then(Value::as_str)
                     && !named.iter().any(|n| n == s)
                 {
                     named.push(s.to_string());
@@ -281,7 +279,7 @@ fn replaced_policy(f: &Found<'_>, base: &Base, dr: &BaseObject) -> Result<Option
     let mut found: Option<(String, Value)> = None;
     for s in dr
         .value
-        .pointer("/spec/subsets")
+        .at("/spec/subsets")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -314,7 +312,7 @@ fn destination_rule(
     let mut wanted = subsets(plan, f);
     let in_base = base.of_kind("DestinationRule").find(|dr| {
         dr.value
-            .pointer("/spec/host")
+            .at("/spec/host")
             .and_then(Value::as_str)
             .is_some_and(|h| is_host_of(f.service, h))
     });
@@ -328,7 +326,7 @@ fn destination_rule(
                     }
                 }
             }
-            let existing = dr.value.pointer("/spec/subsets").and_then(Value::as_array);
+            let existing = dr.value.at("/spec/subsets").and_then(Value::as_array);
             let mut ops = Vec::new();
             for s in &wanted {
                 let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -447,7 +445,7 @@ fn virtual_service(
     let lanes: &[String] = if env.model.lane_routes { &routed } else { &[] };
     let mesh = |vs: &BaseObject| {
         vs.value
-            .pointer("/spec/gateways")
+            .at("/spec/gateways")
             .and_then(Value::as_array)
             .is_none_or(|g| g.is_empty() || g.iter().any(|x| x == "mesh"))
     };
@@ -497,10 +495,10 @@ fn virtual_service(
                     .hint("lanes work on http traffic; leave this service out of the chain")
                     .into());
             }
-            let Some(route) = vs.value.pointer(&format!("/spec/http/{i}")) else {
+            let Some(route) = vs.value.at(&format!("/spec/http/{i}")) else {
                 continue;
             };
-            let dest = route.pointer("/route/0/destination");
+            let dest = route.at("/route/0/destination");
             let dest_host = dest
                 .and_then(|d| d.get("host"))
                 .and_then(Value::as_str)
@@ -555,7 +553,7 @@ fn refuse_a_second_ingress(plan: &CheckedLanePlan, bases: &[Base]) -> Result<()>
         .split_once('/')
         .unwrap_or(("", &ing.gateway.value));
     let strings = |v: &Value, p: &str| -> Vec<String> {
-        v.pointer(p)
+        v.at(p)
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -695,7 +693,7 @@ pub fn render(
         }
         if m.service_selector && !f.lanes.is_empty() {
             let mut sel = Map::new();
-            for k in selector::labels_of(f.service.value.pointer("/spec/selector")).keys() {
+            for k in selector::labels_of(f.service.value.at("/spec/selector")).keys() {
                 sel.insert(k.clone(), Value::Null);
             }
             sel.insert(SERVICE_LABEL.into(), Value::String(f.service.name.clone()));

@@ -9,6 +9,7 @@ pub mod init;
 pub mod kind;
 pub mod plan;
 
+use crate::pointer::Pointer as _;
 pub use kind::REGISTRATION;
 
 use serde_json::{Map, Value, json};
@@ -34,7 +35,7 @@ fn tag_webhook(tag: &str) -> String {
 
 fn labels(o: &BaseObject) -> Map<String, Value> {
     o.value
-        .pointer("/metadata/labels")
+        .at("/metadata/labels")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default()
@@ -226,7 +227,7 @@ fn new_url(plan: &CheckedRevisionUpgrade, base: &Base, old: &str) -> Option<Stri
                 .flatten()
         })
         .find_map(|h| {
-            h.pointer("/clientConfig/url")
+            h.at("/clientConfig/url")
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
@@ -256,11 +257,7 @@ fn move_tag(
         "path": "/metadata/labels/istio.io~1rev",
         "value": plan.to.value,
     })];
-    if !w
-        .value
-        .pointer("/metadata/labels")
-        .is_some_and(Value::is_object)
-    {
+    if !w.value.at("/metadata/labels").is_some_and(Value::is_object) {
         ops.insert(
             0,
             json!({"op": "add", "path": "/metadata/labels", "value": {}}),
@@ -283,9 +280,9 @@ fn move_tag(
         if target.is_some_and(|h| h.revision.as_deref() == Some(plan.to.value.as_str())) {
             continue;
         }
-        if hook.pointer("/clientConfig/service/name").is_some() {
+        if hook.at("/clientConfig/service/name").is_some() {
             ops.push(json!({"op": "replace", "path": format!("/webhooks/{i}/clientConfig/service/name"), "value": service}));
-        } else if let Some(u) = hook.pointer("/clientConfig/url").and_then(Value::as_str) {
+        } else if let Some(u) = hook.at("/clientConfig/url").and_then(Value::as_str) {
             match new_url(plan, base, u) {
                 Some(n) => ops.push(json!({"op": "replace", "path": format!("/webhooks/{i}/clientConfig/url"), "value": n})),
                 None => d.push(
@@ -337,7 +334,7 @@ fn annotated(o: &BaseObject, value: &str) -> bool {
         "/spec/template/metadata/annotations"
     };
     o.value
-        .pointer(path)
+        .at(path)
         .and_then(|a| a.get(RESTART_ANNOTATION))
         .and_then(Value::as_str)
         == Some(value)
@@ -430,10 +427,10 @@ fn check(plan: &CheckedRevisionUpgrade, env: &Env, base: &Base, objects: &[Value
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
     {
-        let l = o.pointer("/metadata/labels").and_then(Value::as_object);
+        let l = o.at("/metadata/labels").and_then(Value::as_object);
         if l.is_some_and(|l| l.contains_key(INJECTION) && l.contains_key(REV)) {
             let name = o
-                .pointer("/metadata/name")
+                .at("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let diag = match base.find("Namespace", name) {
@@ -515,13 +512,13 @@ fn promise(
         .filter(|o| {
             let label = o
                 .value
-                .pointer("/spec/template/metadata/labels/istio.io~1rev")
+                .at("/spec/template/metadata/labels/istio.io~1rev")
                 .and_then(Value::as_str);
             label == Some(plan.from.value.as_str())
         })
         .map(|o| {
             o.value
-                .pointer("/metadata/namespace")
+                .at("/metadata/namespace")
                 .and_then(Value::as_str)
                 .map_or(o.name.clone(), |ns| format!("{ns}/{}", o.name))
         })
@@ -635,15 +632,15 @@ pub fn notes(plan: &CheckedRevisionUpgrade, base: &Base, objects: &[Value]) -> V
             .iter()
             .find(|o| {
                 o.get("kind").and_then(Value::as_str) == Some(kind)
-                    && o.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
-                    && o.pointer("/metadata/namespace")
+                    && o.at("/metadata/name").and_then(Value::as_str) == Some(name)
+                    && o.at("/metadata/namespace")
                         .and_then(Value::as_str)
                         .unwrap_or("default")
                         == ns
             })
             .and_then(|o| {
-                o.pointer("/spec/template/metadata/annotations")
-                    .or_else(|| o.pointer("/spec/jobTemplate/spec/template/metadata/annotations"))
+                o.at("/spec/template/metadata/annotations")
+                    .or_else(|| o.at("/spec/jobTemplate/spec/template/metadata/annotations"))
             })
             .and_then(|a| a.get(RESTART_ANNOTATION))
             .is_some()

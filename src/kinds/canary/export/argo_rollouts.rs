@@ -3,6 +3,7 @@
 //! Istio routing by subset (the plan's DestinationRule subsets) or, with `--routing host`, by
 //! the two Services Argo switches (exported too); Gateway API through Argo's plugin.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Map, Value, json};
 
 use super::facts::{self, Facts, metadata};
@@ -391,10 +392,10 @@ fn host_virtual_services(
         for (kind, i) in
             crate::rendered::routes_to(&vs.value, |h| crate::rendered::is_host_of(service, h))
         {
-            let Some(route) = v.pointer_mut(&format!("/spec/{kind}/{i}/route")) else {
+            let Some(route) = v.at_mut(&format!("/spec/{kind}/{i}/route")) else {
                 continue;
             };
-            let port = route.pointer("/0/destination/port").cloned();
+            let port = route.at("/0/destination/port").cloned();
             let dest = |host: &str, w: u8| {
                 let mut d = json!({"host": host});
                 if let (Some(p), Some(o)) = (&port, d.as_object_mut()) {
@@ -426,10 +427,10 @@ fn rollout(
         "strategy": {"canary": canary},
     });
     if let Some(o) = spec.as_object_mut() {
-        if let Some(r) = workload.value.pointer("/spec/replicas") {
+        if let Some(r) = workload.value.at("/spec/replicas") {
             o.insert("replicas".into(), r.clone());
         }
-        if let Some(sel) = workload.value.pointer("/spec/selector") {
+        if let Some(sel) = workload.value.at("/spec/selector") {
             o.insert("selector".into(), sel.clone());
         }
     }
@@ -555,7 +556,7 @@ fn analysis_template<'a>(
 fn keep_used_args(rollout: &mut Object, used: &[&str]) {
     if let Some(analysis) = rollout
         .object
-        .pointer_mut("/spec/strategy/canary/analysis")
+        .at_mut("/spec/strategy/canary/analysis")
         .and_then(Value::as_object_mut)
     {
         if let Some(a) = analysis.get_mut("args").and_then(Value::as_array_mut) {

@@ -1,6 +1,7 @@
 //! What every export of a CanaryPlan reads from the plan and the environment's base: the
 //! Service, the Deployment, the routing objects the plan weights.
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use crate::base::{Base, BaseObject};
@@ -64,7 +65,7 @@ pub fn gather(plan: &CheckedPlan, env: &EnvironmentPlan) -> Result<Facts> {
                     }
                     match vs
                         .value
-                        .pointer(&format!("/spec/http/{i}/name"))
+                        .at(&format!("/spec/http/{i}/name"))
                         .and_then(Value::as_str)
                     {
                         Some(n) => {
@@ -99,7 +100,7 @@ pub fn gather(plan: &CheckedPlan, env: &EnvironmentPlan) -> Result<Facts> {
         .of_kind("DestinationRule")
         .find(|d| {
             d.value
-                .pointer("/spec/host")
+                .at("/spec/host")
                 .and_then(Value::as_str)
                 .is_some_and(is_ours)
         })

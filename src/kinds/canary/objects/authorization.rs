@@ -3,6 +3,7 @@
 //! the workload's pods but not the new ones, so the new pods accept exactly the traffic the
 //! workload's pods accept.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use super::{Component, Context, Rendered, Resource, strip_server_fields};
@@ -46,7 +47,7 @@ impl Component for Policies {
             return Ok(());
         }
         for policy in cx.base.of_kind("AuthorizationPolicy") {
-            let Some(sel) = policy.value.pointer("/spec/selector") else {
+            let Some(sel) = policy.value.at("/spec/selector") else {
                 continue; // namespace-wide: applies to the copy already
             };
             let selects = |labels| selector::label_selector_matches(sel, labels);

@@ -7,6 +7,7 @@ pub(crate) mod gateway_api;
 mod istio;
 mod workload;
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::base::{Base, BaseObject};
@@ -96,10 +97,10 @@ impl<'a> Context<'a> {
         };
         let vl = &plan.version_label;
         let original_pod_labels =
-            selector::labels_of(workload.value.pointer("/spec/template/metadata/labels"));
+            selector::labels_of(workload.value.at("/spec/template/metadata/labels"));
         let base_selector = workload
             .value
-            .pointer("/spec/selector")
+            .at("/spec/selector")
             .cloned()
             .unwrap_or_else(|| json!({}));
         let mut match_labels = selector::labels_of(base_selector.get("matchLabels"));
@@ -208,7 +209,7 @@ impl<'a> Context<'a> {
     pub fn service_ports(&self) -> &'a [Value] {
         self.service
             .value
-            .pointer("/spec/ports")
+            .at("/spec/ports")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default()

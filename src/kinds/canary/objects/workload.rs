@@ -2,6 +2,7 @@
 //! the original Deployment's pods as the canary (its selector is immutable and never touched).
 //! With the coexistence method, environment variables choose each copy's implementation.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use super::{
@@ -51,7 +52,7 @@ impl Component for Workload {
             let container = cx
                 .workload
                 .value
-                .pointer(&format!("/spec/template/spec/containers/{main}"));
+                .at(&format!("/spec/template/spec/containers/{main}"));
             let ops = env_ops(
                 &format!("/spec/template/spec/containers/{main}"),
                 container,
@@ -74,7 +75,7 @@ impl Component for Workload {
 fn base_image<'a>(cx: &Context<'a>, main: usize) -> Option<&'a str> {
     cx.workload
         .value
-        .pointer(&format!("/spec/template/spec/containers/{main}/image"))
+        .at(&format!("/spec/template/spec/containers/{main}/image"))
         .and_then(Value::as_str)
 }
 
@@ -130,10 +131,9 @@ fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
             ))
             .into());
     }
-    let selects_version =
-        selector::labels_of(cx.workload.value.pointer("/spec/selector/matchLabels"))
-            .get(vl)
-            .is_some();
+    let selects_version = selector::labels_of(cx.workload.value.at("/spec/selector/matchLabels"))
+        .get(vl)
+        .is_some();
     if !selects_version {
         return Err(cx
             .workload
@@ -154,10 +154,10 @@ fn versioned(cx: &Context<'_>, main: usize, out: &mut Rendered) -> Result<()> {
     if let Some(existing) = in_base {
         // The base's own canary (the end state committed early) runs canary.image with the
         // canary's version label; anything else of that name is another version.
-        let labels = selector::labels_of(existing.value.pointer("/spec/template/metadata/labels"));
+        let labels = selector::labels_of(existing.value.at("/spec/template/metadata/labels"));
         let image = existing
             .value
-            .pointer(&format!("/spec/template/spec/containers/{main}/image"))
+            .at(&format!("/spec/template/spec/containers/{main}/image"))
             .and_then(Value::as_str);
         let canary_image = cx.plan.canary.image.as_ref().map(|i| i.value.as_str());
         let canary = &cx.plan.canary.version.value;
@@ -229,7 +229,7 @@ fn new_deployment_parts(
     deployment: &Value,
 ) -> (serde_json::Map<String, Value>, Value) {
     let mut annotations = deployment
-        .pointer("/metadata/annotations")
+        .at("/metadata/annotations")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -239,7 +239,7 @@ fn new_deployment_parts(
         s.insert("selector".into(), cx.new_selector.clone());
     }
     if let Some(meta) = spec
-        .pointer_mut("/template/metadata")
+        .at_mut("/template/metadata")
         .and_then(Value::as_object_mut)
     {
         meta.insert("labels".into(), selector::to_value(&cx.new_pod_labels));
@@ -252,13 +252,13 @@ fn canary_deployment(cx: &Context<'_>, main: usize, name: &str) -> Result<Resour
     strip_server_fields(&mut deployment);
     let vl = &cx.plan.version_label;
     let canary = &cx.plan.canary.version.value;
-    let mut labels = selector::labels_of(deployment.pointer("/metadata/labels"));
+    let mut labels = selector::labels_of(deployment.at("/metadata/labels"));
     if labels.contains_key(vl) {
         labels.insert(vl.clone(), canary.clone());
     }
     let (annotations, mut spec) = new_deployment_parts(cx, &deployment);
     if let (Some(c), Some(image)) = (
-        spec.pointer_mut(&format!("/template/spec/containers/{main}"))
+        spec.at_mut(&format!("/template/spec/containers/{main}"))
             .and_then(Value::as_object_mut),
         &cx.plan.canary.image,
     ) {
@@ -300,7 +300,7 @@ fn check_canary_env_in_base(cx: &Context<'_>, main: usize) -> Result<()> {
     let env = cx
         .workload
         .value
-        .pointer(&format!("/spec/template/spec/containers/{main}/env"))
+        .at(&format!("/spec/template/spec/containers/{main}/env"))
         .and_then(Value::as_array);
     let has = |k: &str, v: &str| {
         env.into_iter().flatten().any(|e| {
@@ -331,7 +331,7 @@ fn main_container(cx: &Context<'_>) -> Result<usize> {
     let containers = cx
         .workload
         .value
-        .pointer("/spec/template/spec/containers")
+        .at("/spec/template/spec/containers")
         .and_then(Value::as_array)
         .filter(|c| !c.is_empty())
         .ok_or_else(|| {
@@ -370,7 +370,7 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
     let name = cx.plan.new_deployment_name();
     let mut deployment = cx.workload.value.clone();
     strip_server_fields(&mut deployment);
-    let mut labels = selector::labels_of(deployment.pointer("/metadata/labels"));
+    let mut labels = selector::labels_of(deployment.at("/metadata/labels"));
     labels.extend(cx.plan.stable.labels.clone());
     labels.insert(
         cx.plan.version_label.clone(),
@@ -381,8 +381,7 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
     match cx.plan.method {
         Method::Succession | Method::Versioned => {
             if let (Some(c), Some(image)) = (
-                spec.pointer_mut(&container_path)
-                    .and_then(Value::as_object_mut),
+                spec.at_mut(&container_path).and_then(Value::as_object_mut),
                 &cx.plan.stable.image,
             ) {
                 c.insert("image".into(), Value::String(image.value.clone()));
@@ -391,7 +390,7 @@ fn stable_copy(cx: &Context<'_>, main: usize) -> Result<Resource> {
         Method::Coexistence => {
             let ops = env_ops(
                 &container_path,
-                spec.pointer(&container_path),
+                spec.at(&container_path),
                 &cx.plan.stable.env,
             );
             if !ops.is_empty()

@@ -5,6 +5,7 @@
 //! (when every route names it); from cleanup-2 the stable Deployment is gone and the base
 //! selector again selects exactly the canary. Weight 0 is then 0 for every caller.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::kinds::canary::objects::{Component, Context, Patch, Rendered, Target};
@@ -16,13 +17,13 @@ pub struct BaseService;
 
 /// The base Deployments, other than the plan's two versions, whose pods the Service selects.
 pub fn other_workloads<'a>(cx: &'a Context<'_>) -> Vec<&'a str> {
-    let sel = selector::labels_of(cx.service.value.pointer("/spec/selector"));
+    let sel = selector::labels_of(cx.service.value.at("/spec/selector"));
     let canary = cx.plan.new_deployment_name();
     cx.base
         .of_kind("Deployment")
         .filter(|d| d.name != cx.plan.workload.value && d.name != canary)
         .filter(|d| {
-            let pods = selector::labels_of(d.value.pointer("/spec/template/metadata/labels"));
+            let pods = selector::labels_of(d.value.at("/spec/template/metadata/labels"));
             selector::map_matches(&sel, &pods)
         })
         .map(|d| d.name.as_str())

@@ -2,6 +2,7 @@
 //! the version Services, weighted `100 - weight` and `weight`. Other rules, other backendRefs,
 //! filters, timeouts and matches stay as they are.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use super::{MAX_WEIGHT, mesh_route, mirror, names_service, test_rules, version_service};
@@ -18,7 +19,7 @@ const MAX_RULES: usize = 16;
 /// The rules of an HTTPRoute.
 pub fn rules(hr: &BaseObject) -> &[Value] {
     hr.value
-        .pointer("/spec/rules")
+        .at("/spec/rules")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
@@ -172,7 +173,7 @@ fn refuse_virtual_services(cx: &Context<'_>) -> Result<()> {
 fn refuse_gateway_and_service_parents(hr: &BaseObject) -> Result<()> {
     let parents = hr
         .value
-        .pointer("/spec/parentRefs")
+        .at("/spec/parentRefs")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();

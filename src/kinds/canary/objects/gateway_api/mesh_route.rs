@@ -2,6 +2,7 @@
 //! inside the mesh get the same weights, test rules and mirror as the routes of base. One
 //! route per Service port when it has several (a backendRef names one port).
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use super::http_routes::backends;
@@ -35,7 +36,7 @@ pub fn refuse_a_second_mesh_route(cx: &Context<'_>) -> Result<()> {
     for hr in cx.base.of_kind("HTTPRoute") {
         let gamma = hr
             .value
-            .pointer("/spec/parentRefs")
+            .at("/spec/parentRefs")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()

@@ -2,6 +2,7 @@
 //! copying a percent of its requests to the canary's Service while the stable one still serves
 //! (stages route and shift). Whole percents are written as `percent`, others as a `fraction`.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use super::{names_service, version_service};
@@ -44,7 +45,7 @@ pub fn filter(cx: &Context<'_>, hr: &BaseObject, i: usize, rule: &Value) -> Resu
         .map(Vec::as_slice)
         .unwrap_or_default();
     for (k, f) in filters.iter().enumerate() {
-        if let Some(b) = f.pointer("/requestMirror/backendRef")
+        if let Some(b) = f.at("/requestMirror/backendRef")
             && ours(b)
         {
             return Err(hr
@@ -69,7 +70,7 @@ pub fn filter(cx: &Context<'_>, hr: &BaseObject, i: usize, rule: &Value) -> Resu
 pub fn refuse_where_unsupported(cx: &Context<'_>, hr: &BaseObject, i: usize) -> Result<()> {
     let parents = hr
         .value
-        .pointer("/spec/parentRefs")
+        .at("/spec/parentRefs")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
@@ -83,7 +84,7 @@ pub fn refuse_where_unsupported(cx: &Context<'_>, hr: &BaseObject, i: usize) -> 
         };
         let class = gw
             .value
-            .pointer("/spec/gatewayClassName")
+            .at("/spec/gatewayClassName")
             .and_then(Value::as_str);
         if class == Some("istio") {
             return Err(hr

@@ -3,6 +3,7 @@
 //! keys its pods override). Routes name them instead of the Service, so the Service itself
 //! keeps its base selector in this mode.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Map, Value, json};
 
 use super::version_service;
@@ -63,13 +64,13 @@ pub fn stages_rendering(method: Method, canary: bool) -> String {
 impl Component for VersionServices {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
         let mut d = Diagnostics::default();
-        let base_selector = selector::labels_of(cx.service.value.pointer("/spec/selector"));
+        let base_selector = selector::labels_of(cx.service.value.at("/spec/selector"));
         for (version, pods) in versions(cx) {
             let name = version_service(cx, version);
             if let Some(taken) = cx.base.find("Service", &name) {
                 // The base's own Service of this version (one Service per version, as with
                 // Istio's subsets in base) is reused, if it selects that version's pods.
-                let theirs = selector::labels_of(taken.value.pointer("/spec/selector"));
+                let theirs = selector::labels_of(taken.value.at("/spec/selector"));
                 if theirs.is_empty() || !selector::map_matches(&theirs, pods) {
                     d.push(
                         taken
@@ -104,7 +105,7 @@ impl Component for VersionServices {
             let labels = cx
                 .service
                 .value
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .cloned()
                 .unwrap_or(Value::Null);
             d.take(

@@ -7,6 +7,7 @@
 //! test rule more specific than a rule that today wins over the Service's rule for some
 //! requests (it would take that rule's requests away from another backend).
 
+use crate::pointer::Pointer as _;
 use serde_json::{Map, Value, json};
 
 use super::http_routes::{refs, rule_sends_to_service, rules};
@@ -44,7 +45,7 @@ pub fn matches_of(rule: &Value) -> Vec<Value> {
 }
 
 fn path(m: &Value) -> (&str, &str) {
-    let s = |k: &str| m.pointer(k).and_then(Value::as_str).unwrap_or_default();
+    let s = |k: &str| m.at(k).and_then(Value::as_str).unwrap_or_default();
     (s("/path/type"), s("/path/value"))
 }
 
@@ -266,7 +267,7 @@ pub fn rule(
 fn share_parent(a: &BaseObject, b: &BaseObject) -> bool {
     let parents = |hr: &BaseObject| -> Vec<(String, String, String)> {
         hr.value
-            .pointer("/spec/parentRefs")
+            .at("/spec/parentRefs")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()

@@ -1,6 +1,7 @@
 //! DestinationRule subsets, one per version. A DestinationRule for the host in base is patched
 //! (its traffic policy and other subsets stay); otherwise one is generated.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::base::BaseObject;
@@ -34,7 +35,7 @@ pub fn subsets(cx: &Context<'_>) -> Vec<Value> {
 pub fn in_base<'a>(cx: &Context<'a>) -> Option<&'a BaseObject> {
     cx.base.of_kind("DestinationRule").find(|d| {
         d.value
-            .pointer("/spec/host")
+            .at("/spec/host")
             .and_then(Value::as_str)
             .is_some_and(|h| cx.is_service_host(h))
     })
@@ -54,7 +55,7 @@ impl Component for Subsets {
         let from = format!("subsets {names} for {}", cx.host);
         match in_base(cx) {
             Some(dr) => {
-                let existing = dr.value.pointer("/spec/subsets").and_then(Value::as_array);
+                let existing = dr.value.at("/spec/subsets").and_then(Value::as_array);
                 let mut ops = Vec::new();
                 let mut added = Vec::new();
                 for s in &wanted {

@@ -1,6 +1,7 @@
 //! The Service selector patch: while both versions serve, the Service selects the pods of
 //! both (keys removed, keys added, as the plan says).
 
+use crate::pointer::Pointer as _;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Diagnostics, Result};
@@ -11,7 +12,7 @@ pub struct Selector;
 
 impl Component for Selector {
     fn render(&self, cx: &Context<'_>, out: &mut Rendered) -> Result<()> {
-        let current = selector::labels_of(cx.service.value.pointer("/spec/selector"));
+        let current = selector::labels_of(cx.service.value.at("/spec/selector"));
         let mut d = Diagnostics::default();
         for key in &cx.plan.selector_remove {
             if !current.contains_key(&key.value) {

@@ -2,6 +2,7 @@
 //! route to the Service host, weighted between the subsets, with the test route before it and
 //! the mirror on it (both added in code, so a custom template cannot drop them).
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::error::Result;
@@ -73,7 +74,7 @@ pub fn render(
     )?;
     if let Some(http) = generated
         .object
-        .pointer_mut("/spec/http")
+        .at_mut("/spec/http")
         .and_then(Value::as_array_mut)
     {
         if let Some(p) = super::mirror::percent(cx) {

@@ -2,6 +2,7 @@
 //! the canary subset while the stable subset still serves (stages route and shift); the
 //! copies' responses are dropped by the sidecar.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::base::BaseObject;
@@ -33,7 +34,7 @@ pub fn ops(cx: &Context<'_>, vs: &BaseObject, kind: &str, i: usize) -> Result<Ve
     if kind != "http" {
         return Ok(Vec::new());
     }
-    let Some(route) = vs.value.pointer(&format!("/spec/http/{i}")) else {
+    let Some(route) = vs.value.at(&format!("/spec/http/{i}")) else {
         return Ok(Vec::new());
     };
     let dest = super::split::service_destination(cx, vs, kind, i)?;

@@ -10,6 +10,7 @@ mod select;
 mod split;
 mod test_routes;
 
+use crate::pointer::Pointer as _;
 use serde_json::json;
 
 pub use select::base_routes_name_subsets;
@@ -81,7 +82,7 @@ impl Component for Routes {
             for (kind, i) in routes {
                 let route = split::split(cx, vs, kind, i, routing)?;
                 // A route that already is what the stage needs is left as it is.
-                if vs.value.pointer(&format!("/spec/{kind}/{i}/route")) != Some(&route) {
+                if vs.value.at(&format!("/spec/{kind}/{i}/route")) != Some(&route) {
                     ops.push(json!({"op": "replace", "path": format!("/spec/{kind}/{i}/route"), "value": route}));
                 }
                 ops.extend(mirror::ops(cx, vs, kind, i)?);

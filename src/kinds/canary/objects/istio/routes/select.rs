@@ -3,6 +3,7 @@
 //! Service; in each, the http routes the plan names (default all) and the tcp/tls routes of
 //! the plan's ports (default all).
 
+use crate::pointer::Pointer as _;
 use serde_json::Value;
 
 use crate::base::BaseObject;
@@ -86,11 +87,11 @@ pub fn in_base<'a>(cx: &Context<'a>) -> Result<Vec<&'a BaseObject>> {
 /// The delegate VirtualServices a root's http routes name, as found in base.
 fn delegates_of<'a>(cx: &Context<'a>, root: &BaseObject) -> Vec<&'a BaseObject> {
     root.value
-        .pointer("/spec/http")
+        .at("/spec/http")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|r| r.pointer("/delegate/name").and_then(Value::as_str))
+        .filter_map(|r| r.at("/delegate/name").and_then(Value::as_str))
         .filter_map(|name| cx.base.find("VirtualService", name))
         .collect()
 }
@@ -98,7 +99,7 @@ fn delegates_of<'a>(cx: &Context<'a>, root: &BaseObject) -> Vec<&'a BaseObject> 
 /// Whether a VirtualService is a delegate: it has no hosts, its root names it.
 pub fn is_delegate(vs: &BaseObject) -> bool {
     vs.value
-        .pointer("/spec/hosts")
+        .at("/spec/hosts")
         .and_then(Value::as_array)
         .is_none_or(Vec::is_empty)
 }
@@ -111,7 +112,7 @@ pub fn routes_to_service(cx: &Context<'_>, vs: &BaseObject) -> RouteRefs {
 /// The ports a tcp/tls route serves (`match[].port`); empty: every port.
 fn route_ports(vs: &BaseObject, kind: &str, i: usize) -> Vec<u64> {
     vs.value
-        .pointer(&format!("/spec/{kind}/{i}/match"))
+        .at(&format!("/spec/{kind}/{i}/match"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -194,7 +195,7 @@ fn named_http_routes(
 ) {
     let http = |vs: &BaseObject| -> Vec<Value> {
         vs.value
-            .pointer("/spec/http")
+            .at("/spec/http")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()
@@ -259,11 +260,11 @@ pub fn base_routes_name_subsets(cx: &Context<'_>) -> bool {
     cx.base.of_kind("VirtualService").any(|vs| {
         routes_to_service(cx, vs).into_iter().any(|(kind, i)| {
             vs.value
-                .pointer(&format!("/spec/{kind}/{i}/route"))
+                .at(&format!("/spec/{kind}/{i}/route"))
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .any(|d| d.pointer("/destination/subset").is_some())
+                .any(|d| d.at("/destination/subset").is_some())
         })
     })
 }

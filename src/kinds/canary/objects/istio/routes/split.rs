@@ -1,6 +1,7 @@
 //! The new destinations of a selected route at a stage: the stable and canary subsets with
 //! the stage's weights, or one of them alone.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::base::BaseObject;
@@ -20,7 +21,7 @@ pub fn service_destination(
     let stable = &cx.plan.stable.subset.value;
     let canary = &cx.plan.canary.subset.value;
     let ours = |d: &Value| {
-        d.pointer("/destination/host")
+        d.at("/destination/host")
             .and_then(Value::as_str)
             .is_some_and(|h| cx.is_service_host(h))
     };
@@ -74,14 +75,14 @@ pub fn service_destination(
 
 fn destinations(vs: &BaseObject, kind: &str, i: usize) -> Vec<Value> {
     vs.value
-        .pointer(&format!("/spec/{kind}/{i}/route"))
+        .at(&format!("/spec/{kind}/{i}/route"))
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
 }
 
 fn subset_of(d: &Value) -> Option<String> {
-    d.pointer("/destination/subset")
+    d.at("/destination/subset")
         .and_then(Value::as_str)
         .map(str::to_string)
 }

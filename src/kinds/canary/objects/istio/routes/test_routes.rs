@@ -1,6 +1,7 @@
 //! Test traffic (`match:`): before each selected http route, a route of the plan's match
 //! conditions crossed with the route's own, to the canary subset alone.
 
+use crate::pointer::Pointer as _;
 use serde_json::{Value, json};
 
 use crate::base::BaseObject;
@@ -27,7 +28,7 @@ pub fn test_route(
     if !tests_canary(cx) || kind != "http" {
         return Ok(None);
     }
-    let Some(route) = vs.value.pointer(&format!("/spec/http/{i}")) else {
+    let Some(route) = vs.value.at(&format!("/spec/http/{i}")) else {
         return Ok(None);
     };
     let own: Vec<Value> = route
@@ -77,7 +78,7 @@ pub fn test_route(
     };
     let taken = vs
         .value
-        .pointer("/spec/http")
+        .at("/spec/http")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
