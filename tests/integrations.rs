@@ -152,6 +152,10 @@ fn pre_commit(dir: &Path) -> Run {
     .env("PRE_COMMIT_HOME", &home)
     // Reuse compiled dependencies between runs of this test.
     .env("CARGO_TARGET_DIR", root().join("target/pre-commit-build"))
+    // The hook's behaviour is tested here, not the release profile's whole-program
+    // optimisation (minutes of linking on a 2-core machine).
+    .env("CARGO_PROFILE_RELEASE_LTO", "off")
+    .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
     .env("PRE_COMMIT_COLOR", "never");
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("pre-commit is required for this test (pip install pre-commit): {e}")
