@@ -162,7 +162,7 @@ impl PlansArgs {
 }
 
 fn diff(a: &DiffArgs) -> Result<ExitCode, Error> {
-    let renders = a.plans.render(Mode::Overlay, Keep::All)?;
+    let renders = a.plans.render(Mode::Overlay, Keep::Review)?;
     let color = match a.color {
         Color::Always => true,
         Color::Never => false,

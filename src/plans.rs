@@ -17,6 +17,9 @@ pub enum Keep {
     /// What writing the overlays reads (`render`, `validate`): each render is settled
     /// (`EnvironmentRender::settle`) as soon as it is checked, in the thread that rendered it.
     Writes,
+    /// What a review reads (`diff`): the traffic models too
+    /// (`EnvironmentRender::settle_for_review`).
+    Review,
 }
 
 /// Loads, checks and renders several plans, in parallel on the machine's cores; every
@@ -191,8 +194,12 @@ fn render_one(
     keep: Keep,
 ) -> Result<Vec<EnvironmentRender>> {
     let mut renders = kinds::registry::load(plan)?.render(only, templates, mode)?;
-    if keep == Keep::Writes {
-        renders.iter_mut().for_each(EnvironmentRender::settle);
+    match keep {
+        Keep::All => {}
+        Keep::Writes => renders.iter_mut().for_each(EnvironmentRender::settle),
+        Keep::Review => renders
+            .iter_mut()
+            .for_each(EnvironmentRender::settle_for_review),
     }
     Ok(renders)
 }

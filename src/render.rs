@@ -68,10 +68,16 @@ impl EnvironmentRender {
     /// as it is checked, so thousands of plans rendered together hold only what they write and
     /// what the checks across plans read (`pods`, `patched_selector`, `dir`).
     pub fn settle(&mut self) {
-        self.objects = Vec::new();
+        self.settle_for_review();
         self.model = None;
         self.base_model = None;
         self.traffic_before = None;
+    }
+
+    /// `settle`, keeping what a review reads (`diff`): the traffic models, besides the files
+    /// that differ from disk.
+    pub fn settle_for_review(&mut self) {
+        self.objects = Vec::new();
         if self.files == self.existing {
             self.files = Vec::new();
             self.existing = Vec::new();
