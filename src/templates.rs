@@ -236,8 +236,9 @@ impl Templates {
                 cell.get_or_init(|| {
                     let t = self.env.get_template(name).ok()?;
                     let source = t.source();
-                    // Names read through another template are not among this one's.
-                    if ["include", "import", "extends"]
+                    // Names read through another template are not among this one's, and
+                    // `debug()` prints the whole context.
+                    if ["include", "import", "extends", "debug"]
                         .iter()
                         .any(|w| source.contains(w))
                     {
@@ -371,6 +372,23 @@ mod tests {
         for env in ["staging", "production", "staging", "qa", "production"] {
             let p = policy(&custom, &context(env, "p"), "p");
             assert_eq!(p["metadata"]["labels"]["env"], env);
+        }
+
+        // `debug()` reads the whole context without naming a variable.
+        let dumps = Templates::with(|name| {
+            (name == "authorization-policy.yaml.j2").then(|| {
+                let text = BUILTIN[3].1.replace(
+                    "metadata:\n",
+                    "metadata:\n  annotations: {state: {{ debug() | tojson }}}\n",
+                );
+                (PathBuf::from("t/authorization-policy.yaml.j2"), text)
+            })
+        })
+        .unwrap();
+        for env in ["staging", "production", "staging", "qa"] {
+            let p = policy(&dumps, &context(env, "p"), "p");
+            let state = p["metadata"]["annotations"]["state"].as_str().unwrap();
+            assert!(state.contains(env), "{state}");
         }
     }
 }
