@@ -96,8 +96,7 @@ pub fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
     });
     let mut by_label_any: ByLabelAnywhere<'_> = HashMap::new();
     for (ri, r) in renders.iter().enumerate() {
-        let ws = &r.pods;
-        for (wi, (w, labels)) in ws.iter().enumerate() {
+        for (wi, (w, labels)) in r.pods.iter().enumerate() {
             for (k, v) in labels {
                 by_label
                     .entry((
@@ -145,10 +144,10 @@ pub fn selectors_apart(renders: &[EnvironmentRender]) -> Result<()> {
             .min_by_key(|lists| lists.iter().map(|l| l.len()).sum::<usize>())
             .unwrap_or_default();
         for &(ri, wi) in lists.iter().copied().flatten() {
-            let (Some(b), Some((w, labels))) = (
-                renders.get(ri),
-                renders.get(ri).and_then(|r| r.pods.get(wi)),
-            ) else {
+            let Some(b) = renders.get(ri) else {
+                continue;
+            };
+            let Some((w, labels)) = b.pods.get(wi) else {
                 continue;
             };
             if b.plan == a.plan || !selector::map_matches(&p.selector, labels) {

@@ -35,9 +35,9 @@ pub fn render_plans(
     if let [plan] = paths {
         return render_one(plan, only, templates, mode, keep);
     }
-    let feed = |queue: &Queue<usize>| {
+    let feed = |push: &mut dyn FnMut(usize, PathBuf)| {
         for (i, p) in paths.iter().enumerate() {
-            queue.push(i, p.clone());
+            push(i, p.clone());
         }
         Ok(())
     };
@@ -55,9 +55,13 @@ pub fn render_found(
     mode: Mode,
     keep: Keep,
 ) -> Result<Vec<EnvironmentRender>> {
-    let feed = |queue: &Queue<PathBuf>| {
-        walk(root, &mut |p| queue.push(p.clone(), p))?;
-        if queue.pushed() == 0 {
+    let feed = |push: &mut dyn FnMut(PathBuf, PathBuf)| {
+        let mut found = 0;
+        walk(root, &mut |p| {
+            found += 1;
+            push(p.clone(), p);
+        })?;
+        if found == 0 {
             return Err(no_plans(root));
         }
         Ok(())
@@ -67,97 +71,43 @@ pub fn render_found(
     checked_together(renders, plans)
 }
 
-/// Plans waiting to be rendered, each with the key its renders are ordered by.
-struct Queue<K> {
-    state: std::sync::Mutex<Waiting<K>>,
-    ready: std::sync::Condvar,
-}
-
-struct Waiting<K> {
-    plans: std::collections::VecDeque<(K, PathBuf)>,
-    /// No more plans will come.
-    closed: bool,
-    /// How many were pushed in all.
-    pushed: usize,
-}
-
-impl<K> Queue<K> {
-    fn new() -> Queue<K> {
-        Queue {
-            state: std::sync::Mutex::new(Waiting {
-                plans: std::collections::VecDeque::new(),
-                closed: false,
-                pushed: 0,
-            }),
-            ready: std::sync::Condvar::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting<K>> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn push(&self, key: K, plan: PathBuf) {
-        let mut w = self.lock();
-        w.plans.push_back((key, plan));
-        w.pushed += 1;
-        self.ready.notify_one();
-    }
-
-    fn pushed(&self) -> usize {
-        self.lock().pushed
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_all();
-    }
-
-    /// The next plan, waiting for one while the feed is still open.
-    fn next(&self) -> Option<(K, PathBuf)> {
-        let mut w = self.lock();
-        loop {
-            if let Some(item) = w.plans.pop_front() {
-                return Some(item);
-            }
-            if w.closed {
-                return None;
-            }
-            w = self
-                .ready
-                .wait(w)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-    }
-}
-
-/// Renders the plans `feed` pushes, on one thread per core while `feed` runs on this one; the
-/// renders come back ordered by their keys, every plan's problems reported together.
+/// Renders the plans `feed` pushes (each with the key its renders are ordered by), on one
+/// thread per core while `feed` runs on this one; the renders come back ordered by their keys,
+/// every plan's problems reported together.
 fn render_queued<K: Ord + Send>(
-    feed: impl FnOnce(&Queue<K>) -> Result<()>,
+    feed: impl FnOnce(&mut dyn FnMut(K, PathBuf)) -> Result<()>,
     only: &[String],
     templates: &Templates,
     mode: Mode,
     keep: Keep,
 ) -> Result<Vec<Vec<EnvironmentRender>>> {
-    let queue = Queue::new();
+    let (send, receive) = std::sync::mpsc::channel::<(K, PathBuf)>();
+    let receive = std::sync::Mutex::new(receive);
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let (fed, mut results) = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
-                    while let Some((key, plan)) = queue.next() {
+                    loop {
+                        // The lock is let go before rendering (a `while let` would hold it).
+                        let next = receive
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        // Over when the feed is done and every plan taken.
+                        let Ok((key, plan)) = next else { break };
                         done.push((key, render_one(&plan, only, templates, mode, keep)));
                     }
                     done
                 })
             })
             .collect();
-        let fed = feed(&queue);
-        queue.close();
+        let fed = feed(&mut |key, plan| {
+            // The receiver outlives every worker: a send cannot fail.
+            let _ = send.send((key, plan));
+        });
+        drop(send);
         let mut results: Vec<(K, Result<Vec<EnvironmentRender>>)> = Vec::new();
         for h in handles {
             match h.join() {

@@ -56,7 +56,8 @@ pub struct Templates {
     recent: std::sync::Mutex<std::collections::VecDeque<(String, Value)>>,
     /// For each template (in `BUILTIN`'s order), the context variables it reads, once known:
     /// two contexts that agree on them render the same object. `None`: the template may read
-    /// more than it names (it includes or imports another), so the whole context counts.
+    /// more than it names (it includes, imports or extends another, calls `debug()`, or names
+    /// nothing found), so the whole context counts.
     reads: [std::sync::OnceLock<Option<Vec<String>>>; BUILTIN.len()],
     /// Which templates rendered once already: finding what a template reads costs a parse of
     /// its source, paid from its second render on (one environment's render never pays it).
@@ -261,23 +262,22 @@ impl Templates {
         }
     }
 
+    fn recent(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, Value)>> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The object last rendered under `key` (template and context), if still kept.
     fn recall(&self, key: &str) -> Option<Value> {
-        let recent = self
-            .recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        recent
+        self.recent()
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
     }
 
     fn remember(&self, key: String, value: &Value) {
-        let mut recent = self
-            .recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut recent = self.recent();
         if recent.len() == RECENT {
             recent.pop_front();
         }
